@@ -1,0 +1,3 @@
+from bitpath.cli import main
+
+main()
