@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: Apache-2.0
+// Inline helpers shared by the kernels: packed reads/writes, requantization, parameter checks.
+// Not part of the public API (bp_kernels.h).
+#ifndef BP_SUPPORT_H
+#define BP_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bp_types.h"
+
+// Requantization relies on >> of a negative int64 being an arithmetic (flooring) shift.
+// C leaves this implementation-defined; GCC, Clang and Arm Compiler all define it so.
+_Static_assert(((int64_t)-3 >> 1) == -2, "bitpath needs arithmetic right shift of signed integers");
+
+#define BP_SHIFT_MAX 62
+
+static inline int32_t bp_row_bytes(int32_t n, int32_t bits) { return (int32_t)(((int64_t)n * bits + 7) / 8); }
+
+// Value i of a packed row, LSB first: byte i*b/8, bits (i*b)%8 .. +b-1. Sign-extended when is_signed.
+static inline int32_t bp_read(const uint8_t *row, int32_t i, int32_t bits, int32_t is_signed) {
+    if (bits == 8) {
+        return is_signed ? (int32_t)(int8_t)row[i] : (int32_t)row[i];
+    }
+    const int32_t bit = i * bits;
+    const int32_t code = (row[bit >> 3] >> (bit & 7)) & ((1 << bits) - 1);
+    return (is_signed && code >= (1 << (bits - 1))) ? code - (1 << bits) : code;
+}
+
+// Store value v (already inside the b-bit range) as value i of a packed row. The row's bytes must
+// have been zeroed first (bp_clear_row) so that padding bits stay zero.
+static inline void bp_write(uint8_t *row, int32_t i, int32_t bits, int32_t v) {
+    if (bits == 8) {
+        row[i] = (uint8_t)v;
+        return;
+    }
+    const int32_t bit = i * bits;
+    row[bit >> 3] |= (uint8_t)((v & ((1 << bits) - 1)) << (bit & 7));
+}
+
+static inline void bp_clear_row(uint8_t *row, int32_t nbytes) {
+    for (int32_t k = 0; k < nbytes; k++) {
+        row[k] = 0;
+    }
+}
+
+// Nested weight view: the top `view` bits of a code stored at `stored` bits (floor division).
+static inline int32_t bp_read_weight(const uint8_t *row, int32_t i, int32_t stored, int32_t view) {
+    return bp_read(row, i, stored, 1) >> (stored - view);
+}
+
+// Round-half-up dyadic requantization. |acc*m| <= 2^62 and r <= 2^61: the int64 sum cannot overflow.
+static inline int32_t bp_requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
+    int64_t p = (int64_t)acc * (int64_t)m;
+    if (s > 0) {
+        p += (int64_t)1 << (s - 1);
+    }
+    p >>= s;
+    return p < lo ? lo : (p > hi ? hi : (int32_t)p);
+}
+
+static inline int32_t bp_valid_bits(int32_t b) { return b == 2 || b == 4 || b == 8; }
+
+static inline int32_t bp_act_min(const bp_act_t *f) { return f->is_signed ? -(1 << (f->bits - 1)) : 0; }
+
+static inline int32_t bp_act_max(const bp_act_t *f) {
+    return f->is_signed ? (1 << (f->bits - 1)) - 1 : (1 << f->bits) - 1;
+}
+
+// Packed 2/4/8-bit activation format, signed or not.
+static inline bp_status_t bp_check_act(const bp_act_t *f) {
+    if (f == NULL) {
+        return BP_ERR_ARG;
+    }
+    if (!bp_valid_bits(f->bits) || (f->is_signed != 0 && f->is_signed != 1)) {
+        return BP_ERR_BITS;
+    }
+    return BP_OK;
+}
+
+// Output clamp [lo, hi] inside the format's range.
+static inline bp_status_t bp_check_clamp(const bp_act_t *f, int32_t lo, int32_t hi) {
+    return (lo < bp_act_min(f) || hi > bp_act_max(f) || lo > hi) ? BP_ERR_QUANT : BP_OK;
+}
+
+// Layer widths: packed input, weights view <= stored, output packed or int32 logits.
+static inline bp_status_t bp_check_quant(const bp_quant_t *q) {
+    if (q == NULL) {
+        return BP_ERR_ARG;
+    }
+    bp_status_t st = bp_check_act(&q->in);
+    if (st != BP_OK) {
+        return st;
+    }
+    if (!bp_valid_bits(q->w_stored) || !bp_valid_bits(q->w_view) || q->w_view > q->w_stored) {
+        return BP_ERR_BITS;
+    }
+    if (q->out.bits == 32) {
+        return q->out.is_signed == 1 ? BP_OK : BP_ERR_BITS;
+    }
+    st = bp_check_act(&q->out);
+    return st != BP_OK ? st : bp_check_clamp(&q->out, q->act_min, q->act_max);
+}
+
+static inline bp_status_t bp_check_requant(const bp_requant_t *rq, int32_t channels) {
+    if (rq == NULL || rq->multiplier == NULL || rq->shift == NULL) {
+        return BP_ERR_ARG;
+    }
+    for (int32_t c = 0; c < channels; c++) {
+        if (rq->shift[c] < 0 || rq->shift[c] > BP_SHIFT_MAX) {
+            return BP_ERR_QUANT;
+        }
+    }
+    return BP_OK;
+}
+
+// Worst-case accumulator |bias[o]| + K * xmax * wmax must fit int32 for every channel, so that
+// acc = bias + sum can never overflow. bias may be NULL (zero).
+static inline bp_status_t bp_check_acc(int64_t k, const bp_act_t *in, int32_t w_view, const int32_t *bias, int32_t n) {
+    const int64_t xmax = in->is_signed ? ((int64_t)1 << (in->bits - 1)) : (((int64_t)1 << in->bits) - 1);
+    const int64_t wmax = (int64_t)1 << (w_view - 1);
+    const int64_t products = k * xmax * wmax;
+    if (products > INT32_MAX) {
+        return BP_ERR_ACC_RANGE;
+    }
+    for (int32_t o = 0; bias != NULL && o < n; o++) {
+        const int64_t b = bias[o] < 0 ? -(int64_t)bias[o] : (int64_t)bias[o];
+        if (products + b > INT32_MAX) {
+            return BP_ERR_ACC_RANGE;
+        }
+    }
+    return BP_OK;
+}
+
+// Dot product of an unpacked patch with the nested view of one packed weight row.
+// |sum| <= k * xmax * 2^(view-1), checked by bp_check_acc before any call.
+static inline int32_t bp_dot_patch(const int16_t *patch, const uint8_t *wrow, int32_t k, int32_t stored, int32_t view) {
+    const int32_t sh = stored - view;
+    int32_t sum = 0;
+    if (stored == 8) {
+        for (int32_t i = 0; i < k; i++) {
+            sum += patch[i] * ((int32_t)(int8_t)wrow[i] >> sh);
+        }
+    } else if (stored == 4) {
+        int32_t i = 0;
+        for (; i + 1 < k; i += 2) {
+            const uint8_t byte = wrow[i >> 1];
+            // Low nibble: move it to the top of an int8 to sign-extend, then shift down (4 + view drop).
+            sum += patch[i] * ((int32_t)(int8_t)(uint8_t)(byte << 4) >> (4 + sh));
+            sum += patch[i + 1] * ((int32_t)(int8_t)byte >> (4 + sh));
+        }
+        if (i < k) {
+            sum += patch[i] * bp_read_weight(wrow, i, 4, view);
+        }
+    } else {
+        for (int32_t i = 0; i < k; i++) {
+            sum += patch[i] * bp_read_weight(wrow, i, stored, view);
+        }
+    }
+    return sum;
+}
+
+static inline int32_t bp_dims_positive(const bp_dims_t *d) {
+    return d != NULL && d->n > 0 && d->h > 0 && d->w > 0 && d->c > 0;
+}
+
+// Window geometry: strides/padding valid, the window fits, and out_h/out_w match exactly.
+static inline bp_status_t bp_check_window(const bp_window_t *win,
+                                          int32_t in_h,
+                                          int32_t in_w,
+                                          int32_t kh,
+                                          int32_t kw,
+                                          int32_t out_h,
+                                          int32_t out_w) {
+    if (win == NULL) {
+        return BP_ERR_ARG;
+    }
+    if (win->stride_h < 1 || win->stride_w < 1 || win->pad_top < 0 || win->pad_bottom < 0 || win->pad_left < 0 ||
+        win->pad_right < 0 || kh < 1 || kw < 1) {
+        return BP_ERR_SHAPE;
+    }
+    const int64_t ph = (int64_t)in_h + win->pad_top + win->pad_bottom;
+    const int64_t pw = (int64_t)in_w + win->pad_left + win->pad_right;
+    if (kh > ph || kw > pw) {
+        return BP_ERR_SHAPE;
+    }
+    if ((ph - kh) / win->stride_h + 1 != out_h || (pw - kw) / win->stride_w + 1 != out_w) {
+        return BP_ERR_SHAPE;
+    }
+    return BP_OK;
+}
+
+// Store one output value: packed b-bit rows, or int32 logits.
+static inline void bp_store(void *output, int64_t row, int32_t row_len, int32_t i, const bp_act_t *f, int32_t v) {
+    if (f->bits == 32) {
+        ((int32_t *)output)[row * row_len + i] = v;
+    } else {
+        bp_write((uint8_t *)output + row * bp_row_bytes(row_len, f->bits), i, f->bits, v);
+    }
+}
+
+#endif // BP_SUPPORT_H
