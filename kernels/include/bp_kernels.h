@@ -25,7 +25,8 @@ extern "C" {
 #endif
 
 /**
- * @brief Scratch bytes bp_conv2d needs: one unpacked input patch, KH*KW*Cin int16 values.
+ * @brief Scratch bytes bp_conv2d needs: two unpacked input patches of ceil(KH*KW*Cin / 4) * 4 int16
+ *        values (the portable kernel uses one, the DSP kernel one per pixel of a 2-pixel block).
  * @param[in] filter_dims  n = Cout, h = KH, w = KW, c = Cin
  * @return bytes (>= 0), or BP_ERR_ARG for non-positive dimensions
  */
@@ -39,7 +40,7 @@ int32_t bp_conv2d_get_buffer_size(const bp_dims_t *filter_dims);
  * BP_ERR_ACC_RANGE when KH*KW*Cin * xmax * 2^(w_view-1) > INT32_MAX (e.g. more than 65793 products
  * at a8w8), and the host bound checker (bitpath.ref.bounds) covers the bias.
  *
- * @param[in]  ctx          scratch, ctx->size >= bp_conv2d_get_buffer_size(filter_dims)
+ * @param[in]  ctx          scratch, 4-byte aligned, ctx->size >= bp_conv2d_get_buffer_size(filter_dims)
  * @param[in]  win          stride (>= 1) and padding (>= 0); output size must match exactly
  * @param[in]  q            widths: in {2,4,8} (signed or not), out {2,4,8} or 32 (int32 logits),
  *                          w_view <= w_stored in {2,4,8}; clamp inside the output range

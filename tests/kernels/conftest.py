@@ -13,7 +13,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     ops_seen = sorted({k[0] for k in COUNTS})
     total = sum(COUNTS[o, "cases"] for o in ops_seen)
     bad = sum(COUNTS[o, "mismatches"] for o in ops_seen)
-    terminalreporter.write_sep("-", "C vs numpy reference")
+    terminalreporter.write_sep("-", "C (portable and DSP variants) vs numpy reference")
     for o in ops_seen:
         terminalreporter.write_line(
             f"{o:18s} {COUNTS[o, 'cases']:6d} cases compared, {COUNTS[o, 'refused']:4d} refused by both, "

@@ -48,15 +48,17 @@ class KernelError(RuntimeError):
         super().__init__(f"{kernel} returned {STATUS_NAMES.get(status, status)} ({status})")
 
 
-_mod: Any = None
+_mods: dict[str, Any] = {}
 
 
-def load() -> Any:
-    """Build (first use only) and import the extension; returns the cffi module (``.ffi``, ``.lib``)."""
-    global _mod
-    if _mod is None:
-        _mod = load_module()
-    return _mod
+def load(variant: str = "ref") -> Any:
+    """Build (first use only) and import a kernel variant; returns the cffi module (``.ffi``, ``.lib``).
+
+    ``"ref"`` is the portable C; ``"dsp"`` the ARMv7E-M variants compiled for the host.
+    """
+    if variant not in _mods:
+        _mods[variant] = load_module(variant)
+    return _mods[variant]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -117,8 +119,8 @@ def _requant_arrays(q: LayerQuant, mult: Any, shift: Any, n: int) -> tuple[np.nd
 class _Call:
     """Holds the numpy buffers of one call alive and turns them into C pointers."""
 
-    def __init__(self) -> None:
-        self.mod = load()
+    def __init__(self, variant: str) -> None:
+        self.mod = load(variant)
         self.ffi = self.mod.ffi
         self.keep: list[Any] = []
 
@@ -194,7 +196,9 @@ def _bias(bias: Any, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- kernels
 
 
-def conv2d(x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant, win: Window = Window()) -> np.ndarray:
+def conv2d(
+    x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant, win: Window = Window(), *, variant: str = "ref"
+) -> np.ndarray:
     """``bp_conv2d``: same arguments and result as :func:`bitpath.ref.ops.conv2d`."""
     q, win = _quant(q), _window(win)
     xlo, xhi = q.inp.range
@@ -208,7 +212,7 @@ def conv2d(x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant, win:
     oh, ow = win.out_size(h, wd, kh, kw)
     b = _bias(bias, cout)
     m, s = _requant_arrays(q, mult, shift, cout)
-    call = _Call()
+    call = _Call(variant)
     ffi, lib = call.ffi, call.mod.lib
     fdims = call.dims(cout, kh, kw, cin)
     scratch = np.zeros(max(lib.bp_conv2d_get_buffer_size(fdims), 2), np.uint8)
@@ -232,7 +236,7 @@ def conv2d(x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant, win:
 
 
 def depthwise_conv2d(
-    x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant, win: Window = Window()
+    x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant, win: Window = Window(), *, variant: str = "ref"
 ) -> np.ndarray:
     """``bp_depthwise_conv2d``: same arguments and result as :func:`bitpath.ref.ops.depthwise_conv2d`."""
     q, win = _quant(q), _window(win)
@@ -247,7 +251,7 @@ def depthwise_conv2d(
     oh, ow = win.out_size(h, wd, kh, kw)
     b = _bias(bias, c)
     m, s = _requant_arrays(q, mult, shift, c)
-    call = _Call()
+    call = _Call(variant)
     out = _out_buffer(oh * ow, c, q.out)
     st = call.mod.lib.bp_depthwise_conv2d(
         call.window(win),
@@ -265,7 +269,9 @@ def depthwise_conv2d(
     return _read_out(out, c, q.out).reshape(oh, ow, c)
 
 
-def fully_connected(x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant) -> np.ndarray:
+def fully_connected(
+    x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQuant, *, variant: str = "ref"
+) -> np.ndarray:
     """``bp_fully_connected``: same arguments and result as :func:`bitpath.ref.ops.fully_connected`."""
     q = _quant(q)
     xlo, xhi = q.inp.range
@@ -277,7 +283,7 @@ def fully_connected(x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQu
         raise ValueError(f"w: has {cin} inputs, x has {xa.shape[0]}")
     b = _bias(bias, cout)
     m, s = _requant_arrays(q, mult, shift, cout)
-    call = _Call()
+    call = _Call(variant)
     out = _out_buffer(1, cout, q.out)
     st = call.mod.lib.bp_fully_connected(
         call.quant(q),
@@ -294,13 +300,13 @@ def fully_connected(x: Any, w: Any, bias: Any, mult: Any, shift: Any, q: LayerQu
     return _read_out(out, cout, q.out)[0]
 
 
-def _pool(kernel: str, x: Any, fmt: ActFormat, kh: int, kw: int, win: Window) -> np.ndarray:
+def _pool(kernel: str, x: Any, fmt: ActFormat, kh: int, kw: int, win: Window, variant: str) -> np.ndarray:
     fmt, win = _packed_act("fmt", fmt), _window(win)
     lo, hi = fmt.range
     xa = _int_array("x", x, 3, lo, hi)
     h, wd, c = xa.shape
     oh, ow = win.out_size(h, wd, kh, kw)
-    call = _Call()
+    call = _Call(variant)
     out = _out_buffer(oh * ow, c, fmt)
     st = getattr(call.mod.lib, kernel)(
         call.window(win),
@@ -316,16 +322,20 @@ def _pool(kernel: str, x: Any, fmt: ActFormat, kh: int, kw: int, win: Window) ->
     return _read_out(out, c, fmt).reshape(oh, ow, c)
 
 
-def max_pool2d(x: Any, fmt: ActFormat, kh: int, kw: int, win: Window = Window()) -> np.ndarray:
+def max_pool2d(
+    x: Any, fmt: ActFormat, kh: int, kw: int, win: Window = Window(), *, variant: str = "ref"
+) -> np.ndarray:
     """``bp_max_pool2d``: same arguments and result as :func:`bitpath.ref.ops.max_pool2d`."""
-    return _pool("bp_max_pool2d", x, fmt, kh, kw, win)
+    return _pool("bp_max_pool2d", x, fmt, kh, kw, win, variant)
 
 
-def avg_pool2d(x: Any, fmt: ActFormat, kh: int, kw: int, stride_h: int = 1, stride_w: int = 1) -> np.ndarray:
+def avg_pool2d(
+    x: Any, fmt: ActFormat, kh: int, kw: int, stride_h: int = 1, stride_w: int = 1, *, variant: str = "ref"
+) -> np.ndarray:
     """``bp_avg_pool2d``: same arguments and result as :func:`bitpath.ref.ops.avg_pool2d`."""
     if _packed_act("fmt", fmt).signed:
         raise ValueError("fmt: avg_pool2d needs unsigned activations")
-    return _pool("bp_avg_pool2d", x, fmt, kh, kw, Window(stride_h, stride_w))
+    return _pool("bp_avg_pool2d", x, fmt, kh, kw, Window(stride_h, stride_w), variant)
 
 
 def add(
@@ -339,6 +349,8 @@ def add(
     out: ActFormat,
     act_min: int | None = None,
     act_max: int | None = None,
+    *,
+    variant: str = "ref",
 ) -> np.ndarray:
     """``bp_add``: same arguments and result as :func:`bitpath.ref.ops.add`; any shape, last axis = channels."""
     a_fmt, b_fmt, out = _packed_act("a_fmt", a_fmt), _packed_act("b_fmt", b_fmt), _packed_act("out", out)
@@ -360,7 +372,7 @@ def add(
     if not olo <= lo <= hi <= ohi:
         raise ValueError(f"act_min/act_max: [{lo}, {hi}] must lie inside [{olo}, {ohi}]")
     rows, count = aa.shape
-    call = _Call()
+    call = _Call(variant)
     buf = _out_buffer(rows, count, out)
     st = call.mod.lib.bp_add(
         call.act(a_fmt),
@@ -381,7 +393,16 @@ def add(
     return _read_out(buf, count, out).reshape(shape)
 
 
-def requantize(acc: Any, mult: Any, shift: Any, act_min: int, act_max: int, out: ActFormat | None = None) -> np.ndarray:
+def requantize(
+    acc: Any,
+    mult: Any,
+    shift: Any,
+    act_min: int,
+    act_max: int,
+    out: ActFormat | None = None,
+    *,
+    variant: str = "ref",
+) -> np.ndarray:
     """``bp_requantize``: same result as :func:`bitpath.ref.requant.requantize` (channels = last axis).
 
     ``out`` is the packed format the C kernel writes (default: the narrowest unsigned or signed
@@ -403,7 +424,7 @@ def requantize(acc: Any, mult: Any, shift: Any, act_min: int, act_max: int, out:
     s = _int_array("shift", shift, 1, 0, SHIFT_MAX)
     if m.shape != (ch,) or s.shape != (ch,):
         raise ValueError(f"mult/shift: expected shape ({ch},), got {m.shape} and {s.shape}")
-    call = _Call()
+    call = _Call(variant)
     buf = _out_buffer(rows, ch, out)
     st = call.mod.lib.bp_requantize(
         call.ptr(a.astype(np.int32), "int32_t *"),

@@ -13,6 +13,10 @@ from pathlib import Path
 from types import ModuleType
 
 MODULE = "_bp_kernels"
+# "ref": the portable kernels (src/ref). "dsp": the ARMv7E-M variants (src/opt/dsp) replacing the
+# portable file of the same name, compiled for the host with bp_dsp.h's portable C intrinsics, so the
+# optimized algorithms are checked bit for bit here too (on the board they are real DSP instructions).
+VARIANTS = {"ref": (), "dsp": ("opt/dsp",)}
 
 CDEF = """
 typedef enum {
@@ -67,14 +71,23 @@ def kernels_dir() -> Path:
     return path
 
 
-def _sources(kdir: Path) -> list[Path]:
-    return sorted((kdir / "src" / "ref").glob("*.c"))
+def sources(kdir: Path, variant: str = "ref") -> list[Path]:
+    """The C files of a variant: src/ref/*.c, each replaced by the variant's file of the same name."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant: expected one of {sorted(VARIANTS)}, got {variant!r}")
+    files = {p.name: p for p in (kdir / "src" / "ref").glob("*.c")}
+    for sub in VARIANTS[variant]:
+        for p in (kdir / "src" / sub).glob("*.c"):
+            if p.name not in files:
+                raise ValueError(f"{p}: an optimized kernel must replace a portable one of the same name")
+            files[p.name] = p
+    return sorted(files.values(), key=lambda p: p.name)
 
 
-def source_hash(kdir: Path) -> str:
+def source_hash(kdir: Path, variant: str = "ref") -> str:
     """Hash of everything that goes into the extension: sources, headers, cdef, flags, Python ABI."""
-    h = hashlib.sha256()
-    for p in sorted((kdir / "include").glob("*.h")) + _sources(kdir):
+    h = hashlib.sha256(variant.encode())
+    for p in sorted((kdir / "include").glob("*.h")) + sources(kdir, variant):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     h.update(CDEF.encode())
@@ -90,23 +103,25 @@ def cache_dir() -> Path:
     return Path(base) / "ckernels"
 
 
-def build(verbose: bool = False) -> Path:
-    """Compile the kernels (if not cached) and return the path of the extension module."""
+def build(variant: str = "ref", verbose: bool = False) -> Path:
+    """Compile a kernel variant (if not cached) and return the path of its extension module."""
     from cffi import FFI  # imported here: only building needs the compiler side of cffi
 
     kdir = kernels_dir()
-    out = cache_dir() / source_hash(kdir)
+    srcs = sources(kdir, variant)
+    out = cache_dir() / source_hash(kdir, variant)
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    target = out / f"{MODULE}{suffix}"
+    module = f"{MODULE}_{variant}"
+    target = out / f"{module}{suffix}"
     if target.is_file():
         return target
     out.mkdir(parents=True, exist_ok=True)
     ffi = FFI()
     ffi.cdef(CDEF)
     ffi.set_source(
-        MODULE,
+        module,
         '#include "bp_kernels.h"\n',
-        sources=[str(p) for p in _sources(kdir)],
+        sources=[str(p) for p in srcs],
         include_dirs=[str(kdir / "include")],
         extra_compile_args=CFLAGS,
     )
@@ -114,16 +129,16 @@ def build(verbose: bool = False) -> Path:
     # first uses (pytest workers, two shells) never see a half-written module.
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         built = Path(ffi.compile(tmpdir=tmp, verbose=verbose))
-        staged = out / f".{MODULE}.{os.getpid()}{suffix}"
+        staged = out / f".{module}.{os.getpid()}{suffix}"
         shutil.copyfile(built, staged)
         os.replace(staged, target)
     return target
 
 
-def load_module(verbose: bool = False) -> ModuleType:
-    """Build if needed and import the extension module."""
-    path = build(verbose=verbose)
-    name = f"bitpath.ckernels.{MODULE}"
+def load_module(variant: str = "ref", verbose: bool = False) -> ModuleType:
+    """Build if needed and import a variant's extension module."""
+    path = build(variant, verbose=verbose)
+    name = f"bitpath.ckernels.{MODULE}_{variant}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Refer to bp_kernels.h for documentation.
-#include <stdint.h>
-
-#include "bp_kernels.h"
-#include "bp_support.h"
+#include "bp_conv2d_internal.h"
 
 bp_status_t bp_conv2d(const bp_context_t *ctx,
                       const bp_window_t *win,
@@ -16,78 +13,12 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                       const int32_t *bias,
                       const bp_dims_t *output_dims,
                       void *output) {
-    if (ctx == NULL || input == NULL || filter == NULL || output == NULL || !bp_dims_positive(input_dims) ||
-        !bp_dims_positive(filter_dims) || !bp_dims_positive(output_dims)) {
-        return BP_ERR_ARG;
-    }
-    bp_status_t st = bp_check_quant(q);
+    const bp_status_t st =
+        bp_conv2d_check(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
     if (st != BP_OK) {
         return st;
     }
-    const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
-    if (filter_dims->c != cin || output_dims->c != cout || output_dims->n != input_dims->n) {
-        return BP_ERR_SHAPE;
-    }
-    st = bp_check_window(win, input_dims->h, input_dims->w, kh, kw, output_dims->h, output_dims->w);
-    if (st != BP_OK) {
-        return st;
-    }
-    const int32_t k = kh * kw * cin;
-    st = bp_check_acc(k, &q->in, q->w_view, bias, cout);
-    if (st != BP_OK) {
-        return st;
-    }
-    if (q->out.bits != 32 && (st = bp_check_requant(rq, cout)) != BP_OK) {
-        return st;
-    }
-    const int32_t need = bp_conv2d_get_buffer_size(filter_dims);
-    if (need < 0 || ctx->buf == NULL || ctx->size < need || ((uintptr_t)ctx->buf & 1u) != 0) {
-        return BP_ERR_BUFFER;
-    }
-
-    int16_t *patch = (int16_t *)ctx->buf;
-    const int32_t in_row = bp_row_bytes(cin, q->in.bits);
-    const int32_t w_row = bp_row_bytes(k, q->w_stored);
-    const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
-    const int32_t ih = input_dims->h, iw = input_dims->w, oh = output_dims->h, ow = output_dims->w;
-
-    for (int32_t n = 0; n < input_dims->n; n++) {
-        const uint8_t *img = input + (int64_t)n * ih * iw * in_row;
-        for (int32_t oy = 0; oy < oh; oy++) {
-            for (int32_t ox = 0; ox < ow; ox++) {
-                // Unpack the input patch once; every output channel reuses it. Padding reads as 0.
-                int16_t *p = patch;
-                for (int32_t ky = 0; ky < kh; ky++) {
-                    const int32_t iy = oy * win->stride_h - win->pad_top + ky;
-                    for (int32_t kx = 0; kx < kw; kx++) {
-                        const int32_t ix = ox * win->stride_w - win->pad_left + kx;
-                        if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
-                            for (int32_t c = 0; c < cin; c++) {
-                                *p++ = 0;
-                            }
-                        } else {
-                            const uint8_t *px = img + ((int64_t)iy * iw + ix) * in_row;
-                            for (int32_t c = 0; c < cin; c++) {
-                                *p++ = (int16_t)bp_read(px, c, q->in.bits, q->in.is_signed);
-                            }
-                        }
-                    }
-                }
-                const int64_t row = ((int64_t)n * oh + oy) * ow + ox;
-                if (out_row > 0) {
-                    bp_clear_row((uint8_t *)output + row * out_row, out_row);
-                }
-                for (int32_t o = 0; o < cout; o++) {
-                    // |acc| <= |bias[o]| + k * xmax * 2^(w_view-1) <= INT32_MAX (bp_check_acc).
-                    const int32_t acc = (bias ? bias[o] : 0) +
-                                        bp_dot_patch(patch, filter + (int64_t)o * w_row, k, q->w_stored, q->w_view);
-                    const int32_t v = q->out.bits == 32
-                                          ? acc
-                                          : bp_requant(acc, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
-                    bp_store(output, row, cout, o, &q->out, v);
-                }
-            }
-        }
-    }
+    bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims,
+                      output);
     return BP_OK;
 }

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// The few ARMv7E-M DSP (SIMD) instructions the optimized kernels use. On a core with the DSP
+// extension (__ARM_FEATURE_DSP: Cortex-M4/M7/M33) they are the ACLE intrinsics, one instruction each;
+// elsewhere (host, Cortex-M0) they are portable C with identical results, so the optimized kernels
+// can be tested bit for bit on the host too. Not part of the public API.
+#ifndef BP_DSP_H
+#define BP_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define BP_HAVE_DSP 1
+#endif
+
+// Unaligned 32-bit load (LDR allows unaligned addresses on ARMv7-M; memcpy keeps C free of UB).
+static inline uint32_t bp_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+#ifdef BP_HAVE_DSP
+
+static inline int32_t bp_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    return __smlad((int16x2_t)a, (int16x2_t)b, acc);
+}
+static inline uint32_t bp_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
+static inline uint32_t bp_uxtb16(uint32_t x) { return (uint32_t)__uxtb16((uint8x4_t)x); }
+
+#else
+
+// acc + lo16(a)*lo16(b) + hi16(a)*hi16(b), 16-bit halves signed. Like SMLAD, the sum wraps modulo
+// 2^32 (computed unsigned to keep C free of overflow UB); callers keep it within int32.
+static inline int32_t bp_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    const int32_t lo = (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu);
+    const int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
+}
+// Bytes 0 and 2, sign-extended into the two 16-bit halves.
+static inline uint32_t bp_sxtb16(uint32_t x) {
+    const uint32_t lo = (uint32_t)(uint16_t)(int16_t)(int8_t)(uint8_t)(x & 0xFFu);
+    const uint32_t hi = (uint32_t)(uint16_t)(int16_t)(int8_t)(uint8_t)((x >> 16) & 0xFFu);
+    return lo | (hi << 16);
+}
+// Bytes 0 and 2, zero-extended into the two 16-bit halves.
+static inline uint32_t bp_uxtb16(uint32_t x) { return x & 0x00FF00FFu; }
+#endif
+
+// Rotate right by n in 1..31. GCC and Clang turn this into ROR, or fold it into SXTB16/UXTB16 as
+// their rotate operand (GCC 12's arm_acle.h has no __ror).
+static inline uint32_t bp_ror(uint32_t x, uint32_t n) { return (x >> n) | (x << (32u - n)); }
+
+#endif // BP_DSP_H

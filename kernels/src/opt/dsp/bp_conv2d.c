@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: Apache-2.0
+// Refer to bp_kernels.h for documentation. ARMv7E-M DSP variant of bp_conv2d: same symbol, same
+// results bit for bit as src/ref/bp_conv2d.c (which stays the fallback for cores without DSP).
+//
+// Two fast paths, each computing a 2-pixel x 2-channel block so every loaded operand is used twice:
+//
+// 1. SMLAD path (weights stored at 8 bits, any view, any input width): the input patch is unpacked
+//    once to int16 in the order x0 x2 x1 x3 per group of 4, so that the two SXTB16 halves of a weight
+//    word, (w0,w2) and (w1,w3), meet their inputs without repacking. A b-bit view of 8-bit codes is
+//    the code with its low 8-b bits cleared (one AND per word): the products come out 2^(8-b) too
+//    large and the exact sum is recovered with one shift at the end.
+//
+// 2. Packed 2-bit path (unsigned 2-bit inputs, 2-bit view of 8-bit codes): two products per 16-bit
+//    half. Inputs are bytes laid out | x2 | x3 | x0 | x1 | (byte 3..0) and weights become offset
+//    codes w' = w + 2 in 0..3, | w3' | w2' | w1' | w0' |, so that SMLAD's halves multiply
+//    (x0*256 + x1) * (w0' + 256*w1'): bits 8..15 of the product collect x0*w0' + x1*w1'.
+//    Per SMLAD that field gains at most 4*3*3 = 36 and the field below it at most 2*9 = 18, so after
+//    7 SMLADs the middle field is <= 252 and nothing has carried into it: extract it then.
+//    sum(x*w) = sum(x*w') - 2*sum(x), with sum(x) computed once per patch for all channels.
+#include "bp_conv2d_internal.h"
+#include "bp_dsp.h"
+
+// Output rows a (and b, which may equal a when the block has one pixel) of image n.
+typedef struct {
+    int64_t row[2];
+    int32_t oy[2];
+    int32_t ox[2];
+} bp_block_t;
+
+// Unpack the patch of output pixel (oy, ox) into `col` (int16, reordered x0 x2 x1 x3 per group of 4;
+// the tail beyond the last full group stays in natural order).
+static void im2col_s16(int16_t *col,
+                       const uint8_t *img,
+                       const bp_dims_t *in,
+                       int32_t in_row,
+                       const bp_window_t *win,
+                       const bp_quant_t *q,
+                       int32_t kh,
+                       int32_t kw,
+                       int32_t oy,
+                       int32_t ox) {
+    const int32_t cin = in->c, k = kh * kw * cin, k4 = k & ~3;
+    int32_t i = 0;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        for (int32_t kx = 0; kx < kw; kx++) {
+            const uint8_t *px = bp_conv2d_pixel(img, in, in_row, oy * win->stride_h - win->pad_top + ky,
+                                                ox * win->stride_w - win->pad_left + kx);
+            for (int32_t c = 0; c < cin; c++, i++) {
+                // position of element i: swap the middle two of every full group of 4
+                const int32_t m = i & 3;
+                const int32_t pos = (i < k4 && (m == 1 || m == 2)) ? (i ^ 3) : i;
+                col[pos] = px ? (int16_t)bp_read(px, c, q->in.bits, q->in.is_signed) : 0;
+            }
+        }
+    }
+    (void)k;
+}
+
+// Unpack a 2-bit unsigned patch to bytes | x2 | x3 | x0 | x1 | per group of 4 (tail natural);
+// returns sum(x) over the whole patch.
+static int32_t im2col_u2(uint8_t *col,
+                         const uint8_t *img,
+                         const bp_dims_t *in,
+                         int32_t in_row,
+                         const bp_window_t *win,
+                         int32_t kh,
+                         int32_t kw,
+                         int32_t oy,
+                         int32_t ox) {
+    const int32_t cin = in->c, k4 = (kh * kw * cin) & ~3;
+    int32_t i = 0, sum = 0;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        for (int32_t kx = 0; kx < kw; kx++) {
+            const uint8_t *px = bp_conv2d_pixel(img, in, in_row, oy * win->stride_h - win->pad_top + ky,
+                                                ox * win->stride_w - win->pad_left + kx);
+            for (int32_t c = 0; c < cin; c++, i++) {
+                const int32_t v = px ? bp_read(px, c, 2, 0) : 0;
+                col[i < k4 ? (i ^ 1) : i] = (uint8_t)v;
+                sum += v;
+            }
+        }
+    }
+    return sum;
+}
+
+// Dot products of 2 patches x 2 weight rows (8-bit codes, view = 8 - sh): out[p][r] = sum x * view.
+static void dot_2x2_s16(int32_t out[2][2],
+                        const int16_t *const col[2],
+                        const uint8_t *const wrow[2],
+                        int32_t k,
+                        int32_t sh) {
+    const uint32_t mask = (0xFFu << sh) & 0xFFu;
+    const uint32_t mask4 = mask * 0x01010101u;
+    const int32_t k4 = k & ~3;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    // |a| <= k * xmax * 128 <= INT32_MAX: the caller checked this bound (masked codes are 2^sh x view).
+    for (int32_t i = 0; i < k4; i += 4) {
+        const uint32_t w0 = bp_load32(wrow[0] + i) & mask4, w1 = bp_load32(wrow[1] + i) & mask4;
+        const uint32_t w0e = bp_sxtb16(w0), w0o = bp_sxtb16(bp_ror(w0, 8));
+        const uint32_t w1e = bp_sxtb16(w1), w1o = bp_sxtb16(bp_ror(w1, 8));
+        const uint32_t x0e = bp_load32(col[0] + i), x0o = bp_load32(col[0] + i + 2);
+        const uint32_t x1e = bp_load32(col[1] + i), x1o = bp_load32(col[1] + i + 2);
+        a00 = bp_smlad(x0e, w0e, a00);
+        a00 = bp_smlad(x0o, w0o, a00);
+        a01 = bp_smlad(x0e, w1e, a01);
+        a01 = bp_smlad(x0o, w1o, a01);
+        a10 = bp_smlad(x1e, w0e, a10);
+        a10 = bp_smlad(x1o, w0o, a10);
+        a11 = bp_smlad(x1e, w1e, a11);
+        a11 = bp_smlad(x1o, w1o, a11);
+    }
+    // Masked codes are exact multiples of 2^sh: the shift is exact.
+    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t v0 = (int32_t)(int8_t)wrow[0][i] >> sh, v1 = (int32_t)(int8_t)wrow[1][i] >> sh;
+        a00 += col[0][i] * v0;
+        a01 += col[0][i] * v1;
+        a10 += col[1][i] * v0;
+        a11 += col[1][i] * v1;
+    }
+    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
+}
+
+// Packed 2-bit dot products of 2 patches x 2 weight rows (2-bit view of 8-bit codes), without the
+// -2*sum(x) offset correction.
+static void dot_2x2_u2(int32_t out[2][2], const uint8_t *const col[2], const uint8_t *const wrow[2], int32_t k) {
+    const int32_t k4 = k & ~3;
+    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    int32_t i = 0;
+    while (i < k4) {
+        // At most 7 SMLADs per field before extraction (see the file comment).
+        const int32_t end = (k4 - i > 28) ? i + 28 : k4;
+        int32_t f00 = 0, f01 = 0, f10 = 0, f11 = 0;
+        for (; i < end; i += 4) {
+            const uint32_t w0 = ((bp_load32(wrow[0] + i) >> 6) & 0x03030303u) ^ 0x02020202u;
+            const uint32_t w1 = ((bp_load32(wrow[1] + i) >> 6) & 0x03030303u) ^ 0x02020202u;
+            const uint32_t x0 = bp_load32(col[0] + i), x1 = bp_load32(col[1] + i);
+            f00 = bp_smlad(x0, w0, f00);
+            f01 = bp_smlad(x0, w1, f01);
+            f10 = bp_smlad(x1, w0, f10);
+            f11 = bp_smlad(x1, w1, f11);
+        }
+        s00 += (f00 >> 8) & 0xFF;
+        s01 += (f01 >> 8) & 0xFF;
+        s10 += (f10 >> 8) & 0xFF;
+        s11 += (f11 >> 8) & 0xFF;
+    }
+    for (; i < k; i++) {
+        const int32_t v0 = ((int32_t)(int8_t)wrow[0][i] >> 6) + 2, v1 = ((int32_t)(int8_t)wrow[1][i] >> 6) + 2;
+        s00 += col[0][i] * v0;
+        s01 += col[0][i] * v1;
+        s10 += col[1][i] * v0;
+        s11 += col[1][i] * v1;
+    }
+    out[0][0] = s00, out[0][1] = s01, out[1][0] = s10, out[1][1] = s11;
+}
+
+bp_status_t bp_conv2d(const bp_context_t *ctx,
+                      const bp_window_t *win,
+                      const bp_quant_t *q,
+                      const bp_requant_t *rq,
+                      const bp_dims_t *input_dims,
+                      const uint8_t *input,
+                      const bp_dims_t *filter_dims,
+                      const uint8_t *filter,
+                      const int32_t *bias,
+                      const bp_dims_t *output_dims,
+                      void *output) {
+    const bp_status_t st =
+        bp_conv2d_check(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+    if (st != BP_OK) {
+        return st;
+    }
+    const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
+    const int32_t k = kh * kw * cin, k4 = (k + 3) & ~3;
+    const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
+    const int packed2 = q->w_stored == 8 && q->w_view == 2 && q->in.bits == 2 && !q->in.is_signed;
+    // The SMLAD path multiplies masked 8-bit codes: its sums reach k * xmax * 128 before the shift.
+    const int smlad = q->w_stored == 8 && (int64_t)k * xmax * 128 <= INT32_MAX;
+    if (!packed2 && !smlad) {
+        bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
+                          output_dims, output);
+        return BP_OK;
+    }
+    const int32_t in_row = bp_row_bytes(cin, q->in.bits);
+    const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
+    const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
+    int16_t *col16[2] = {(int16_t *)ctx->buf, (int16_t *)ctx->buf + k4};
+    uint8_t *col8[2] = {(uint8_t *)ctx->buf, (uint8_t *)ctx->buf + k4};
+
+    for (int32_t n = 0; n < input_dims->n; n++) {
+        const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
+        for (int32_t p = 0; p < npix; p += 2) {
+            const int32_t np = (p + 1 < npix) ? 2 : 1;
+            int32_t xsum[2] = {0, 0};
+            int64_t row[2];
+            for (int32_t j = 0; j < 2; j++) {
+                // A lone last pixel is computed twice into the same row: simpler than a 1x2 kernel.
+                const int32_t pp = p + (j < np ? j : 0);
+                row[j] = (int64_t)n * npix + pp;
+                if (packed2) {
+                    xsum[j] = im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
+                } else {
+                    im2col_s16(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
+                }
+                if (out_row > 0) {
+                    bp_clear_row((uint8_t *)output + row[j] * out_row, out_row);
+                }
+            }
+            for (int32_t o = 0; o < cout; o += 2) {
+                const int32_t o1 = (o + 1 < cout) ? o + 1 : o;
+                const uint8_t *wrow[2] = {filter + (int64_t)o * k, filter + (int64_t)o1 * k};
+                int32_t acc[2][2];
+                if (packed2) {
+                    dot_2x2_u2(acc, (const uint8_t *const *)col8, wrow, k);
+                } else {
+                    dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                }
+                for (int32_t j = 0; j < np; j++) {
+                    const int32_t off = packed2 ? 2 * xsum[j] : 0;
+                    bp_conv2d_emit(output, row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[j][0] - off);
+                    if (o1 != o) {
+                        bp_conv2d_emit(output, row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1] - off);
+                    }
+                }
+            }
+        }
+    }
+    return BP_OK;
+}

@@ -1,0 +1,59 @@
+"""Targeted cases for the DSP conv2d fast paths (SMLAD on masked 8-bit codes; packed 2-bit fields):
+every K around the 4-element groups and the 7-SMLAD extraction period, all-max operands (the largest
+field sums), odd pixel and channel counts (the lone last pixel / channel of a 2x2 block)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kernel_check import compare
+
+from bitpath.ref.formats import ActFormat, LayerQuant, Window
+
+K_CIN = [1, 3, 4, 5, 7, 27, 28, 29, 31, 56, 57, 64]  # 1x1 convs: K == Cin
+
+
+@pytest.mark.parametrize("cin", K_CIN)
+@pytest.mark.parametrize("mode", ["random", "max", "min_w"])
+def test_packed_2bit_path(cin: int, mode: str) -> None:
+    rng = np.random.default_rng(cin)
+    q = LayerQuant(ActFormat(2), ActFormat(32, True), 8, 2)
+    x = rng.integers(0, 4, (3, 3, cin)) if mode == "random" else np.full((3, 3, cin), 3)
+    if mode == "max":  # view +1 everywhere: w' = 3, the largest field increments
+        w = np.full((5, 1, 1, cin), 127)
+    elif mode == "min_w":  # view -2 everywhere: w' = 0
+        w = np.full((5, 1, 1, cin), -128)
+    else:
+        w = rng.integers(-128, 128, (5, 1, 1, cin))
+    b = rng.integers(-50, 50, 5)
+    z = np.zeros(5, np.int64)
+    compare("conv2d", x, w, b, z, z, q, Window())
+
+
+@pytest.mark.parametrize("view", [2, 4, 8])
+@pytest.mark.parametrize("in_bits", [2, 4, 8])
+@pytest.mark.parametrize("signed", [False, True])
+def test_smlad_path_3x3(view: int, in_bits: int, signed: bool) -> None:
+    rng = np.random.default_rng(view * 100 + in_bits)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, view)
+    lo, hi = q.inp.range
+    for cin, cout, hw in ((1, 3, 5), (3, 5, 4), (16, 7, 3)):
+        x = rng.integers(lo, hi + 1, (hw, hw, cin))
+        w = rng.integers(-128, 128, (cout, 3, 3, cin))
+        compare("conv2d", x, w, np.zeros(cout, np.int64), np.zeros(cout), np.zeros(cout), q, Window.same(3))
+        # extremes: the largest magnitude the masked products reach before the final shift
+        xe = np.full((hw, hw, cin), lo if signed else hi)
+        we = np.full((cout, 3, 3, cin), -128)
+        compare("conv2d", xe, we, np.zeros(cout, np.int64), np.zeros(cout), np.zeros(cout), q, Window.same(3))
+
+
+def test_smlad_path_falls_back_when_masked_sums_could_overflow() -> None:
+    # K * 255 * 128 > INT32_MAX but K * 255 * 2 fits: a 2-bit view is legal, the masked SMLAD path
+    # is not; the kernel must take the generic path and still be exact.
+    k = 70_000
+    q = LayerQuant(ActFormat(8), ActFormat(32, True), 8, 2)
+    x = np.full((1, 1, k), 255)
+    w = np.full((2, 1, 1, k), 127)
+    z = np.zeros(2, np.int64)
+    got = compare("conv2d", x, w, z, z, z, q, Window())
+    assert got.ravel().tolist() == [255 * 1 * k] * 2
