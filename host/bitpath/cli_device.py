@@ -1,9 +1,86 @@
-"""`bitpath` sub-commands of the device area."""
+"""`bitpath` sub-commands of the device area: build, flash, emulate."""
 
 from __future__ import annotations
 
+import signal
+
 import typer
+
+BOARD_HELP = "qemu_f405 (emulated STM32F405), nucleo_f446re or nrf52840dk."
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the `bitpath` app."""
+
+    @app.command("build")
+    def build_cmd(
+        board: str = typer.Option("qemu_f405", "--board", "-b", help=BOARD_HELP),
+        official: bool = typer.Option(
+            False, help="Use the official PlatformIO platform env (needs PlatformIO's registry)."
+        ),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the compiler command lines."),
+    ) -> None:
+        """Build the firmware for a board with PlatformIO (offline through the local platform)."""
+        from bitpath.device import build as b
+
+        try:
+            spec = b.board(board)
+            if official:
+                if spec.official_env is None:
+                    raise b.BuildError(f"{board} has no official-platform environment")
+                proc = b.run_pio(spec.official_env, verbose=verbose)
+                elf = b.elf_path(spec.official_env)
+            else:
+                elf = b.build(spec.local_env, verbose=verbose)
+                proc = None
+        except b.BuildError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        if verbose and proc is not None:
+            typer.echo(proc.stdout)
+        typer.echo(f"built {elf}")
+
+    @app.command("flash")
+    def flash_cmd(
+        board: str = typer.Option(..., "--board", "-b", help="nucleo_f446re or nrf52840dk."),
+        local: bool = typer.Option(
+            False, help="Flash the offline build through pyOCD instead of the official platform's uploader."
+        ),
+        port: str = typer.Option(None, "--upload-port", help="Passed to `pio run --upload-port`."),
+    ) -> None:
+        """Flash a real board (`pio run -t upload`). The official platforms need PlatformIO's registry."""
+        from bitpath.device import build as b
+
+        try:
+            out = b.flash(board, local=local, upload_port=port)
+        except b.BuildError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(out)
+
+    @app.command("emulate")
+    def emulate_cmd(
+        elf: str = typer.Option(None, help="Firmware ELF to run (default: build the qemu_f405 env)."),
+        boot_timeout: float = typer.Option(30.0, help="Seconds to wait for the firmware's m-ready."),
+    ) -> None:
+        """Start the emulated board (QEMU netduinoplus2) and print its pyserial URL; Ctrl-C stops it."""
+        from bitpath.device import build as b
+        from bitpath.device.emulate import Emulator, EmulatorError
+
+        try:
+            emu = Emulator(elf, boot_timeout=boot_timeout).start()
+        except (EmulatorError, b.BuildError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(emu.url)
+        typer.echo(f"# QEMU pid {emu.pid}; boot: {' | '.join(emu.boot_lines)}; Ctrl-C to stop", err=True)
+        # SIGTERM (e.g. from a supervisor) stops QEMU the same way Ctrl-C does.
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        try:
+            code = emu.wait()
+            typer.echo(f"QEMU exited with status {code}", err=True)
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            emu.stop()

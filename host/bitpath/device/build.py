@@ -1,0 +1,159 @@
+"""Build and flash the firmware through PlatformIO (`pio run`), offline where possible.
+
+Boards and their platformio.ini environments:
+
+| board          | offline env (local platform)  | official env (needs PlatformIO's registry) |
+|----------------|-------------------------------|--------------------------------------------|
+| qemu_f405      | qemu_f405                     | -                                          |
+| nucleo_f446re  | nucleo_f446re_local           | nucleo_f446re (ststm32)                    |
+| nrf52840dk     | nrf52840dk_local              | nrf52840_dk (nordicnrf52)                  |
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PIO_OFFLINE = REPO_ROOT / "host" / "pio_offline.sh"
+REGISTRY_HOST = "api.registry.platformio.org"
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    local_env: str
+    official_env: str | None
+    official_platform: str | None
+
+
+BOARDS: dict[str, Board] = {
+    "qemu_f405": Board("qemu_f405", "qemu_f405", None, None),
+    "nucleo_f446re": Board("nucleo_f446re", "nucleo_f446re_local", "nucleo_f446re", "ststm32"),
+    "nrf52840dk": Board("nrf52840dk", "nrf52840dk_local", "nrf52840_dk", "nordicnrf52"),
+}
+
+
+class BuildError(RuntimeError):
+    """PlatformIO is missing, misconfigured, or the build failed (message includes the output tail)."""
+
+
+def board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise BuildError(f"unknown board {name!r}; known: {', '.join(BOARDS)}") from None
+
+
+def pio_executable() -> str:
+    exe = shutil.which("pio") or shutil.which("platformio")
+    if exe is None:
+        raise BuildError("PlatformIO (`pio`) not found on PATH: `pip install platformio` or `bash host/run.sh setup`")
+    return exe
+
+
+def ensure_offline_setup() -> None:
+    """Run host/pio_offline.sh (idempotent, fast when already done)."""
+    pio_executable()
+    proc = subprocess.run(["bash", str(PIO_OFFLINE)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"host/pio_offline.sh failed:\n{_tail(proc.stdout + proc.stderr)}")
+
+
+def build_dir(env: str) -> Path:
+    return REPO_ROOT / ".pio" / "build" / env
+
+
+def elf_path(env: str) -> Path:
+    return build_dir(env) / "firmware.elf"
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _pio_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Both call home; offline they only cost time (pio_offline.sh also stores these settings).
+    env.setdefault("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "No")
+    env.setdefault("PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL", "3650")
+    return env
+
+
+def run_pio(env: str, targets: list[str] | None = None, *, verbose: bool = False) -> subprocess.CompletedProcess:
+    """`pio run -e ENV [-t T ...]` in the repository root; raises BuildError on failure."""
+    cmd = [pio_executable(), "run", "-d", str(REPO_ROOT), "-e", env]
+    for t in targets or []:
+        cmd += ["-t", t]
+    if verbose:
+        cmd.append("-v")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_pio_env())
+    if proc.returncode != 0:
+        raise BuildError(f"`{' '.join(cmd[1:])}` failed:\n{_tail(proc.stdout + proc.stderr)}")
+    return proc
+
+
+def build(env: str = "qemu_f405", *, verbose: bool = False) -> Path:
+    """Build one environment offline (incremental) and return its ELF."""
+    ensure_offline_setup()
+    run_pio(env, verbose=verbose)
+    elf = elf_path(env)
+    if not elf.is_file():
+        raise BuildError(f"pio reported success but {elf} does not exist")
+    return elf
+
+
+def registry_reachable(timeout: float = 3.0) -> bool:
+    """Whether PlatformIO's registry answers a TCP connection (a failed install takes ~60 s)."""
+    try:
+        with socket.create_connection((REGISTRY_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def platform_installed(name: str) -> bool:
+    core = Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio"))
+    return (core / "platforms" / name / "platform.json").is_file()
+
+
+def flash(board_name: str, *, local: bool = False, upload_port: str | None = None) -> str:
+    """Flash a real board with `pio run -t upload`; returns pio's output.
+
+    The official environments need the ststm32/nordicnrf52 platforms from PlatformIO's registry
+    (and their uploader packages). When that is unreachable and the platform is not installed yet
+    this fails at once with the alternatives, instead of after pio's 60-second network timeout.
+    """
+    b = board(board_name)
+    if b.official_env is None:
+        raise BuildError(f"{b.name} is the emulated board: nothing to flash; run `bitpath emulate` instead")
+    extra = [] if upload_port is None else ["--upload-port", upload_port]
+    if local:
+        ensure_offline_setup()
+        if shutil.which("pyocd") is None:
+            raise BuildError("`--local` flashes through pyOCD: `pip install pyocd` first")
+        env = b.local_env
+    else:
+        env = b.official_env
+        assert b.official_platform is not None
+        if not platform_installed(b.official_platform) and not registry_reachable():
+            raise BuildError(
+                f"PlatformIO's registry ({REGISTRY_HOST}) is unreachable and the official platform "
+                f"'{b.official_platform}' is not installed, so `pio run -e {env} -t upload` cannot run here.\n"
+                f"Alternatives: build offline with `bitpath build --board {b.name}` and flash "
+                f"{elf_path(b.local_env)} with your own tool (STM32CubeProgrammer, nrfjprog, J-Link, openocd), "
+                f"or `bitpath flash --board {b.name} --local` (pyOCD), or run this on a machine with internet."
+            )
+    cmd = [pio_executable(), "run", "-d", str(REPO_ROOT), "-e", env, "-t", "upload", *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_pio_env())
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        hint = ""
+        if "HTTPClientError" in out or "Could not resolve" in out:
+            hint = "\n(PlatformIO could not reach its registry: see `bitpath flash --help` for offline options)"
+        raise BuildError(f"`{' '.join(cmd[1:])}` failed:\n{_tail(out)}{hint}")
+    return out
