@@ -58,19 +58,6 @@ static inline const uint8_t *bp_conv2d_pixel(const uint8_t *img,
     return (iy < 0 || iy >= in->h || ix < 0 || ix >= in->w) ? NULL : img + ((int64_t)iy * in->w + ix) * row_bytes;
 }
 
-// Requantize (or pass through as logits) and store output channel o of output row `row`.
-static inline void bp_conv2d_emit(void *output,
-                                  int64_t row,
-                                  int32_t cout,
-                                  int32_t o,
-                                  const bp_quant_t *q,
-                                  const bp_requant_t *rq,
-                                  int32_t acc) {
-    const int32_t v =
-        q->out.bits == 32 ? acc : bp_requant(acc, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
-    bp_store(output, row, cout, o, &q->out, v);
-}
-
 // The portable algorithm for output rows [row_begin, row_end) of image n: unpack each input patch
 // once into int16 (padding reads 0), then one dot product per output channel.
 static inline void bp_conv2d_generic(int16_t *patch,
@@ -113,7 +100,7 @@ static inline void bp_conv2d_generic(int16_t *patch,
                     // |acc| <= |bias[o]| + k * xmax * 2^(w_view-1) <= INT32_MAX (bp_check_acc).
                     const int32_t acc = (bias ? bias[o] : 0) +
                                         bp_dot_patch(patch, filter + (int64_t)o * w_row, k, q->w_stored, q->w_view);
-                    bp_conv2d_emit(output, row, cout, o, q, rq, acc);
+                    bp_emit(output, row, cout, o, q, rq, acc);
                 }
             }
         }

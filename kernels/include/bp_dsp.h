@@ -28,6 +28,8 @@ static inline int32_t bp_smlad(uint32_t a, uint32_t b, int32_t acc) {
 }
 static inline uint32_t bp_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
 static inline uint32_t bp_uxtb16(uint32_t x) { return (uint32_t)__uxtb16((uint8x4_t)x); }
+static inline int32_t bp_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
+static inline int32_t bp_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
 
 #else
 
@@ -37,6 +39,13 @@ static inline int32_t bp_smlad(uint32_t a, uint32_t b, int32_t acc) {
     const int32_t lo = (int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu);
     const int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
     return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
+}
+// acc + lo16(a)*lo16(b) and acc + hi16(a)*hi16(b) (signed halves), wrapping like the instructions.
+static inline int32_t bp_smlabb(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b & 0xFFFFu)));
+}
+static inline int32_t bp_smlatt(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16)));
 }
 // Bytes 0 and 2, sign-extended into the two 16-bit halves.
 static inline uint32_t bp_sxtb16(uint32_t x) {

@@ -57,3 +57,31 @@ def test_smlad_path_falls_back_when_masked_sums_could_overflow() -> None:
     z = np.zeros(2, np.int64)
     got = compare("conv2d", x, w, z, z, z, q, Window())
     assert got.ravel().tolist() == [255 * 1 * k] * 2
+
+
+@pytest.mark.parametrize("view", [2, 4, 8])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("c", [1, 3, 4, 5, 8, 13, 32])
+def test_depthwise_fast_path(view: int, signed: bool, c: int) -> None:
+    rng = np.random.default_rng(c * 10 + view)
+    q = LayerQuant(ActFormat(8, signed), ActFormat(32, True), 8, view)
+    lo, hi = q.inp.range
+    z = np.zeros(c, np.int64)
+    for win in (Window.same(3), Window(2, 2, 1, 0, 0, 1), Window(1, 1, 2, 2, 2, 2)):
+        x = rng.integers(lo, hi + 1, (6, 5, c))
+        w = rng.integers(-128, 128, (3, 3, c))
+        compare("depthwise_conv2d", x, w, rng.integers(-99, 99, c), z, z, q, win)
+        compare("depthwise_conv2d", np.full((6, 5, c), lo if signed else hi), np.full((3, 3, c), -128), z, z, z, q, win)
+
+
+@pytest.mark.parametrize("view", [2, 4, 8])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 4, 5, 64, 255, 1024])
+def test_fully_connected_fast_path(view: int, signed: bool, k: int) -> None:
+    rng = np.random.default_rng(k * 10 + view)
+    q = LayerQuant(ActFormat(8, signed), ActFormat(32, True), 8, view)
+    lo, hi = q.inp.range
+    for cout in (1, 2, 7):
+        z = np.zeros(cout, np.int64)
+        compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-128, 128, (cout, k)), z, z, z, q)
+        compare("fully_connected", np.full(k, lo if signed else hi), np.full((cout, k), -128), z, z, z, q)

@@ -218,9 +218,9 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t off = packed2 ? 2 * xsum[j] : 0;
-                    bp_conv2d_emit(output, row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[j][0] - off);
+                    bp_emit(output, row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[j][0] - off);
                     if (o1 != o) {
-                        bp_conv2d_emit(output, row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1] - off);
+                        bp_emit(output, row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1] - off);
                     }
                 }
             }

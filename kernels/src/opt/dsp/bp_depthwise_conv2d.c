@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+// Refer to bp_kernels.h for documentation. ARMv7E-M DSP variant of bp_depthwise_conv2d: same symbol,
+// same results bit for bit as src/ref/bp_depthwise_conv2d.c.
+//
+// Fast path: 8-bit inputs and weights stored at 8 bits (any view), four channels per step. Inputs
+// and weights of a tap are read as words (channels are contiguous in NHWC and in the [KH][KW][C]
+// filter) and split with (S|U)XTB16 into channels (0,2) and, rotated by 8, (1,3); SMLABB/SMLATT
+// then accumulate each channel separately (SMLAD would add channel 0 to channel 2). A b-bit view is
+// the code with its low 8-b bits cleared; the exact sum is the masked sum shifted right by 8-b.
+// Other widths use the portable loop.
+#include "bp_dsp.h"
+#include "bp_kernels.h"
+#include "bp_support.h"
+
+bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
+                                const bp_quant_t *q,
+                                const bp_requant_t *rq,
+                                const bp_dims_t *input_dims,
+                                const uint8_t *input,
+                                const bp_dims_t *filter_dims,
+                                const uint8_t *filter,
+                                const int32_t *bias,
+                                const bp_dims_t *output_dims,
+                                void *output) {
+    const bp_status_t st =
+        bp_depthwise_conv2d_check(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+    if (st != BP_OK) {
+        return st;
+    }
+    const int32_t c_n = input_dims->c, kh = filter_dims->h, kw = filter_dims->w;
+    const int64_t xmax = q->in.is_signed ? 128 : 255;
+    const int fast = q->in.bits == 8 && q->w_stored == 8 && (int64_t)kh * kw * xmax * 128 <= INT32_MAX;
+    if (!fast) {
+        bp_depthwise_conv2d_generic(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
+    }
+    const int32_t sh = 8 - q->w_view;
+    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
+    const int32_t c4 = c_n & ~3;
+    const int32_t ih = input_dims->h, iw = input_dims->w, oh = output_dims->h, ow = output_dims->w;
+    const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(c_n, q->out.bits);
+    const int sgn = q->in.is_signed;
+
+    for (int32_t n = 0; n < input_dims->n; n++) {
+        const uint8_t *img = input + (int64_t)n * ih * iw * c_n;
+        for (int32_t oy = 0; oy < oh; oy++) {
+            const int32_t y0 = oy * win->stride_h - win->pad_top;
+            const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = (y0 + kh > ih) ? ih - y0 : kh;
+            for (int32_t ox = 0; ox < ow; ox++) {
+                const int32_t x0 = ox * win->stride_w - win->pad_left;
+                const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = (x0 + kw > iw) ? iw - x0 : kw;
+                const int64_t row = ((int64_t)n * oh + oy) * ow + ox;
+                if (out_row > 0) {
+                    bp_clear_row((uint8_t *)output + row * out_row, out_row);
+                }
+                for (int32_t c = 0; c < c_n; c += 4) {
+                    const int32_t nc = c < c4 ? 4 : c_n - c;
+                    int32_t acc[4] = {0, 0, 0, 0};
+                    // |acc| <= KH*KW * xmax * 128 <= INT32_MAX (checked above) before the exact shift.
+                    for (int32_t ky = ky0; ky < ky1; ky++) {
+                        const uint8_t *px = img + ((int64_t)(y0 + ky) * iw + x0) * c_n + c;
+                        const uint8_t *tap = filter + (int64_t)ky * kw * c_n + c;
+                        for (int32_t kx = kx0; kx < kx1; kx++) {
+                            const uint8_t *xp = px + (int64_t)kx * c_n, *wp = tap + (int64_t)kx * c_n;
+                            if (nc == 4) {
+                                const uint32_t xw = bp_load32(xp), ww = bp_load32(wp) & mask4;
+                                const uint32_t xe = sgn ? bp_sxtb16(xw) : bp_uxtb16(xw);
+                                const uint32_t xo = sgn ? bp_sxtb16(bp_ror(xw, 8)) : bp_uxtb16(bp_ror(xw, 8));
+                                const uint32_t we = bp_sxtb16(ww), wo = bp_sxtb16(bp_ror(ww, 8));
+                                acc[0] = bp_smlabb(xe, we, acc[0]);
+                                acc[2] = bp_smlatt(xe, we, acc[2]);
+                                acc[1] = bp_smlabb(xo, wo, acc[1]);
+                                acc[3] = bp_smlatt(xo, wo, acc[3]);
+                            } else {
+                                for (int32_t j = 0; j < nc; j++) {
+                                    const int32_t xv = sgn ? (int32_t)(int8_t)xp[j] : (int32_t)xp[j];
+                                    acc[j] += xv * (int32_t)(int8_t)(uint8_t)(wp[j] & (mask4 & 0xFFu));
+                                }
+                            }
+                        }
+                    }
+                    for (int32_t j = 0; j < nc; j++) {
+                        // masked codes are multiples of 2^sh: the shift is exact; |bias + acc| checked
+                        bp_emit(output, row, c_n, c + j, q, rq, (bias ? bias[c + j] : 0) + (acc[j] >> sh));
+                    }
+                }
+            }
+        }
+    }
+    return BP_OK;
+}
