@@ -58,6 +58,27 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from exc
         typer.echo(out)
 
+    @app.command("firmware-size")
+    def firmware_size_cmd(
+        board: list[str] = typer.Option(None, "--board", "-b", help="Board(s); default: all."),
+        build_first: bool = typer.Option(True, "--build/--no-build", help="Build (offline) before measuring."),
+    ) -> None:
+        """Flash and RAM of each board's firmware, from the linked ELF, as a markdown table."""
+        from bitpath.device import build as b
+        from bitpath.device.size import markdown_row, measure
+
+        names = board or list(b.BOARDS)
+        typer.echo("| board | env | flash (B) | RAM (B) | stack (B) | .bss (B) | .data (B) |")
+        typer.echo("|---|---|---:|---:|---:|---:|---:|")
+        try:
+            for name in names:
+                env = b.board(name).local_env
+                elf = b.build(env) if build_first else b.elf_path(env)
+                typer.echo(markdown_row(name, env, measure(elf)))
+        except (b.BuildError, OSError, ValueError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+
     @app.command("emulate")
     def emulate_cmd(
         elf: str = typer.Option(None, help="Firmware ELF to run (default: build the qemu_f405 env)."),

@@ -8,6 +8,9 @@
 //    therefore "instructions (emulated)": flash wait states and multi-cycle instructions are not
 //    modelled. QEMU has no DWT, hence no CYCCNT.
 //  - Microsecond timer: TIM5, prescaler 999 -> 1 MHz of virtual time.
+//  - Waiting for input sleeps in WFI (woken by the USART1 RXNE interrupt, which stays masked by
+//    PRIMASK: no handler runs), so an idle emulator does not burn a host core. Nothing sleeps while
+//    a command runs, so instruction counts are unaffected.
 // QEMU ignores RCC/GPIO writes (unimplemented devices); they are kept so the image also runs on a
 // real F405 (where TIM2 would then count timer-clock cycles, not instructions).
 #include "hal.h"
@@ -15,6 +18,10 @@
 #include "../common/stm32f4_regs.h"
 
 #define QEMU_TIMER_HZ 1000000000u
+#define USART1_IRQN 37u
+#define NVIC_ISER(n) BP_REG(0xE000E100u + 4u * (n))
+#define NVIC_ICPR(n) BP_REG(0xE000E280u + 4u * (n))
+#define USART_CR1_RXNEIE (1u << 5)
 
 void hal_init(void) {
     RCC_AHB1ENR |= RCC_AHB1ENR_GPIOAEN;
@@ -25,12 +32,24 @@ void hal_init(void) {
     GPIOA_AFRH = (GPIOA_AFRH & ~((0xFu << 4) | (0xFu << 8))) | (7u << 4) | (7u << 8);
     // 115200 baud from the 16 MHz reset clock (HSI): 16e6 / 115200 = 138.9 -> 0x8B (QEMU ignores it).
     USART_BRR(USART1_BASE) = 0x8Bu;
-    USART_CR1(USART1_BASE) = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE;
+    __asm volatile("cpsid i" ::: "memory"); // interrupts only wake WFI; none is ever taken
+    USART_CR1(USART1_BASE) = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE;
+    NVIC_ISER(USART1_IRQN / 32u) = 1u << (USART1_IRQN % 32u);
     bp_stm32_timer_start(TIM2_BASE, 0u);
     bp_stm32_timer_start(TIM5_BASE, QEMU_TIMER_HZ / 1000000u - 1u);
 }
 
-uint8_t hal_uart_getc(void) { return bp_stm32_usart_getc(USART1_BASE); }
+uint8_t hal_uart_getc(void) {
+    for (;;) {
+        // Clear the latched pending bit first, then test RXNE: a byte that lands after the test
+        // pends the IRQ again and WFI returns at once, so no wake-up is lost.
+        NVIC_ICPR(USART1_IRQN / 32u) = 1u << (USART1_IRQN % 32u);
+        if ((USART_SR(USART1_BASE) & USART_SR_RXNE) != 0u) {
+            return (uint8_t)USART_DR(USART1_BASE);
+        }
+        __asm volatile("wfi" ::: "memory");
+    }
+}
 
 void hal_uart_write(const char *buf, size_t n) {
     for (size_t i = 0; i < n; i++) {
