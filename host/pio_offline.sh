@@ -74,8 +74,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 log "building tool-scons $PIO_SCONS_VERSION from PyPI's scons==$SCONS_VERSION wheel"
-"$PY" -m pip download -q --no-deps --only-binary=:all: -d "$work/dl" "scons==$SCONS_VERSION" \
-    || die "pip could not download scons==$SCONS_VERSION"
+if ! "$PY" -m pip download -q --no-deps --only-binary=:all: -d "$work/dl" "scons==$SCONS_VERSION" \
+        2> "$work/pip.log"; then
+    cat "$work/pip.log" >&2
+    die "pip could not download scons==$SCONS_VERSION (PyPI or a local index must be reachable)"
+fi
 wheel="$(ls "$work"/dl/scons-*.whl 2>/dev/null | head -1)"
 [ -n "$wheel" ] || die "no scons wheel in $work/dl"
 mkdir -p "$work/tool-scons"
