@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from typing import Annotated
 
 import typer
 
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("firmware-size")
     def firmware_size_cmd(
-        board: list[str] = typer.Option(None, "--board", "-b", help="Board(s); default: all."),
+        board: Annotated[list[str] | None, typer.Option("--board", "-b", help="Board(s); default: all.")] = None,
         build_first: bool = typer.Option(True, "--build/--no-build", help="Build (offline) before measuring."),
     ) -> None:
         """Flash and RAM of each board's firmware, from the linked ELF, as a markdown table."""
