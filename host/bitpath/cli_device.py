@@ -10,6 +10,11 @@ import typer
 BOARD_HELP = "qemu_f405 (emulated STM32F405), nucleo_f446re or nrf52840dk."
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (e.g. from a supervisor) stops `bitpath emulate` the same way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the `bitpath` app."""
 
@@ -27,8 +32,8 @@ def register(app: typer.Typer) -> None:
         try:
             spec = b.board(board)
             if official:
-                if spec.official_env is None:
-                    raise b.BuildError(f"{board} has no official-platform environment")
+                b.require_official_platform(spec)
+                assert spec.official_env is not None
                 proc = b.run_pio(spec.official_env, verbose=verbose)
                 elf = b.elf_path(spec.official_env)
             else:
@@ -96,8 +101,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from exc
         typer.echo(emu.url)
         typer.echo(f"# QEMU pid {emu.pid}; boot: {' | '.join(emu.boot_lines)}; Ctrl-C to stop", err=True)
-        # SIGTERM (e.g. from a supervisor) stops QEMU the same way Ctrl-C does.
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         try:
             code = emu.wait()
             typer.echo(f"QEMU exited with status {code}", err=True)

@@ -83,3 +83,19 @@ def test_official_flash_without_registry_fails_fast(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(build, "registry_reachable", lambda timeout=3.0: False)
     with pytest.raises(build.BuildError, match="registry .* is unreachable.*ststm32"):
         build.flash("nucleo_f446re")
+
+
+def test_cli_build_and_flash_messages(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bitpath.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["build", "--board", "qemu_f405"])
+    assert ok.exit_code == 0 and "firmware.elf" in ok.output
+    emulated = runner.invoke(app, ["flash", "--board", "qemu_f405"])
+    assert emulated.exit_code == 1 and "nothing to flash" in emulated.output
+    monkeypatch.setenv("PLATFORMIO_CORE_DIR", str(tmp_path))
+    monkeypatch.setattr(build, "registry_reachable", lambda timeout=3.0: False)
+    official = runner.invoke(app, ["build", "--board", "nrf52840dk", "--official"])
+    assert official.exit_code == 1 and "nordicnrf52" in official.output and "bitpath build --board" in official.output

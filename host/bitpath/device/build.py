@@ -121,6 +121,20 @@ def platform_installed(name: str) -> bool:
     return (core / "platforms" / name / "platform.json").is_file()
 
 
+def require_official_platform(b: Board) -> None:
+    """Fail at once, with the offline alternatives, when the official platform cannot be installed."""
+    if b.official_env is None or b.official_platform is None:
+        raise BuildError(f"{b.name} has no official-platform environment (it builds offline: `bitpath build`)")
+    if not platform_installed(b.official_platform) and not registry_reachable():
+        raise BuildError(
+            f"PlatformIO's registry ({REGISTRY_HOST}) is unreachable and the official platform "
+            f"'{b.official_platform}' is not installed, so the env '{b.official_env}' cannot build or upload here.\n"
+            f"Alternatives: build offline with `bitpath build --board {b.name}` and flash "
+            f"{elf_path(b.local_env)} with your own tool (STM32CubeProgrammer, nrfjprog, J-Link, openocd), "
+            f"or `bitpath flash --board {b.name} --local` (pyOCD), or run this on a machine with internet."
+        )
+
+
 def flash(board_name: str, *, local: bool = False, upload_port: str | None = None) -> str:
     """Flash a real board with `pio run -t upload`; returns pio's output.
 
@@ -138,16 +152,8 @@ def flash(board_name: str, *, local: bool = False, upload_port: str | None = Non
             raise BuildError("`--local` flashes through pyOCD: `pip install pyocd` first")
         env = b.local_env
     else:
+        require_official_platform(b)
         env = b.official_env
-        assert b.official_platform is not None
-        if not platform_installed(b.official_platform) and not registry_reachable():
-            raise BuildError(
-                f"PlatformIO's registry ({REGISTRY_HOST}) is unreachable and the official platform "
-                f"'{b.official_platform}' is not installed, so `pio run -e {env} -t upload` cannot run here.\n"
-                f"Alternatives: build offline with `bitpath build --board {b.name}` and flash "
-                f"{elf_path(b.local_env)} with your own tool (STM32CubeProgrammer, nrfjprog, J-Link, openocd), "
-                f"or `bitpath flash --board {b.name} --local` (pyOCD), or run this on a machine with internet."
-            )
     cmd = [pio_executable(), "run", "-d", str(REPO_ROOT), "-e", env, "-t", "upload", *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_pio_env())
     out = proc.stdout + proc.stderr
