@@ -2,7 +2,7 @@
 // Hand-written deterministic TEST model behind the bp_model.h seam. It is not a neural network and
 // not the bitpath model: it exists so that the firmware, protocol, emulator and host client can be
 // exercised end to end, with outputs the host recomputes exactly
-// (tests/firmware/testmodel_ref.py mirrors this file line by line). Generated model code from the
+// (tests/firmware/fw_testmodel_ref.py mirrors this file line by line). Generated model code from the
 // IR replaces it (it is linked only when no generated model is).
 //
 // input  x: 784 bytes (28x28 uint8, like Fashion-MNIST)

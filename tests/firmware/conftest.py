@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import native  # noqa: E402
+import fw_native as native  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import fw_testmodel_ref as ref
 import pytest
-import testmodel_ref as ref
 
 from bitpath.device.client import Client, DeviceError
 from bitpath.device.emulate import Emulator, EmulatorError

@@ -31,7 +31,7 @@ def test_fuzz_protocol(fuzz_bin: Path, tmp_path: Path) -> None:
 
 def test_fuzzer_detects_an_injected_overflow(native_dir: Path, tmp_path: Path) -> None:
     """Remove the db bounds check from a copy of protocol.c: the fuzzer must catch it."""
-    import native
+    import fw_native as native
 
     src = (native.ROOT / "firmware" / "src" / "protocol.c").read_text()
     check = "if (bytes > p->db_expect - p->db_pos) {"

@@ -10,8 +10,8 @@ import random
 import subprocess
 from pathlib import Path
 
+import fw_testmodel_ref as ref
 import pytest
-import testmodel_ref as ref
 
 BOOT = ["m-timestamp-mode-performance", "m-lap-us-7", "m-init-done", "m-ready"]
 

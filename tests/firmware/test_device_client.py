@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import fw_testmodel_ref as ref
 import pytest
 import serial
-import testmodel_ref as ref
 
 from bitpath.device.client import Client, DeviceError, ProtocolError
 
