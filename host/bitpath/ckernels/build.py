@@ -56,7 +56,7 @@ bp_status_t bp_requantize(const int32_t *acc, int32_t rows, int32_t channels, co
     const bp_act_t *out_fmt, int32_t act_min, int32_t act_max, uint8_t *output);
 """
 
-CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
+CFLAGS = ["-std=c11", "-O2", "-fno-wrapv", "-Wall", "-Wextra", "-Werror"]
 
 
 def kernels_dir() -> Path:
