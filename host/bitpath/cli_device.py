@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,6 +26,10 @@ def register(app: typer.Typer) -> None:
             False, help="Use the official PlatformIO platform env (needs PlatformIO's registry)."
         ),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the compiler command lines."),
+        model_dir: Path = typer.Option(
+            None, help="Folder with a generated model.c (`bitpath codegen`); default: the test model."
+        ),
+        kernels: str = typer.Option(None, help="Force the kernel variant: ref or dsp (default: by the board's CPU)."),
     ) -> None:
         """Build the firmware for a board with PlatformIO (offline through the local platform)."""
         from bitpath.device import build as b
@@ -34,10 +39,10 @@ def register(app: typer.Typer) -> None:
             if official:
                 b.require_official_platform(spec)
                 assert spec.official_env is not None
-                proc = b.run_pio(spec.official_env, verbose=verbose)
-                elf = b.elf_path(spec.official_env)
+                proc = b.run_pio(spec.official_env, verbose=verbose, model_dir=model_dir, kernels=kernels)
+                elf = b.elf_path(spec.official_env, model_dir)
             else:
-                elf = b.build(spec.local_env, verbose=verbose)
+                elf = b.build(spec.local_env, verbose=verbose, model_dir=model_dir, kernels=kernels)
                 proc = None
         except b.BuildError as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -88,6 +93,9 @@ def register(app: typer.Typer) -> None:
     @app.command("emulate")
     def emulate_cmd(
         elf: str = typer.Option(None, help="Firmware ELF to run (default: build the qemu_f405 env)."),
+        model_dir: Path = typer.Option(
+            None, help="Build with this generated model (`bitpath codegen`) instead of the test model."
+        ),
         boot_timeout: float = typer.Option(30.0, help="Seconds to wait for the firmware's m-ready."),
     ) -> None:
         """Start the emulated board (QEMU netduinoplus2) and print its pyserial URL; Ctrl-C stops it."""
@@ -95,6 +103,8 @@ def register(app: typer.Typer) -> None:
         from bitpath.device.emulate import Emulator, EmulatorError
 
         try:
+            if elf is None and model_dir is not None:
+                elf = str(b.build("qemu_f405", model_dir=model_dir))
             emu = Emulator(elf, boot_timeout=boot_timeout).start()
         except (EmulatorError, b.BuildError) as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -11,6 +11,7 @@ Boards and their platformio.ini environments:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -64,44 +65,78 @@ def ensure_offline_setup() -> None:
         raise BuildError(f"host/pio_offline.sh failed:\n{_tail(proc.stdout + proc.stderr)}")
 
 
-def build_dir(env: str) -> Path:
-    return REPO_ROOT / ".pio" / "build" / env
+def _builds_root(model_dir: Path | None) -> Path:
+    # One PlatformIO build folder per model, so the test model and each generated model keep their
+    # own objects and ELF (switching models never mixes stale objects).
+    if model_dir is None:
+        return REPO_ROOT / ".pio" / "build"
+    tag = hashlib.sha256(str(Path(model_dir).resolve()).encode()).hexdigest()[:12]
+    return REPO_ROOT / ".pio" / f"build-model-{tag}"
 
 
-def elf_path(env: str) -> Path:
-    return build_dir(env) / "firmware.elf"
+def build_dir(env: str, model_dir: Path | None = None) -> Path:
+    return _builds_root(model_dir) / env
+
+
+def elf_path(env: str, model_dir: Path | None = None) -> Path:
+    return build_dir(env, model_dir) / "firmware.elf"
 
 
 def _tail(text: str, lines: int = 40) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _pio_env() -> dict[str, str]:
+def _pio_env(model_dir: Path | None = None, kernels: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    # firmware/pio_bitpath.py: which model to link (none: the hand-written test model) and which
+    # kernel variant (none: chosen by the board's CPU). Never inherit these from the caller's shell.
+    env.pop("BITPATH_MODEL_DIR", None)
+    env.pop("BITPATH_KERNELS", None)
+    env["PLATFORMIO_BUILD_DIR"] = str(_builds_root(model_dir))
+    if model_dir is not None:
+        env["BITPATH_MODEL_DIR"] = str(Path(model_dir).resolve())
+    if kernels is not None:
+        env["BITPATH_KERNELS"] = kernels
     # Both call home; offline they only cost time (pio_offline.sh also stores these settings).
     env.setdefault("PLATFORMIO_SETTING_ENABLE_TELEMETRY", "No")
     env.setdefault("PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL", "3650")
     return env
 
 
-def run_pio(env: str, targets: list[str] | None = None, *, verbose: bool = False) -> subprocess.CompletedProcess:
-    """`pio run -e ENV [-t T ...]` in the repository root; raises BuildError on failure."""
+def run_pio(
+    env: str,
+    targets: list[str] | None = None,
+    *,
+    verbose: bool = False,
+    model_dir: Path | None = None,
+    kernels: str | None = None,
+) -> subprocess.CompletedProcess:
+    """`pio run -e ENV [-t T ...]` in the repository root; raises BuildError on failure.
+
+    ``model_dir``: folder with a generated ``model.c`` to link (default: the test model).
+    ``kernels``: "ref" or "dsp" to force a kernel variant (default: by the board's CPU).
+    """
     cmd = [pio_executable(), "run", "-d", str(REPO_ROOT), "-e", env]
     for t in targets or []:
         cmd += ["-t", t]
     if verbose:
         cmd.append("-v")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_pio_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_pio_env(model_dir, kernels))
     if proc.returncode != 0:
         raise BuildError(f"`{' '.join(cmd[1:])}` failed:\n{_tail(proc.stdout + proc.stderr)}")
     return proc
 
 
-def build(env: str = "qemu_f405", *, verbose: bool = False) -> Path:
-    """Build one environment offline (incremental) and return its ELF."""
+def build(
+    env: str = "qemu_f405", *, verbose: bool = False, model_dir: Path | None = None, kernels: str | None = None
+) -> Path:
+    """Build one environment offline (incremental) and return its ELF.
+
+    ``model_dir`` links a generated model (``bitpath codegen``) instead of the test model.
+    """
     ensure_offline_setup()
-    run_pio(env, verbose=verbose)
-    elf = elf_path(env)
+    run_pio(env, verbose=verbose, model_dir=model_dir, kernels=kernels)
+    elf = elf_path(env, model_dir)
     if not elf.is_file():
         raise BuildError(f"pio reported success but {elf} does not exist")
     return elf
