@@ -1,0 +1,369 @@
+"""The bitpath IR: one versioned file holding the integer network for every bit-path.
+
+No torch here: codegen, the cffi runner and the numpy reference read the IR through this module.
+The file layout is documented in docs/ir.md. In short: a ``.npz`` (zip of ``.npy`` arrays) with
+
+- ``header``: UTF-8 JSON (format, version, input, graph, layers, paths, source);
+- ``hash``: hex SHA-256 over the canonical header and every array (name, dtype, shape, bytes);
+- ``w:<layer>``: packed nested weight codes (uint8 rows, LSB first, at the stored width);
+- ``bias:<layer>:<p>`` int32, ``mult:<layer>:<p>`` int32, ``shift:<layer>:<p>`` int32 per path index ``p``.
+
+:func:`load` validates everything and raises :class:`IRError` naming the layer and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bitpath.ref.bounds import check_layer
+from bitpath.ref.formats import SHIFT_MAX, SHIFT_MIN, ActFormat, Window, value_range
+from bitpath.ref.packing import row_bytes, unpack
+from bitpath.ref.requant import AccumulatorOverflow
+
+FORMAT = "bitpath-ir"
+VERSION = 1
+OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "add", "flatten")
+WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
+INPUT = "input"
+
+
+class IRError(ValueError):
+    """An IR file that fails validation; the message names the layer and the field."""
+
+
+@dataclass
+class IR:
+    """An IR in memory: the JSON header and the named integer arrays."""
+
+    header: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    # -------------------------------------------------------------- accessors
+    @property
+    def graph(self) -> list[dict]:
+        return self.header["graph"]
+
+    @property
+    def path_names(self) -> list[str]:
+        return [p["name"] for p in self.header["paths"]]
+
+    def path_index(self, path: int | str) -> int:
+        if isinstance(path, str):
+            if path not in self.path_names:
+                raise IRError(f"no path named {path!r}; paths are {self.path_names}")
+            return self.path_names.index(path)
+        if not 0 <= path < len(self.path_names):
+            raise IRError(f"path index {path} out of range (0..{len(self.path_names) - 1})")
+        return path
+
+    def weights(self, layer: str) -> np.ndarray:
+        """Stored weight codes of ``layer`` in kernel layout (OHWI, HWC for depthwise, OI for FC), int64."""
+        meta = self.header["layers"][layer]
+        packed = self.arrays[f"w:{layer}"]
+        codes = unpack(packed, meta["w_stored"], True, meta["row_len"])
+        return codes.reshape(meta["w_shape"])
+
+    def content_hash(self) -> str:
+        return content_hash(self.header, self.arrays)
+
+    # -------------------------------------------------------------- file IO
+    def save(self, path: str | os.PathLike) -> str:
+        """Validate, then write atomically (temporary file + ``os.replace``); returns the content hash."""
+        validate(self)
+        h = self.content_hash()
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, header=np.frombuffer(_canonical(self.header), dtype=np.uint8),
+                 hash=np.frombuffer(h.encode(), dtype=np.uint8), **self.arrays)
+        tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+        with open(tmp, "wb") as f:
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+        return h
+
+
+def _canonical(header: dict) -> bytes:
+    return json.dumps(header, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def content_hash(header: dict, arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the canonical JSON header and every array (sorted by name: name, dtype, shape, bytes)."""
+    h = hashlib.sha256()
+    h.update(_canonical(header))
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode() + b"\0" + a.dtype.str.encode() + b"\0" + repr(a.shape).encode() + b"\0")
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def load(path: str | os.PathLike, check_hash: bool = True) -> IR:
+    """Read and validate an IR file."""
+    p = Path(path)
+    if not p.is_file():
+        raise IRError(f"{p}: IR file not found")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - zip / npy errors
+        raise IRError(f"{p}: not a bitpath IR (.npz) file: {e}") from e
+    if "header" not in arrays:
+        raise IRError(f"{p}: field 'header' missing")
+    try:
+        header = json.loads(arrays.pop("header").tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IRError(f"{p}: field 'header' is not UTF-8 JSON: {e}") from e
+    stored_hash = arrays.pop("hash", None)
+    ir = IR(header, arrays)
+    if check_hash:
+        if stored_hash is None:
+            raise IRError(f"{p}: field 'hash' missing")
+        want = stored_hash.tobytes().decode(errors="replace")
+        got = ir.content_hash()
+        if want != got:
+            raise IRError(
+                f"{p}: field 'hash': content hash mismatch (file says {want[:16]}..., content is {got[:16]}...)"
+            )
+    validate(ir)
+    return ir
+
+
+# ---------------------------------------------------------------------- validation
+def _need(d: dict, key: str, where: str):
+    if not isinstance(d, dict) or key not in d:
+        raise IRError(f"{where}: field {key!r} missing")
+    return d[key]
+
+
+def _int_list(v, n: int | None, where: str, fld: str) -> list[int]:
+    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        raise IRError(f"{where}: field {fld!r} must be a list of integers, got {v!r}")
+    if n is not None and len(v) != n:
+        raise IRError(f"{where}: field {fld!r} must have {n} entries, got {len(v)}")
+    return v
+
+
+def _fmt(v, where: str, fld: str) -> ActFormat:
+    if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], int) and isinstance(v[1], bool)):
+        raise IRError(f"{where}: field {fld!r} must be [bits, signed], got {v!r}")
+    try:
+        return ActFormat(v[0], v[1])
+    except ValueError as e:
+        raise IRError(f"{where}: field {fld!r}: {e}") from e
+
+
+def _array(ir: IR, key: str, dtype, shape, where: str, fld: str) -> np.ndarray:
+    if key not in ir.arrays:
+        raise IRError(f"{where}: field {fld!r} missing (array {key!r})")
+    a = ir.arrays[key]
+    if a.dtype != np.dtype(dtype):
+        raise IRError(f"{where}: field {fld!r} must be {np.dtype(dtype)}, got {a.dtype}")
+    if tuple(a.shape) != tuple(shape):
+        raise IRError(f"{where}: field {fld!r} must have shape {tuple(shape)}, got {tuple(a.shape)}")
+    return a
+
+
+def _products(node: dict) -> int:
+    a = node["attrs"]
+    if node["op"] == "fully_connected":
+        return a["in_ch"]
+    kh, kw = a["kernel"]
+    return kh * kw * (a["in_ch"] if node["op"] == "conv2d" else 1)
+
+
+def validate(ir: IR) -> None:
+    """Check structure, shapes, value ranges and accumulator bounds; raise :class:`IRError` naming layer and field."""
+    h = ir.header
+    if not isinstance(h, dict):
+        raise IRError("header: must be a JSON object")
+    if _need(h, "format", "header") != FORMAT:
+        raise IRError(f"header: field 'format' must be {FORMAT!r}, got {h['format']!r}")
+    if _need(h, "version", "header") != VERSION:
+        raise IRError(f"header: field 'version': this reader understands version {VERSION}, got {h['version']!r}")
+    inp = _need(h, "input", "header")
+    in_shape = _int_list(_need(inp, "shape", "input"), 3, "input", "shape")
+    graph = _need(h, "graph", "header")
+    if not isinstance(graph, list) or not graph:
+        raise IRError("header: field 'graph' must be a non-empty list")
+    output = _need(h, "output", "header")
+    layers = _need(h, "layers", "header")
+    shapes: dict[str, tuple] = {INPUT: tuple(in_shape)}
+    seen_weighted = []
+    for node in graph:
+        name = _need(node, "name", "graph node")
+        where = f"layer {name!r}"
+        op = _need(node, "op", where)
+        if op not in OPS:
+            raise IRError(f"{where}: field 'op': unknown op {op!r}; expected one of {OPS}")
+        if name in shapes:
+            raise IRError(f"{where}: field 'name': duplicate node name")
+        ins = _need(node, "inputs", where)
+        if not isinstance(ins, list) or len(ins) != (2 if op == "add" else 1):
+            raise IRError(f"{where}: field 'inputs' must list {2 if op == 'add' else 1} producer(s), got {ins!r}")
+        for i in ins:
+            if i not in shapes:
+                raise IRError(f"{where}: field 'inputs': {i!r} is not defined before this node")
+        out_shape = tuple(_int_list(_need(node, "out_shape", where), None, where, "out_shape"))
+        attrs = _need(node, "attrs", where)
+        x = shapes[ins[0]]
+        expect = _expected_shape(op, x, attrs, where, [shapes[i] for i in ins])
+        if tuple(expect) != out_shape:
+            raise IRError(f"{where}: field 'out_shape' is {out_shape}, the op gives {tuple(expect)}")
+        shapes[name] = out_shape
+        if op in WEIGHTED:
+            seen_weighted.append(name)
+            _validate_weights(ir, node, layers, where)
+    if output not in shapes or output not in seen_weighted:
+        raise IRError(f"header: field 'output': {output!r} is not a weighted layer of the graph")
+    paths = _need(h, "paths", "header")
+    if not isinstance(paths, list) or not paths:
+        raise IRError("header: field 'paths' must be a non-empty list")
+    names = [_need(p, "name", "path") for p in paths]
+    if len(set(names)) != len(names):
+        raise IRError(f"header: field 'paths': duplicate path names {names}")
+    for pi, p in enumerate(paths):
+        _validate_path(ir, pi, p, graph, layers, output)
+
+
+def _expected_shape(op: str, x: tuple, a: dict, where: str, in_shapes: list) -> tuple:
+    try:
+        if op in ("conv2d", "depthwise_conv2d"):
+            if len(x) != 3:
+                raise IRError(f"{where}: field 'inputs': a convolution needs an HWC input, got shape {x}")
+            kh, kw = _int_list(a.get("kernel"), 2, where, "attrs.kernel")
+            sh, sw = _int_list(a.get("stride"), 2, where, "attrs.stride")
+            t, b, left, r = _int_list(a.get("pad"), 4, where, "attrs.pad")
+            if a.get("in_ch") != x[2]:
+                raise IRError(f"{where}: field 'attrs.in_ch' is {a.get('in_ch')}, the input has {x[2]} channels")
+            if op == "depthwise_conv2d" and a.get("out_ch") != x[2]:
+                raise IRError(f"{where}: field 'attrs.out_ch' must equal in_ch for a depthwise conv")
+            oh, ow = Window(sh, sw, t, b, left, r).out_size(x[0], x[1], kh, kw)
+            return (oh, ow, a["out_ch"])
+        if op == "fully_connected":
+            if a.get("in_ch") != int(np.prod(x)) or len(x) != 1:
+                raise IRError(f"{where}: field 'attrs.in_ch' is {a.get('in_ch')}, the input vector has shape {x}")
+            return (a["out_ch"],)
+        if op == "max_pool2d":
+            kh, kw = _int_list(a.get("kernel"), 2, where, "attrs.kernel")
+            sh, sw = _int_list(a.get("stride"), 2, where, "attrs.stride")
+            t, b, left, r = _int_list(a.get("pad"), 4, where, "attrs.pad")
+            oh, ow = Window(sh, sw, t, b, left, r).out_size(x[0], x[1], kh, kw)
+            return (oh, ow, x[2])
+        if op == "avg_pool2d":
+            kh, kw = _int_list(a.get("kernel"), 2, where, "attrs.kernel")
+            sh, sw = _int_list(a.get("stride"), 2, where, "attrs.stride")
+            oh, ow = Window(sh, sw).out_size(x[0], x[1], kh, kw)
+            return (oh, ow, x[2])
+        if op == "flatten":
+            return (int(np.prod(x)),)
+        if op == "add":
+            if in_shapes[0] != in_shapes[1]:
+                raise IRError(f"{where}: field 'inputs': operand shapes differ {in_shapes}")
+            return x
+    except (ValueError, TypeError) as e:
+        if isinstance(e, IRError):
+            raise
+        raise IRError(f"{where}: field 'attrs': {e}") from e
+    raise IRError(f"{where}: field 'op': unknown op {op!r}")
+
+
+def _validate_weights(ir: IR, node: dict, layers: dict, where: str) -> None:
+    meta = _need(layers, node["name"], "header.layers") if isinstance(layers, dict) else None
+    if meta is None:
+        raise IRError(f"{where}: field 'layers' missing")
+    stored = _need(meta, "w_stored", where)
+    if stored not in (2, 4, 8):
+        raise IRError(f"{where}: field 'w_stored' must be 2, 4 or 8, got {stored!r}")
+    a = node["attrs"]
+    if node["op"] == "conv2d":
+        shape = [a["out_ch"], *a["kernel"], a["in_ch"]]
+    elif node["op"] == "depthwise_conv2d":
+        shape = [*a["kernel"], a["out_ch"]]
+    else:
+        shape = [a["out_ch"], a["in_ch"]]
+    if _need(meta, "w_shape", where) != shape:
+        raise IRError(f"{where}: field 'w_shape' is {meta['w_shape']}, expected {shape}")
+    row_len = shape[-1] if node["op"] == "depthwise_conv2d" else int(np.prod(shape[1:]))
+    rows = int(np.prod(shape)) // row_len
+    if _need(meta, "row_len", where) != row_len:
+        raise IRError(f"{where}: field 'row_len' is {meta['row_len']}, expected {row_len}")
+    _array(ir, f"w:{node['name']}", np.uint8, (rows, row_bytes(row_len, stored)), where, "weights")
+
+
+def _validate_path(ir: IR, pi: int, p: dict, graph: list, layers: dict, output: str) -> None:
+    pname = p["name"]
+    nodes = _need(p, "nodes", f"path {pname!r}")
+    fmts: dict[str, ActFormat] = {INPUT: ActFormat(8, False)}
+    for node in graph:
+        name, op = node["name"], node["op"]
+        where = f"path {pname!r}: layer {name!r}"
+        if op in ("max_pool2d", "avg_pool2d", "flatten"):
+            fmts[name] = fmts[node["inputs"][0]]
+            if op == "avg_pool2d" and fmts[name].signed:
+                raise IRError(f"{where}: field 'inputs': average pooling needs unsigned input")
+            continue
+        q = _need(nodes, name, f"path {pname!r}: field 'nodes'")
+        out = _fmt(_need(q, "out", where), where, "out")
+        if (name == output) != (out.bits == 32):
+            raise IRError(f"{where}: field 'out': only the output layer has 32-bit (logits) output")
+        lo, hi = out.range
+        amin, amax = _need(q, "act_min", where), _need(q, "act_max", where)
+        if not (isinstance(amin, int) and isinstance(amax, int) and lo <= amin <= amax <= hi):
+            raise IRError(f"{where}: field 'act_min'/'act_max' [{amin}, {amax}] must lie inside [{lo}, {hi}]")
+        if op == "add":
+            for i in node["inputs"]:
+                if fmts[i].bits == 32:
+                    raise IRError(f"{where}: field 'inputs': cannot add int32 logits")
+            for fld in ("mult_a", "mult_b"):
+                v = _need(q, fld, where)
+                if not isinstance(v, int) or not -(2**31) <= v < 2**31:
+                    raise IRError(f"{where}: field {fld!r} must be an int32, got {v!r}")
+            sh = _need(q, "shift", where)
+            if not isinstance(sh, int) or not SHIFT_MIN <= sh <= SHIFT_MAX:
+                raise IRError(f"{where}: field 'shift' must lie in [{SHIFT_MIN}, {SHIFT_MAX}], got {sh!r}")
+            fmts[name] = out
+            continue
+        inp = _fmt(_need(q, "in", where), where, "in")
+        if inp != fmts[node["inputs"][0]]:
+            raise IRError(f"{where}: field 'in' is {inp}, but its producer outputs {fmts[node['inputs'][0]]}")
+        stored = layers[name]["w_stored"]
+        view = _need(q, "w_view", where)
+        if view not in (2, 4, 8) or view > stored:
+            raise IRError(f"{where}: field 'w_view' must be 2, 4 or 8 and <= w_stored={stored}, got {view!r}")
+        n = node["attrs"]["out_ch"]
+        bias = _array(ir, f"bias:{name}:{pi}", np.int32, (n,), where, "bias")
+        if out.bits != 32:
+            _array(ir, f"mult:{name}:{pi}", np.int32, (n,), where, "mult")
+            shift = _array(ir, f"shift:{name}:{pi}", np.int32, (n,), where, "shift")
+            if shift.size and (shift.min() < SHIFT_MIN or shift.max() > SHIFT_MAX):
+                raise IRError(f"{where}: field 'shift' must lie in [{SHIFT_MIN}, {SHIFT_MAX}], "
+                              f"got [{shift.min()}, {shift.max()}]")
+        try:
+            check_layer(name, _products(node), inp, view, bias)
+        except AccumulatorOverflow as e:
+            raise IRError(f"{where}: field 'bias': {e}") from e
+        fmts[name] = out
+    lo_hi = value_range(8, False)
+    del lo_hi
+
+
+def layer_quant(ir: IR, path: int, name: str):
+    """The :class:`bitpath.ref.formats.LayerQuant` of a weighted layer on a path."""
+    from bitpath.ref.formats import LayerQuant
+
+    q = ir.header["paths"][path]["nodes"][name]
+    inp = ActFormat(q["in"][0], q["in"][1])
+    out = ActFormat(q["out"][0], q["out"][1])
+    amin = None if out.bits == 32 else q["act_min"]
+    amax = None if out.bits == 32 else q["act_max"]
+    return LayerQuant(inp, out, ir.header["layers"][name]["w_stored"], q["w_view"], amin, amax)

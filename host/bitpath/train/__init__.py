@@ -1,0 +1,1 @@
+"""Multi-path quantization-aware training."""

@@ -1,0 +1,104 @@
+"""Multi-path training: resume after an interruption equals an uninterrupted run; CLI end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from bitpath import cli_train
+from bitpath.train.config import TrainConfig
+from bitpath.train.trainer import CKPT, Interrupted, Trainer, pick_device
+from conftest import TinyCNN, tiny_images
+
+
+def _cfg(tiny_npz, out, **kw) -> TrainConfig:
+    base = dict(dataset="npz", data_dir=str(tiny_npz), out=str(out), epochs_float=2, epochs_qat=2, batch_size=32,
+                bn_batches=2, ckpt_every=2, lr_float=1e-2, lr_qat=3e-3, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _trainer(cfg) -> Trainer:
+    torch.manual_seed(123)  # the model's initial weights
+    return Trainer(cfg, model=TinyCNN(), input_shape=(12, 12, 1), log=lambda s: None, progress=False)
+
+
+def _states(t: Trainer) -> dict:
+    return {**{f"float.{k}": v for k, v in t.float_model.state_dict().items()},
+            **{f"q.{k}": v for k, v in t.qnet.state_dict().items()}}
+
+
+def test_resume_equals_uninterrupted(tiny_npz, tmp_path):
+    a = _trainer(_cfg(tiny_npz, tmp_path / "a"))
+    ma = a.run()
+    # interrupted twice: mid-epoch in the float stage, then inside QAT
+    b = _trainer(_cfg(tiny_npz, tmp_path / "b"))
+    with pytest.raises(Interrupted):
+        b.run(stop_after_steps=3)
+    b = _trainer(_cfg(tiny_npz, tmp_path / "b"))
+    assert b.resume() and (b.stage, b.epoch, b.step) == ("float", 0, 3)
+    with pytest.raises(Interrupted):
+        b.run(stop_after_steps=7)
+    b = _trainer(_cfg(tiny_npz, tmp_path / "b"))
+    assert b.resume() and b.stage == "qat"
+    mb = b.run()
+    sa, sb = _states(a), _states(b)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    ma.pop("train_seconds")
+    mb.pop("train_seconds")
+    assert ma == mb
+    # checkpoints are written atomically: no temporary files are left behind
+    assert not [p for p in (tmp_path / "b").iterdir() if ".tmp" in p.name]
+    for name in a.table.names:  # the torch integer evaluation equals the fake-quant one here
+        assert 0.0 <= ma[name]["integer"] <= 1.0
+
+
+def test_resume_refuses_other_config(tiny_npz, tmp_path):
+    t = _trainer(_cfg(tiny_npz, tmp_path / "c"))
+    with pytest.raises(Interrupted):
+        t.run(stop_after_steps=1)
+    other = _trainer(_cfg(tiny_npz, tmp_path / "c", lr_float=0.5))
+    with pytest.raises(ValueError, match=r"different config \(\['lr_float'\]\)"):
+        other.resume()
+
+
+def test_device_auto():
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_cli_train_export_eval(tmp_path):
+    x, y = tiny_images(96, size=28)
+    xt, yt = tiny_images(32, size=28, seed=5)
+    data = tmp_path / "d.npz"
+    np.savez(data, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    app = typer.Typer()
+    cli_train.register(app)
+    r = CliRunner()
+    out = tmp_path / "run"
+    res = r.invoke(app, ["train", "--help"])
+    assert res.exit_code == 0 and "--resume" in res.output
+    args = ["train", "--out", str(out), "--dataset", "npz", "--data-dir", str(data), "--epochs-float", "1",
+            "--epochs-qat", "1", "--batch-size", "32", "--bn-batches", "2", "--no-progress"]
+    res = r.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "final.pt").is_file() and (out / CKPT).is_file()
+    res = r.invoke(app, args)  # an existing run is not silently overwritten
+    assert res.exit_code != 0 and "--resume" in res.output
+    res = r.invoke(app, ["export", str(out)])
+    assert res.exit_code == 0, res.output
+    ir_path = out / "model.bpir.npz"
+    res = r.invoke(app, ["eval", str(ir_path), "--dataset", "npz", "--data-dir", str(data), "--compare", str(out),
+                         "--json-out", str(tmp_path / "e.json"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    ev = json.loads((tmp_path / "e.json").read_text())
+    assert set(ev["paths"]) == {"w8a8", "w4a4", "w2a2-fl8", "mixed"} and ev["images"] == 32
+    for r_ in ev["paths"].values():
+        assert r_["torch_integer_logits_equal"] is True
+        assert r_["fake_quant_disagree"] == 0
