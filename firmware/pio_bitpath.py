@@ -24,9 +24,16 @@ overridden = sorted(p.name for p in (kernels / "opt" / "dsp").glob("*.c")) if va
 kfilter = ["+<ref/*.c>"] + ["-<ref/%s>" % n for n in overridden]
 if variant == "dsp":
     kfilter.append("+<opt/dsp/*.c>")
-kenv = env.Clone()  # noqa: F821
-kenv.Append(CCFLAGS=["-O2"])
-env.Append(PIOBUILDFILES=kenv.CollectBuildFiles("$BUILD_DIR/bp_kernels", str(kernels), kfilter))  # noqa: F821
+
+def _kernels_o2(node_env, node):
+    # The platform compiles with -Os. The kernels are the hot loops: -O2 for them alone. This runs
+    # before the platform's builder adds its flags, so the object keeps $CCFLAGS and puts -O2 in
+    # CPPFLAGS, which the C command line places after CCFLAGS (the last -O wins).
+    return node_env.Object(node, CPPFLAGS=["-O2"])
+
+
+env.AddBuildMiddleware(_kernels_o2, str(kernels / "*"))  # noqa: F821
+env.Append(PIOBUILDFILES=env.CollectBuildFiles("$BUILD_DIR/bp_kernels", str(kernels), kfilter))  # noqa: F821
 
 model_dir = os.environ.get("BITPATH_MODEL_DIR")
 if model_dir:

@@ -90,6 +90,31 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
 
+    @app.command("kbench")
+    def kbench_cmd(
+        kernels: Annotated[
+            list[str] | None, typer.Option("--kernels", "-k", help="Kernel variants to time: ref, dsp (default both).")
+        ] = None,
+        out: Path = typer.Option(None, "--out", "-o", help="Also write the markdown table to this file."),
+    ) -> None:
+        """Time every kernel on the fast-kernels shapes on the emulated board (emulated instructions)."""
+        from bitpath.device import build as b
+        from bitpath.device import kbench
+
+        results = []
+        try:
+            for variant in kernels or ["ref", "dsp"]:
+                typer.echo(f"building and running the kernel benchmark ({variant} kernels) ...", err=True)
+                results.append(kbench.run(variant))
+        except (b.BuildError, RuntimeError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        table = kbench.markdown(results)
+        typer.echo(f"unit: {results[0].unit}; timer overhead subtracted: {results[0].overhead}")
+        typer.echo(table)
+        if out is not None:
+            out.write_text(table)
+
     @app.command("emulate")
     def emulate_cmd(
         elf: str = typer.Option(None, help="Firmware ELF to run (default: build the qemu_f405 env)."),

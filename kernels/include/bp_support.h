@@ -15,7 +15,9 @@ _Static_assert(((int64_t)-3 >> 1) == -2, "bitpath needs arithmetic right shift o
 
 #define BP_SHIFT_MAX 62
 
-static inline int32_t bp_row_bytes(int32_t n, int32_t bits) { return (int32_t)(((int64_t)n * bits + 7) / 8); }
+// Bytes of a packed row of n values. Rows are < 2^28 values, so n * bits fits in 32 bits; a shift,
+// not a division (a 64-bit division is a library call on Cortex-M, and this runs per output value).
+static inline int32_t bp_row_bytes(int32_t n, int32_t bits) { return (int32_t)(((uint32_t)n * (uint32_t)bits + 7u) >> 3); }
 
 // Value i of a packed row, LSB first: byte i*b/8, bits (i*b)%8 .. +b-1. Sign-extended when is_signed.
 static inline int32_t bp_read(const uint8_t *row, int32_t i, int32_t bits, int32_t is_signed) {

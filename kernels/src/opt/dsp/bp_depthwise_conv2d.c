@@ -12,6 +12,31 @@
 #include "bp_kernels.h"
 #include "bp_support.h"
 
+// Four channels [c, c+4) of one output pixel over the valid taps; returns the masked sums in acc.
+// |acc| <= KH*KW * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
+// `base` is the offset of window pixel (0, 0), which may lie in the padding: only offsets of valid
+// taps (ky0.., kx0..) are ever added to `img`.
+static inline void dw4(int32_t acc[4], const uint8_t *img, int64_t base, const uint8_t *tap, int32_t ky0, int32_t ky1,
+                       int32_t kx0, int32_t kx1, int32_t iw, int32_t kw, int32_t c_n, uint32_t mask4, int sgn) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int32_t ky = ky0; ky < ky1; ky++) {
+        const uint8_t *xp = img + (base + ((int64_t)ky * iw + kx0) * c_n);
+        const uint8_t *wp = tap + (int64_t)ky * kw * c_n + (int64_t)kx0 * c_n;
+        for (int32_t kx = kx0; kx < kx1; kx++, xp += c_n, wp += c_n) {
+            const uint32_t xw = bp_load32(xp), ww = bp_load32(wp) & mask4;
+            // sgn is a compile-time constant at both call sites: no branch in the loop
+            const uint32_t xe = sgn ? bp_sxtb16(xw) : bp_uxtb16(xw);
+            const uint32_t xo = sgn ? bp_sxtb16(bp_ror(xw, 8)) : bp_uxtb16(bp_ror(xw, 8));
+            const uint32_t we = bp_sxtb16(ww), wo = bp_sxtb16(bp_ror(ww, 8));
+            a0 = bp_smlabb(xe, we, a0);
+            a2 = bp_smlatt(xe, we, a2);
+            a1 = bp_smlabb(xo, wo, a1);
+            a3 = bp_smlatt(xo, wo, a3);
+        }
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
 bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
                                 const bp_quant_t *q,
                                 const bp_requant_t *rq,
@@ -39,7 +64,6 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
     const int32_t c4 = c_n & ~3;
     const int32_t ih = input_dims->h, iw = input_dims->w, oh = output_dims->h, ow = output_dims->w;
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(c_n, q->out.bits);
-    const int sgn = q->in.is_signed;
 
     for (int32_t n = 0; n < input_dims->n; n++) {
         const uint8_t *img = input + (int64_t)n * ih * iw * c_n;
@@ -50,39 +74,33 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
                 const int32_t x0 = ox * win->stride_w - win->pad_left;
                 const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = (x0 + kw > iw) ? iw - x0 : kw;
                 const int64_t row = ((int64_t)n * oh + oy) * ow + ox;
+                const int64_t base = ((int64_t)y0 * iw + x0) * c_n;  // may be negative: see dw4
                 if (out_row > 0) {
                     bp_clear_row((uint8_t *)output + row * out_row, out_row);
                 }
-                for (int32_t c = 0; c < c_n; c += 4) {
-                    const int32_t nc = c < c4 ? 4 : c_n - c;
-                    int32_t acc[4] = {0, 0, 0, 0};
-                    // |acc| <= KH*KW * xmax * 128 <= INT32_MAX (checked above) before the exact shift.
-                    for (int32_t ky = ky0; ky < ky1; ky++) {
-                        const uint8_t *px = img + ((int64_t)(y0 + ky) * iw + x0) * c_n + c;
-                        const uint8_t *tap = filter + (int64_t)ky * kw * c_n + c;
-                        for (int32_t kx = kx0; kx < kx1; kx++) {
-                            const uint8_t *xp = px + (int64_t)kx * c_n, *wp = tap + (int64_t)kx * c_n;
-                            if (nc == 4) {
-                                const uint32_t xw = bp_load32(xp), ww = bp_load32(wp) & mask4;
-                                const uint32_t xe = sgn ? bp_sxtb16(xw) : bp_uxtb16(xw);
-                                const uint32_t xo = sgn ? bp_sxtb16(bp_ror(xw, 8)) : bp_uxtb16(bp_ror(xw, 8));
-                                const uint32_t we = bp_sxtb16(ww), wo = bp_sxtb16(bp_ror(ww, 8));
-                                acc[0] = bp_smlabb(xe, we, acc[0]);
-                                acc[2] = bp_smlatt(xe, we, acc[2]);
-                                acc[1] = bp_smlabb(xo, wo, acc[1]);
-                                acc[3] = bp_smlatt(xo, wo, acc[3]);
-                            } else {
-                                for (int32_t j = 0; j < nc; j++) {
-                                    const int32_t xv = sgn ? (int32_t)(int8_t)xp[j] : (int32_t)xp[j];
-                                    acc[j] += xv * (int32_t)(int8_t)(uint8_t)(wp[j] & (mask4 & 0xFFu));
-                                }
-                            }
-                        }
+                for (int32_t c = 0; c < c4; c += 4) {
+                    int32_t acc[4];
+                    if (q->in.is_signed) {
+                        dw4(acc, img, base + c, filter + c, ky0, ky1, kx0, kx1, iw, kw, c_n, mask4, 1);
+                    } else {
+                        dw4(acc, img, base + c, filter + c, ky0, ky1, kx0, kx1, iw, kw, c_n, mask4, 0);
                     }
-                    for (int32_t j = 0; j < nc; j++) {
+                    for (int32_t j = 0; j < 4; j++) {
                         // masked codes are multiples of 2^sh: the shift is exact; |bias + acc| checked
                         bp_emit(output, row, c_n, c + j, q, rq, (bias ? bias[c + j] : 0) + (acc[j] >> sh));
                     }
+                }
+                for (int32_t c = c4; c < c_n; c++) {  // the last C % 4 channels, one at a time
+                    int32_t acc = 0;
+                    for (int32_t ky = ky0; ky < ky1; ky++) {
+                        for (int32_t kx = kx0; kx < kx1; kx++) {
+                            const int64_t k = (int64_t)ky * kw + kx;
+                            const uint8_t xb = img[base + ((int64_t)ky * iw + kx) * c_n + c];
+                            const int32_t xv = q->in.is_signed ? (int32_t)(int8_t)xb : (int32_t)xb;
+                            acc += xv * ((int32_t)(int8_t)filter[k * c_n + c] >> sh);
+                        }
+                    }
+                    bp_emit(output, row, c_n, c, q, rq, (bias ? bias[c] : 0) + acc);
                 }
             }
         }

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: Apache-2.0
+// Kernel benchmark firmware (`bitpath kbench`): times each kernel once (after one warm-up call) on
+// the shapes of the fast-kernels issue, for several bit combinations, with hal_cycles(): emulated
+// instructions on QEMU under -icount shift=0 (TIM2), DWT cycles on silicon. Prints one line per case
+//     m-kbench-[op,shape,combo,macs,count]
+// then m-kbench-done and m-ready, and idles. The timer-read overhead is measured and subtracted.
+//
+// Data: inputs are pseudo-random bytes in RAM; weights are read straight from the flash region
+// (the firmware image, then erased flash), because the largest case (FC 1024->128) needs 128 KiB,
+// as much as the whole SRAM. Instruction counts of these kernels do not depend on the values
+// except for the requantization clamp branches.
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bp_kernels.h"
+#include "hal.h"
+
+extern const uint8_t _bp_flash_start[];
+extern const uint8_t _bp_flash_bytes[]; // a linker symbol: its address is the size
+
+typedef enum { OP_CONV, OP_DW, OP_FC } op_t;
+
+typedef struct {
+    op_t op;
+    int32_t h, w, cin, cout; // FC: cin -> cout
+} shape_t;
+
+typedef struct {
+    const char *name;
+    int32_t in_bits, w_stored, w_view, out_bits;
+} combo_t;
+
+static const shape_t SHAPES[] = {
+    {OP_CONV, 28, 28, 1, 16},  {OP_CONV, 14, 14, 16, 32}, {OP_CONV, 7, 7, 32, 64}, {OP_CONV, 32, 32, 16, 16},
+    {OP_CONV, 16, 16, 32, 32}, {OP_DW, 14, 14, 32, 32},   {OP_DW, 32, 32, 16, 16}, {OP_FC, 1, 1, 64, 10},
+    {OP_FC, 1, 1, 256, 64},    {OP_FC, 1, 1, 1024, 128},
+};
+
+// name: weight view / storage, input activation bits
+static const combo_t COMBOS[] = {
+    {"w8a8", 8, 8, 8, 8},    {"w4a8-s4", 8, 4, 4, 8}, {"w4a8-v8", 8, 8, 4, 8}, {"w4a4", 4, 8, 4, 4},
+    {"w2a8", 8, 8, 2, 8},    {"w2a2", 2, 8, 2, 2},
+};
+
+#define IN_MAX (32 * 32 * 32)
+#define OUT_MAX (32 * 32 * 32)
+static uint8_t g_in[IN_MAX];
+static uint8_t g_out[OUT_MAX];
+static int32_t g_bias[128];
+static int32_t g_mult[128];
+static int32_t g_shift[128];
+static _Alignas(4) uint8_t g_scratch[2 * 2 * ((3 * 3 * 64 + 3) / 4 * 4)];
+
+static void put(const char *s) {
+    size_t n = 0;
+    while (s[n]) {
+        n++;
+    }
+    hal_uart_write(s, n);
+}
+
+static void put_u(uint32_t v) {
+    char buf[11];
+    int i = 10;
+    buf[i] = 0;
+    do {
+        buf[--i] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v);
+    put(buf + i);
+}
+
+static uint32_t g_lcg = 12345u;
+static uint8_t rnd(void) {
+    g_lcg = g_lcg * 1664525u + 1013904223u;
+    return (uint8_t)(g_lcg >> 24);
+}
+
+static bp_status_t run(const shape_t *s, const combo_t *c) {
+    const bp_quant_t q = {.in = {c->in_bits, 0}, .out = {c->out_bits, 0}, .w_stored = c->w_stored,
+                          .w_view = c->w_view, .act_min = 0, .act_max = (1 << c->out_bits) - 1};
+    const bp_requant_t rq = {g_mult, g_shift};
+    if (s->op == OP_FC) {
+        return bp_fully_connected(&q, &rq, 1, s->cin, s->cout, g_in, _bp_flash_start, g_bias, g_out);
+    }
+    const bp_window_t win = {1, 1, 1, 1, 1, 1};
+    const bp_dims_t in = {1, s->h, s->w, s->cin}, out = {1, s->h, s->w, s->cout};
+    if (s->op == OP_DW) {
+        const bp_dims_t f = {1, 3, 3, s->cin};
+        return bp_depthwise_conv2d(&win, &q, &rq, &in, g_in, &f, _bp_flash_start, g_bias, &out, g_out);
+    }
+    const bp_dims_t f = {s->cout, 3, 3, s->cin};
+    const bp_context_t ctx = {g_scratch, (int32_t)sizeof g_scratch};
+    return bp_conv2d(&ctx, &win, &q, &rq, &in, g_in, &f, _bp_flash_start, g_bias, &out, g_out);
+}
+
+int main(void) {
+    hal_init();
+    for (uint32_t i = 0; i < sizeof g_in; i++) {
+        g_in[i] = rnd();
+    }
+    for (int32_t i = 0; i < 128; i++) {
+        g_bias[i] = (int32_t)rnd() - 128;
+        g_mult[i] = 0x40000000 + ((int32_t)rnd() << 20);
+        g_shift[i] = 40;
+    }
+    const uint32_t t0 = hal_cycles();
+    const uint32_t overhead = hal_cycles() - t0;
+    put("m-kbench-kernels-[" BP_KERNELS_VARIANT "]\r\nm-kbench-unit-[");
+    put(hal_cycles_unit());
+    put("]\r\nm-kbench-overhead-");
+    put_u(overhead);
+    put("\r\n");
+    for (size_t si = 0; si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
+        const shape_t *s = &SHAPES[si];
+        for (size_t ci = 0; ci < sizeof COMBOS / sizeof COMBOS[0]; ci++) {
+            const combo_t *c = &COMBOS[ci];
+            const uint32_t macs = (uint32_t)(s->op == OP_FC ? s->cin * s->cout
+                                             : s->op == OP_DW ? s->h * s->w * s->cin * 9
+                                                              : s->h * s->w * s->cout * 9 * s->cin);
+            bp_status_t st = run(s, c); // warm-up (and the status check)
+            const uint32_t a = hal_cycles();
+            st |= run(s, c);
+            const uint32_t b = hal_cycles();
+            put(s->op == OP_FC ? "m-kbench-[fc," : s->op == OP_DW ? "m-kbench-[dw," : "m-kbench-[conv,");
+            put_u((uint32_t)s->h);
+            put("x");
+            put_u((uint32_t)s->w);
+            put("x");
+            put_u((uint32_t)s->cin);
+            put("->");
+            put_u((uint32_t)s->cout);
+            put(",");
+            put(c->name);
+            put(",");
+            put_u(macs);
+            put(",");
+            if (st != BP_OK) {
+                put("error]\r\n");
+            } else {
+                put_u(b - a - overhead);
+                put("]\r\n");
+            }
+        }
+    }
+    put("m-kbench-done\r\nm-init-done\r\nm-ready\r\n");
+    for (;;) {
+        (void)hal_uart_getc();
+    }
+}

@@ -1,0 +1,39 @@
+"""The kernel benchmark firmware runs on the emulated board and reports every case it should."""
+
+from __future__ import annotations
+
+import pytest
+
+from bitpath.device import kbench
+
+SHAPES = {  # (op, shape) -> MACs, computed here from the shapes of the fast-kernels issue
+    ("conv", "28x28x1->16"): 28 * 28 * 16 * 9 * 1,
+    ("conv", "14x14x16->32"): 14 * 14 * 32 * 9 * 16,
+    ("conv", "7x7x32->64"): 7 * 7 * 64 * 9 * 32,
+    ("conv", "32x32x16->16"): 32 * 32 * 16 * 9 * 16,
+    ("conv", "16x16x32->32"): 16 * 16 * 32 * 9 * 32,
+    ("dw", "14x14x32->32"): 14 * 14 * 32 * 9,
+    ("dw", "32x32x16->16"): 32 * 32 * 16 * 9,
+    ("fc", "1x1x64->10"): 64 * 10,
+    ("fc", "1x1x256->64"): 256 * 64,
+    ("fc", "1x1x1024->128"): 1024 * 128,
+}
+COMBOS = {"w8a8", "w4a8-s4", "w4a8-v8", "w4a4", "w2a8", "w2a2"}
+
+
+@pytest.mark.emulator
+def test_kbench_reports_every_case() -> None:
+    res = kbench.run("dsp")
+    assert res.kernels == "dsp" and res.unit == "instructions (emulated)"
+    got = {(r.op, r.shape, r.combo): r for r in res.rows}
+    assert set(got) == {(op, shape, c) for (op, shape) in SHAPES for c in COMBOS}
+    for (op, shape, _combo), row in got.items():
+        assert row.macs == SHAPES[op, shape]
+        assert row.count is not None and row.count > row.macs // 8  # ran, and was timed
+    table = kbench.markdown([res])
+    assert table.count("\n") == len(got) + 2
+
+
+def test_parse_refuses_truncated_output() -> None:
+    with pytest.raises(RuntimeError, match="incomplete"):
+        kbench.parse(["m-kbench-kernels-[dsp]", "m-kbench-[fc,1x1x64->10,w8a8,640,3000]"])
