@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import typer
@@ -56,6 +57,25 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{done} layers compared, {bad} mismatches")
             if bad:
                 raise typer.Exit(1)
+
+    @app.command("codegen")
+    def codegen_cmd(
+        ir_path: Path = typer.Argument(..., help="The IR file (`bitpath export`)."),
+        out: Path = typer.Option(Path("build/model"), "--out", "-o", help="Folder to write model.c into."),
+    ) -> None:
+        """Generate the C model (model.c: weights, per-path tables, layer table, arena) from an IR."""
+        from bitpath.codegen import CodegenError, render
+        from bitpath.ir import IRError, load
+
+        try:
+            gen = render(load(ir_path), out)
+        except (IRError, CodegenError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"wrote {gen.model_c}")
+        typer.echo(f"  IR {gen.ir_hash[:16]}, weights {gen.weight_bytes} B (all paths, nested), "
+                   f"activation arena {gen.arena_bytes} B")
+        typer.echo(f"  next: bitpath build --model-dir {out}   or   bitpath emulate --model-dir {out}")
 
     @app.command("demo")
     def demo_cmd(

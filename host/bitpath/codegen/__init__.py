@@ -1,0 +1,200 @@
+"""Generate the C model (``model.c``) from an IR with Jinja2. Reads only the IR, never torch.
+
+The generated file is data plus glue: packed nested weights, per-path constant tables, the layer
+table for ``firmware/runtime`` and the ``bp_model`` descriptor of ``firmware/include/bp_model.h``.
+All arithmetic stays in ``kernels/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from bitpath import __version__
+from bitpath.codegen.plan import CodegenError, Plan, check_plan, plan
+from bitpath.ir import IR
+from bitpath.ref.formats import ActFormat
+
+__all__ = ["CodegenError", "Generated", "render", "templates_dir"]
+
+OP_ENUM = {
+    "conv2d": "BP_OP_CONV2D",
+    "depthwise_conv2d": "BP_OP_DEPTHWISE_CONV2D",
+    "fully_connected": "BP_OP_FULLY_CONNECTED",
+    "max_pool2d": "BP_OP_MAX_POOL2D",
+    "avg_pool2d": "BP_OP_AVG_POOL2D",
+    "add": "BP_OP_ADD",
+}
+
+
+def templates_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "codegen_templates"
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What :func:`render` wrote."""
+
+    model_c: Path
+    ir_hash: str
+    arena_bytes: int
+    weight_bytes: int
+    plan: Plan
+
+
+def _c_bytes(a: np.ndarray, per_line: int = 20) -> str:
+    v = np.asarray(a, dtype=np.uint8).ravel()
+    lines = [", ".join(f"0x{b:02x}" for b in v[i : i + per_line]) for i in range(0, len(v), per_line)]
+    return ",\n    ".join(lines)
+
+
+def _c_ints(a: np.ndarray, per_line: int = 8) -> str:
+    v = np.asarray(a, dtype=np.int64).ravel()
+    # INT32_MIN cannot be written as a plain literal in C: spell it as an expression.
+    words = [("(-2147483647 - 1)" if x == -(2**31) else str(int(x))) for x in v]
+    return ",\n    ".join(", ".join(words[i : i + per_line]) for i in range(0, len(words), per_line))
+
+
+class _Pool:
+    """Deduplicated int32 constant arrays (identical bias/multiplier/shift tables are emitted once)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.arrays: dict[str, tuple[str, np.ndarray]] = {}
+
+    def ref(self, kind: str, a: np.ndarray) -> str:
+        a = np.ascontiguousarray(a, dtype=np.int32)
+        key = hashlib.sha1(a.tobytes()).hexdigest()
+        if key not in self.arrays:
+            self.arrays[key] = (f"{self.prefix}_{kind}{len(self.arrays)}", a)
+        return self.arrays[key][0]
+
+
+def _fmt(f: ActFormat) -> dict:
+    return {"bits": f.bits, "signed": int(f.signed)}
+
+
+def _context(ir: IR, p: Plan, prefix: str, ir_hash: str, name: str) -> dict:
+    pool = _Pool(prefix)
+    paths = ir.header["paths"]
+    layers = []
+    weights = []
+    for step in p.steps:
+        node = step.node
+        lname, op, a = node["name"], node["op"], node["attrs"]
+        in_shape = _shape_of(ir, node["inputs"][0])
+        out_shape = tuple(node["out_shape"])
+        layer = {
+            "name": lname,
+            "op": OP_ENUM[op],
+            "in0": p.offset(node["inputs"][0]),
+            "in1": p.offset(node["inputs"][1]) if op == "add" else 0,
+            "out": p.offset(lname),
+            "scratch": step.scratch.offset if step.scratch else -1,
+            "scratch_bytes": step.scratch.size if step.scratch else 0,
+            "in_dims": _dims(in_shape),
+            "out_dims": _dims(out_shape),
+            "filter_dims": (0, 0, 0, 0),
+            "win": (1, 1, 0, 0, 0, 0),
+            "weights": "NULL",
+            "paths": [],
+        }
+        if op in ("conv2d", "depthwise_conv2d", "max_pool2d"):
+            layer["win"] = (*a["stride"], *a["pad"])
+        if op == "avg_pool2d":
+            layer["win"] = (*a["stride"], 0, 0, 0, 0)
+        if op == "conv2d":
+            layer["filter_dims"] = (a["out_ch"], *a["kernel"], a["in_ch"])
+        elif op == "depthwise_conv2d":
+            layer["filter_dims"] = (1, *a["kernel"], a["out_ch"])
+        elif op == "fully_connected":
+            layer["filter_dims"] = (a["out_ch"], 1, 1, a["in_ch"])
+        elif op in ("max_pool2d", "avg_pool2d"):
+            layer["filter_dims"] = (1, *a["kernel"], 1)
+        if op in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            wname = f"{prefix}_w_{len(weights)}"
+            packed = ir.arrays[f"w:{lname}"]
+            weights.append({"name": wname, "layer": lname, "bytes": _c_bytes(packed), "size": packed.size,
+                            "stored": ir.header["layers"][lname]["w_stored"]})
+            layer["weights"] = wname
+        for pi, path in enumerate(paths):
+            fmts = p.formats[pi]
+            ent = {"in": _fmt(fmts[node["inputs"][0]]), "out": _fmt(fmts[lname]), "w_stored": 8, "w_view": 8,
+                   "act_min": 0, "act_max": 0, "bias": "NULL", "mult": "NULL", "shift": "NULL",
+                   "b": {"bits": 8, "signed": 0}, "mult_a": 0, "mult_b": 0, "add_shift": 0}
+            q = path["nodes"].get(lname)
+            if op in ("conv2d", "depthwise_conv2d", "fully_connected"):
+                ent["w_stored"] = ir.header["layers"][lname]["w_stored"]
+                ent["w_view"] = q["w_view"]
+                ent["bias"] = pool.ref("bias", ir.arrays[f"bias:{lname}:{pi}"])
+                if fmts[lname].bits != 32:
+                    ent["act_min"], ent["act_max"] = q["act_min"], q["act_max"]
+                    ent["mult"] = pool.ref("mult", ir.arrays[f"mult:{lname}:{pi}"])
+                    ent["shift"] = pool.ref("shift", ir.arrays[f"shift:{lname}:{pi}"])
+            elif op == "add":
+                ent["b"] = _fmt(fmts[node["inputs"][1]])
+                ent["act_min"], ent["act_max"] = q["act_min"], q["act_max"]
+                ent["mult_a"], ent["mult_b"], ent["add_shift"] = q["mult_a"], q["mult_b"], q["shift"]
+            else:  # pools: same format in and out
+                ent["out"] = ent["in"]
+            layer["paths"].append(ent)
+        layers.append(layer)
+    num_classes = int(np.prod(_shape_of(ir, ir.header["output"])))
+    return {
+        "version": __version__,
+        "ir_hash": ir_hash,
+        "prefix": prefix,
+        "name": name,
+        "mlperf_id": ir.header.get("mlperf_id", "fmnist01"),
+        "input_bytes": int(np.prod(ir.header["input"]["shape"])),
+        "num_classes": num_classes,
+        "path_names": [pp["name"] for pp in paths],
+        "layers": layers,
+        "weights": weights,
+        "consts": list(pool.arrays.values()),
+        "c_ints": _c_ints,
+        "arena_bytes": max(p.arena_bytes, 4),
+        "tensors": sorted(p.tensors.values(), key=lambda t: t.offset),
+    }
+
+
+def _shape_of(ir: IR, value: str) -> tuple:
+    if value == "input":
+        return tuple(ir.header["input"]["shape"])
+    for n in ir.graph:
+        if n["name"] == value:
+            return tuple(n["out_shape"])
+    raise CodegenError(f"value {value!r} is not in the graph")
+
+
+def _dims(shape: tuple) -> tuple[int, int, int, int]:
+    if len(shape) == 3:
+        return (1, *shape)
+    return (1, 1, 1, int(np.prod(shape)))
+
+
+def render(ir: IR, out_dir: str | Path, name: str | None = None, prefix: str = "bpm") -> Generated:
+    """Write ``out_dir/model.c`` for ``ir``; returns what was written and the planned arena size."""
+    p = plan(ir)
+    check_plan(p)
+    ir_hash = ir.content_hash()
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    ctx = _context(ir, p, prefix, ir_hash, name or ir.header.get("name", "bitpath-model"))
+    text = env.get_template("model.c.j2").render(**ctx)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "model.c"
+    tmp = target.with_suffix(".c.tmp")
+    tmp.write_text(text)
+    tmp.replace(target)
+    return Generated(target, ir_hash, ctx["arena_bytes"], sum(w["size"] for w in ctx["weights"]), p)

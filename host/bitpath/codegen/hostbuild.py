@@ -1,0 +1,86 @@
+"""Compile a generated ``model.c`` with the firmware runtime and the kernels for the host (cffi API
+mode, -Wall -Wextra -Werror), so the exact C that runs on the board can be checked on the host."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bitpath.ckernels.build import kernels_dir, sources
+
+CDEF = """
+typedef struct { int32_t path; uint32_t controller_cycles; uint32_t layer_cycles[64]; } bp_run_info_t;
+int bp_host_run(int32_t path, const uint8_t *input, int32_t input_len, int32_t *logits, bp_run_info_t *info);
+int32_t bp_host_num_classes(void);
+int32_t bp_host_num_paths(void);
+int32_t bp_host_input_bytes(void);
+int32_t bp_host_arena_bytes(void);
+const char *bp_host_ir_hash(void);
+"""
+
+GLUE = """
+#include "bp_model.h"
+int bp_host_run(int32_t path, const uint8_t *input, int32_t input_len, int32_t *logits, bp_run_info_t *info) {
+    return (int)bp_model.run(path, input, input_len, logits, info, NULL);
+}
+int32_t bp_host_num_classes(void) { return bp_model.num_classes; }
+int32_t bp_host_num_paths(void) { return bp_model.num_paths; }
+int32_t bp_host_input_bytes(void) { return bp_model.input_bytes; }
+int32_t bp_host_arena_bytes(void) { return bp_model.arena_bytes; }
+const char *bp_host_ir_hash(void) { return bp_model.ir_hash; }
+"""
+
+CFLAGS = ["-std=c11", "-O2", "-fno-wrapv", "-Wall", "-Wextra", "-Werror"]
+
+
+def firmware_dir() -> Path:
+    return kernels_dir().parent / "firmware"
+
+
+class HostModel:
+    """A generated model compiled for the host; ``run`` returns the int32 logits."""
+
+    def __init__(self, module: Any) -> None:
+        self.ffi, self.lib = module.ffi, module.lib
+        self.num_classes = int(self.lib.bp_host_num_classes())
+        self.num_paths = int(self.lib.bp_host_num_paths())
+        self.input_bytes = int(self.lib.bp_host_input_bytes())
+        self.arena_bytes = int(self.lib.bp_host_arena_bytes())
+
+    def run(self, x: np.ndarray, path: int) -> np.ndarray:
+        xb = np.ascontiguousarray(x, dtype=np.uint8).ravel()
+        logits = self.ffi.new("int32_t[]", self.num_classes)
+        st = self.lib.bp_host_run(path, self.ffi.from_buffer(xb), xb.size, logits, self.ffi.NULL)
+        if st != 0:
+            raise RuntimeError(f"generated model returned status {st} on path {path}")
+        return np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64)
+
+
+def build_host_model(model_c: Path, variant: str = "ref", cache: Path | None = None) -> HostModel:
+    """Compile ``model_c`` + firmware/runtime + kernels (``variant``) and load it."""
+    from cffi import FFI
+
+    kdir, fdir = kernels_dir(), firmware_dir()
+    srcs = [Path(model_c).resolve(), fdir / "runtime" / "bp_runtime.c", *sources(kdir, variant)]
+    includes = [kdir / "include", fdir / "include", fdir / "runtime"]
+    h = hashlib.sha256(variant.encode())
+    for p in srcs + sorted(q for d in includes for q in d.glob("*.h")):
+        h.update(p.read_bytes())
+    name = f"_bp_model_{h.hexdigest()[:16]}"
+    out = Path(cache or tempfile.gettempdir()) / "bitpath-hostmodels"
+    out.mkdir(parents=True, exist_ok=True)
+    ffi = FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source(name, GLUE, sources=[str(p) for p in srcs], include_dirs=[str(d) for d in includes],
+                   extra_compile_args=CFLAGS)
+    lib_path = Path(ffi.compile(tmpdir=str(out / name)))
+    spec = importlib.util.spec_from_file_location(name, lib_path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return HostModel(mod)

@@ -1,0 +1,87 @@
+"""A tiny fixed IR covering every op the runtime lowers, with two bit-paths; built by hand (no torch)
+so the codegen golden snapshot never changes unless codegen does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bitpath.ir import FORMAT, IR, VERSION
+from bitpath.ref.packing import pack
+
+
+def _conv(name, inp, shape_in, cout, k, pad, stride=1, depthwise=False):
+    h, w, cin = shape_in
+    oh = (h + 2 * pad - k) // stride + 1
+    ow = (w + 2 * pad - k) // stride + 1
+    return {
+        "name": name,
+        "op": "depthwise_conv2d" if depthwise else "conv2d",
+        "inputs": [inp],
+        "out_shape": [oh, ow, cout],
+        "attrs": {"kernel": [k, k], "stride": [stride, stride], "pad": [pad] * 4, "in_ch": cin, "out_ch": cout},
+    }
+
+
+def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4) -> IR:
+    """The fixed test IR; ``channels`` and the average-pool size ``gap`` vary it for error tests."""
+    rng = np.random.default_rng(seed)
+    c = channels
+    g = 4 - gap + 1
+    graph = [
+        _conv("conv1", "input", (8, 8, 1), c, 3, 1),
+        {"name": "pool1", "op": "max_pool2d", "inputs": ["conv1"], "out_shape": [4, 4, c],
+         "attrs": {"kernel": [2, 2], "stride": [2, 2], "pad": [0, 0, 0, 0]}},
+        _conv("dw2", "pool1", (4, 4, c), c, 3, 1, depthwise=True),
+        _conv("pw2", "dw2", (4, 4, c), c, 1, 0),
+        {"name": "res", "op": "add", "inputs": ["pool1", "pw2"], "out_shape": [4, 4, c], "attrs": {}},
+        {"name": "gap", "op": "avg_pool2d", "inputs": ["res"], "out_shape": [g, g, c],
+         "attrs": {"kernel": [gap, gap], "stride": [1, 1]}},
+        {"name": "flat", "op": "flatten", "inputs": ["gap"], "out_shape": [g * g * c], "attrs": {}},
+        {"name": "fc", "op": "fully_connected", "inputs": ["flat"], "out_shape": [3],
+         "attrs": {"in_ch": g * g * c, "out_ch": 3}},
+    ]
+    w_shapes = {"conv1": [c, 3, 3, 1], "dw2": [3, 3, c], "pw2": [c, 1, 1, c], "fc": [3, g * g * c]}
+    stored = {"conv1": 8, "dw2": 8, "pw2": 4, "fc": 8}
+    layers, arrays = {}, {}
+    for name, shape in w_shapes.items():
+        b = stored[name]
+        codes = rng.integers(-(2 ** (b - 1)), 2 ** (b - 1), shape)
+        row_len = shape[-1] if name == "dw2" else int(np.prod(shape[1:]))
+        layers[name] = {"w_stored": b, "w_shape": shape, "row_len": row_len}
+        arrays[f"w:{name}"] = pack(codes.reshape(-1, row_len), b, True)
+    # path 0: everything at 8 bits; path 1: 2/4-bit views and activations, 8-bit first layer
+    path_bits = [
+        {"conv1": (8, 8), "dw2": (8, 8), "pw2": (4, 8), "res": 8, "fc": 8},
+        {"conv1": (8, 4), "dw2": (2, 4), "pw2": (2, 2), "res": 4, "fc": 4},
+    ]
+    paths = []
+    for pi, bits in enumerate(path_bits):
+        nodes = {}
+        a_conv1 = bits["conv1"][1]
+        a_dw = bits["dw2"][1]
+        for name, (wv, ob), ib in (("conv1", bits["conv1"], 8), ("dw2", bits["dw2"], a_conv1),
+                                   ("pw2", bits["pw2"], a_dw)):
+            nodes[name] = {"in": [ib, False], "out": [ob, name == "pw2"], "w_view": wv,
+                           "act_min": -(2 ** (ob - 1)) if name == "pw2" else 0,
+                           "act_max": (2 ** (ob - 1) - 1) if name == "pw2" else 2**ob - 1}
+            n = w_shapes[name][0] if name != "dw2" else c
+            arrays[f"bias:{name}:{pi}"] = rng.integers(-200, 200, n).astype(np.int32)
+            arrays[f"mult:{name}:{pi}"] = rng.integers(2**30, 2**31 - 1, n).astype(np.int32)
+            arrays[f"shift:{name}:{pi}"] = np.full(n, 38 if ob == 8 else 41, np.int32)
+        rb = bits["res"]
+        nodes["res"] = {"out": [rb, False], "act_min": 0, "act_max": 2**rb - 1,
+                        "mult_a": 1 << 29, "mult_b": 3 << 28, "shift": 30 + (8 - rb) // 2}
+        nodes["fc"] = {"in": [rb, False], "out": [32, True], "w_view": bits["fc"], "act_min": 0, "act_max": 0}
+        arrays[f"bias:fc:{pi}"] = rng.integers(-500, 500, 3).astype(np.int32)
+        paths.append({"name": ["w8a8", "w2a4-mixed"][pi], "nodes": nodes})
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": "tiny",
+        "input": {"shape": [8, 8, 1]},
+        "graph": graph,
+        "output": "fc",
+        "layers": layers,
+        "paths": paths,
+    }
+    return IR(header, arrays)
