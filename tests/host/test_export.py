@@ -13,6 +13,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from host_fixtures import TinyCNN, TinyResNet, tiny_images
 
 from bitpath import ir as irmod
 from bitpath.export.exporter import export
@@ -20,7 +21,6 @@ from bitpath.export.runner import Runner, evaluate
 from bitpath.models import capture
 from bitpath.train.paths import PathTable
 from bitpath.train.qnet import MultiPathNet
-from conftest import TinyCNN, TinyResNet, tiny_images
 
 TABLE = {"paths": [
     {"name": "w8a8", "default": [8, 8]},

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from host_fixtures import TinyCNN, TinyResNet
 from torch import nn
 
 from bitpath.models import ModelCaptureError, build, capture
-from conftest import TinyCNN, TinyResNet
 
 
 def test_recipes_capture_and_budget():

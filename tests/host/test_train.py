@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 import typer
+from host_fixtures import TinyCNN, tiny_images
 from typer.testing import CliRunner
 
 from bitpath import cli_train
 from bitpath.train.config import TrainConfig
 from bitpath.train.trainer import CKPT, Interrupted, Trainer, pick_device
-from conftest import TinyCNN, tiny_images
 
 
 def _cfg(tiny_npz, out, **kw) -> TrainConfig:
