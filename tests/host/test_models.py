@@ -63,6 +63,7 @@ def _head(n_in=4):
         (nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(400, 2), nn.Softmax(1)),
          r"module '4' \(Softmax\)"),
         (nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), _head(), nn.ReLU()), r"must be a Conv2d/Linear without"),
+        (nn.Sequential(nn.Conv2d(1, 4, 3), _head()), r"average pool '1\.0' reads the signed output of '0'"),
     ],
 )
 def test_unsupported_modules_refused(model, match):

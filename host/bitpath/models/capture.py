@@ -239,7 +239,12 @@ def capture(model: nn.Module, input_shape: tuple[int, int, int]) -> GraphSpec:
             if len(shapes) != 1:
                 raise ModelCaptureError(f"add {node.name!r}: operand shapes differ: {sorted(shapes)}")
     # a graph check with 8 bits everywhere: catches fan-out conflicts and signed avg-pool inputs early
-    tensor_formats(spec, {n.name: (8, 8) for n in spec.weighted})
+    try:
+        tensor_formats(spec, {n.name: (8, 8) for n in spec.weighted})
+    except GraphError as e:
+        if isinstance(e, ModelCaptureError):
+            raise
+        raise ModelCaptureError(str(e)) from e
     return spec
 
 

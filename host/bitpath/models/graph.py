@@ -161,4 +161,9 @@ def tensor_formats(spec: GraphSpec, layer_bits: dict[str, tuple[int, int]]) -> d
             fmt[n.name] = (want[n.name][0], n.attrs.get("act") is None)
         else:
             fmt[n.name] = fmt[n.inputs[0]]
+            if n.op == "avg_pool2d" and fmt[n.name][1]:
+                raise GraphError(
+                    f"average pool {n.name!r} reads the signed output of {n.inputs[0]!r}; the integer kernel "
+                    "averages unsigned activations only (put a ReLU before it)"
+                )
     return fmt
