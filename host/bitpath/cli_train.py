@@ -44,6 +44,8 @@ def train(
     limit_test: int = typer.Option(None, help="Use only the first N test images."),
     seed: int = typer.Option(0, help="Random seed (runs are deterministic)."),
     ckpt_every: int = typer.Option(200, help="Steps between checkpoints (also at every epoch end)."),
+    init_float: str = typer.Option(None, "--init-float", help="Skip float pretraining: take the float model of "
+                                   "this run (directory or .pt), e.g. to compare quantizers from the same start."),
     device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     threads: int = typer.Option(None, help="torch CPU threads."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint.pt."),
@@ -60,7 +62,7 @@ def train(
         ratio_lambda=ratio_lambda, loss_inv_scale=loss_inv_scale, loss_bin_count=loss_bin_count,
         loss_deviation=loss_deviation, random_paths=random_paths, distill_alpha=distill_alpha,
         bn_batches=bn_batches, augment=augment, limit_train=limit_train, limit_test=limit_test,
-        ckpt_every=ckpt_every, device=device, threads=threads,
+        ckpt_every=ckpt_every, init_float=init_float, device=device, threads=threads,
     )
     if not resume and (out / CKPT).exists():
         raise typer.BadParameter(f"{out / CKPT} exists; pass --resume to continue it or choose another --out")

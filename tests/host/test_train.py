@@ -102,3 +102,16 @@ def test_cli_train_export_eval(tmp_path):
     for r_ in ev["paths"].values():
         assert r_["torch_integer_logits_equal"] is True
         assert r_["fake_quant_disagree"] == 0
+
+
+def test_init_float_skips_pretraining(tiny_npz, tmp_path):
+    a = _trainer(_cfg(tiny_npz, tmp_path / "a", epochs_qat=0, bn_batches=1))
+    a.run()
+    c = _trainer(_cfg(tiny_npz, tmp_path / "c", weight_quant="ratio", epochs_qat=1, init_float=str(tmp_path / "a")))
+    m = c.run()
+    for k, v in a.float_model.state_dict().items():
+        assert torch.equal(v, c.float_model.state_dict()[k]), k
+    assert c.history and all(h["stage"] == "qat" for h in c.history)
+    assert set(m) >= {"float", "w8a8", "mixed"}
+    with pytest.raises(FileNotFoundError, match="no run to take the float model from"):
+        _trainer(_cfg(tiny_npz, tmp_path / "d", init_float=str(tmp_path / "nope"))).run()

@@ -40,6 +40,7 @@ class TrainConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     ckpt_every: int = 200  # steps between checkpoints (and at every epoch end)
+    init_float: str | None = None  # run dir / .pt whose float model replaces float pretraining
     device: str = "auto"
     threads: int | None = None
 

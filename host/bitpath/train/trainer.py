@@ -221,7 +221,10 @@ class Trainer:
         t0 = self._run_t0 = time.time()
         try:
             if self.stage == "float":
-                self._train_stage("float", cfg.epochs_float)
+                if cfg.init_float:
+                    self._load_float(cfg.init_float)
+                else:
+                    self._train_stage("float", cfg.epochs_float)
                 self.stage, self.epoch, self.step = "qat", 0, 0
                 self.gen_state = self.rng_state = None
                 self._make_qnet(calibrate=True)
@@ -245,6 +248,22 @@ class Trainer:
         atomic_save({**self._state(), "metrics": metrics}, self.out / FINAL)
         (self.out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return metrics
+
+    def _load_float(self, src: str) -> None:
+        """Take the float model of another run (its final.pt or checkpoint.pt) instead of pretraining."""
+        p = Path(src)
+        if p.is_dir():
+            p = p / FINAL if (p / FINAL).is_file() else p / CKPT
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: no run to take the float model from (--init-float)")
+        st = torch.load(p, map_location="cpu", weights_only=False)
+        if st.get("stage") == "float":
+            raise ValueError(f"{p}: its float pretraining has not finished (stage 'float')")
+        try:
+            self.float_model.load_state_dict(st["float_model"])
+        except (RuntimeError, KeyError) as e:
+            raise ValueError(f"{p}: float model does not match {self.cfg.model!r}: {e}") from e
+        self.log(f"float model taken from {p}")
 
     def _batches(self, stage: str, gen: torch.Generator):
         perm = torch.randperm(len(self.x_train), generator=gen)
