@@ -11,7 +11,7 @@ import typer
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
 
 
-def kernels_check(cases: int, seed: int) -> tuple[int, int]:
+def kernels_check(cases: int, seed: int) -> tuple[int, int]:  # used by `bitpath kernels`
     """Compare the C conv2d with the numpy reference on random layers for every bit combination.
 
     Returns (cases compared, mismatches).
@@ -79,14 +79,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo_cmd(
-        quick: bool = typer.Option(False, help="Smallest configuration (smoke test)."),
+        quick: bool = typer.Option(False, help="Smoke configuration (minutes): tiny training, few images."),
+        out: Path = typer.Option(None, "--out", help="Run folder (default runs/demo, or runs/demo-quick)."),
+        board_images: int = typer.Option(None, help="Test images streamed to the emulated board per path."),
+        host_images: int = typer.Option(None, help="Test images for host accuracy (default: all 10,000)."),
+        threads: int = typer.Option(None, help="torch CPU threads for training."),
+        progress: bool = typer.Option(True, help="Show progress bars."),
     ) -> None:
-        """Run the main job end to end on the embedded default (grows as the pipeline lands)."""
-        from bitpath.ckernels.build import build
+        """The main job end to end: train, export, accuracy per path, generate C, build, run on the
+        emulated Cortex-M4 over the serial protocol (bit-exact check), report."""
+        from dataclasses import replace
 
-        typer.echo("[1/1] integer core: build the C kernels and check them against the numpy reference")
-        typer.echo(f"      kernels: {build()}")
-        done, bad = kernels_check(27 if quick else 270, 0)
-        typer.echo(f"      {done} random layers over every (weight, input, output) bit combination: {bad} mismatches")
+        from bitpath.demo import DemoConfig, run
+
+        cfg = DemoConfig.quick() if quick else DemoConfig()
+        over = {"progress": progress, "threads": threads}
+        if out is not None:
+            over["out"] = out
+        if board_images is not None:
+            over["board_images"] = board_images
+        if host_images is not None:
+            over["host_images"] = host_images
+        cfg = replace(cfg, **over)
+        r = run(cfg, log=typer.echo)
+        bad = sum(d["mismatches"] for d in r["device"].values())
+        typer.echo("")
+        typer.echo((cfg.out / "demo.md").read_text())
+        typer.echo(f"report: {cfg.out / 'demo.md'} and {cfg.out / 'demo.json'} ({r['seconds']} s)")
         if bad:
+            typer.echo(f"error: {bad} inferences on the board differ from the host reference", err=True)
             raise typer.Exit(1)

@@ -1,0 +1,193 @@
+"""`bitpath demo`: the main job end to end on the embedded default.
+
+train (reusing a finished run with the same configuration) -> export the integer IR -> accuracy per
+path on the host (numpy reference) -> generate C -> build the firmware for the emulated Cortex-M4 ->
+stream test images over the MLPerf Tiny serial protocol, check every logit against the host, and
+record emulated instructions per path and layer -> report (JSON + Markdown).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    out: Path = Path("runs/demo")
+    epochs_float: int = 8
+    epochs_qat: int = 4
+    limit_train: int | None = None
+    host_images: int | None = None  # None: the full test set
+    board_images: int = 200
+    bn_batches: int = 50
+    threads: int | None = None
+    progress: bool = True
+
+    @classmethod
+    def quick(cls, out: Path = Path("runs/demo-quick")) -> DemoConfig:
+        """A smoke configuration: minutes, not accuracy."""
+        return cls(out=out, epochs_float=1, epochs_qat=1, limit_train=3000, host_images=300, board_images=10,
+                   bn_batches=4)
+
+
+def _train(cfg: DemoConfig, log: Callable[[str], None]) -> Path:
+    from bitpath.train.config import TrainConfig
+    from bitpath.train.trainer import CKPT, FINAL, Trainer
+
+    tcfg = TrainConfig(out=str(cfg.out), epochs_float=cfg.epochs_float, epochs_qat=cfg.epochs_qat,
+                       limit_train=cfg.limit_train, limit_test=cfg.host_images, bn_batches=cfg.bn_batches,
+                       threads=cfg.threads)
+    final = cfg.out / FINAL
+    if final.is_file():
+        import torch
+
+        st = torch.load(final, map_location="cpu", weights_only=False)
+        if st.get("stage") == "done" and st.get("config") == asdict(tcfg):
+            log(f"      reusing the finished run {final} (same configuration)")
+            return final
+        raise SystemExit(f"{final} was trained with another configuration: remove {cfg.out} or pick --out")
+    t = Trainer(tcfg, log=lambda s: log(f"      {s}"), progress=cfg.progress)
+    if (cfg.out / CKPT).is_file():
+        log("      resuming the interrupted run")
+        t.resume()
+    t.run()
+    return final
+
+
+def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
+    """Run the whole pipeline; returns the results (also written to ``cfg.out/demo.json``)."""
+    from tqdm.auto import tqdm
+
+    from bitpath.codegen import render
+    from bitpath.data import load_dataset
+    from bitpath.device import build as fw
+    from bitpath.device.client import Client
+    from bitpath.device.emulate import Emulator
+    from bitpath.export.exporter import export
+    from bitpath.export.runner import Runner
+    from bitpath.train.trainer import load_final
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    t_all = time.time()
+    stage_t = [t_all]
+
+    def done() -> None:
+        now = time.time()
+        log(f"      ({now - stage_t[0]:.1f} s)")
+        stage_t[0] = now
+
+    log("[1/6] train one network for every bit-path (Fashion-MNIST, default CNN)")
+    final = _train(cfg, log)
+
+    done()
+    log("[2/6] export the integer IR")
+    net, st = load_final(final)
+    ir = export(net, source={"config": st["config"], "metrics": st.get("metrics")})
+    ir_path = cfg.out / "model.bpir.npz"
+    ir_hash = ir.save(ir_path)
+    log(f"      {ir_path} (sha256 {ir_hash[:16]})")
+
+    done()
+    test = load_dataset("fashion-mnist", "test").subset(cfg.host_images)
+    log(f"[3/6] accuracy of the integer model per path on {len(test)} test images (numpy reference)")
+    runner = Runner(ir)
+    host: dict[str, dict] = {}
+    host_logits: dict[str, np.ndarray] = {}
+    for name in ir.path_names:
+        bar = (lambda it, n=name: tqdm(it, desc=f"      {n}", leave=False)) if cfg.progress else None
+        logits = runner.logits(test.x, name, bar)
+        host_logits[name] = logits
+        host[name] = {"accuracy": float((logits.argmax(1) == test.y).mean())}
+        log(f"      {name:12s} {100 * host[name]['accuracy']:.2f} %")
+
+    done()
+    log("[4/6] generate C")
+    gen = render(ir, cfg.out / "model")
+    log(f"      {gen.model_c}: weights {gen.weight_bytes} B for all paths, arena {gen.arena_bytes} B")
+
+    done()
+    log("[5/6] build the firmware for the emulated Cortex-M4 (QEMU netduinoplus2)")
+    elf = fw.build("qemu_f405", model_dir=cfg.out / "model")
+    from bitpath.device.size import measure
+
+    size = measure(elf)
+    log(f"      {elf}")
+
+    done()
+    n_board = min(cfg.board_images, len(test))
+    log(f"[6/6] {n_board} test images per path through the serial protocol on the emulated board")
+    board: dict[str, dict] = {name: {"mismatches": 0, "instructions": []} for name in ir.path_names}
+    layer_sum: dict[str, np.ndarray] = {}
+    with Emulator(elf) as emu, Client(emu.url, timeout=60.0) as dev:
+        dev.sync()
+        for i in tqdm(range(n_board), desc="      images", disable=not cfg.progress, leave=False):
+            dev.load(test.x[i].tobytes())
+            for p, name in enumerate(ir.path_names):
+                dev.set_path(p)
+                got = np.array(dev.infer(1, 0).logits)
+                board[name]["mismatches"] += int(not np.array_equal(got, host_logits[name][i]))
+                costs = dev.layer_costs()
+                board[name]["instructions"].append(costs.total)
+                layer_sum[name] = layer_sum.get(name, 0) + np.array(costs.layers, dtype=np.int64)
+    done()
+    for name in ir.path_names:
+        inst = np.array(board[name].pop("instructions"))
+        board[name].update(
+            images=n_board,
+            mean_instructions=float(inst.mean()),
+            median_instructions=float(np.median(inst)),
+            p99_instructions=float(np.percentile(inst, 99)),
+            layer_instructions=(layer_sum[name] / n_board).round().astype(int).tolist(),
+        )
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "ir": str(ir_path),
+        "ir_hash": ir_hash,
+        "host_images": len(test),
+        "board": "qemu_f405 (emulated STM32F405, Cortex-M4F), unit: instructions (emulated)",
+        "flash_bytes": size.flash,
+        "ram_bytes": size.ram,
+        "arena_bytes": gen.arena_bytes,
+        "weight_bytes": gen.weight_bytes,
+        "layers": [s.node["name"] for s in gen.plan.steps],
+        "host": host,
+        "device": board,
+        "seconds": round(time.time() - t_all, 1),
+        "config": {k: str(v) for k, v in asdict(replace(cfg)).items()},
+    }
+    (cfg.out / "demo.json").write_text(json.dumps(results, indent=2))
+    (cfg.out / "demo.md").write_text(markdown(results))
+    return results
+
+
+def markdown(r: dict) -> str:
+    """The demo report as Markdown."""
+    w8 = r["device"][next(iter(r["device"]))]["mean_instructions"]
+    lines = [
+        f"# bitpath demo, {r['date']}",
+        "",
+        f"IR `{r['ir']}` (sha256 {r['ir_hash'][:16]}), board {r['board']}.",
+        f"Firmware: flash {r['flash_bytes']:,} B, RAM {r['ram_bytes']:,} B (activation arena {r['arena_bytes']:,} B);"
+        f" weights of all paths together {r['weight_bytes']:,} B (nested storage).",
+        "",
+        f"| path | accuracy (host, {r['host_images']} images) | board images | logit mismatches "
+        "| mean instructions | vs first path |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, h in r["host"].items():
+        d = r["device"][name]
+        lines.append(
+            f"| {name} | {100 * h['accuracy']:.2f} % | {d['images']} | {d['mismatches']} | "
+            f"{d['mean_instructions']:,.0f} | {d['mean_instructions'] / w8:.2f}x |"
+        )
+    lines += ["", "Per-layer mean instructions:", "", "| path | " + " | ".join(r["layers"]) + " |",
+              "|---|" + "---:|" * len(r["layers"])]
+    for name, d in r["device"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{v:,}" for v in d["layer_instructions"]) + " |")
+    return "\n".join(lines) + "\n"

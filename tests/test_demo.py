@@ -1,0 +1,31 @@
+"""`bitpath demo` end to end in a small configuration: train, export, host accuracy, generate C,
+build, and 200 real Fashion-MNIST test images per path on the emulated board, every logit
+bit-exact with the host reference."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.emulator
+
+
+def test_quick_demo_is_bit_exact_on_the_board(tmp_path: Path) -> None:
+    from bitpath.demo import DemoConfig, run
+
+    cfg = replace(DemoConfig.quick(tmp_path / "demo"), board_images=200, progress=False)
+    r = run(cfg, log=lambda s: None)
+    assert set(r["host"]) == set(r["device"]) and len(r["device"]) >= 2
+    for name, d in r["device"].items():
+        assert d["images"] == 200
+        assert d["mismatches"] == 0, f"path {name}: board logits differ from the host reference"
+        assert d["mean_instructions"] > 0 and len(d["layer_instructions"]) == len(r["layers"])
+    assert 0.0 <= min(h["accuracy"] for h in r["host"].values())
+    # a smoke run still learns something on the widest path (10 classes: chance is 10 %)
+    assert r["host"][next(iter(r["host"]))]["accuracy"] > 0.3
+    assert json.loads((cfg.out / "demo.json").read_text())["ir_hash"] == r["ir_hash"]
+    assert "| path |" in (cfg.out / "demo.md").read_text()
+    assert r["arena_bytes"] < r["ram_bytes"]
