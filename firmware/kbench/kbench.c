@@ -113,7 +113,17 @@ int main(void) {
     put("\r\n");
     for (size_t si = 0; si < sizeof SHAPES / sizeof SHAPES[0]; si++) {
         const shape_t *s = &SHAPES[si];
+#ifdef KBENCH_ONLY_SHAPE  // profiling builds: one case only
+        if (si != KBENCH_ONLY_SHAPE) {
+            continue;
+        }
+#endif
         for (size_t ci = 0; ci < sizeof COMBOS / sizeof COMBOS[0]; ci++) {
+#ifdef KBENCH_ONLY_COMBO
+            if (ci != KBENCH_ONLY_COMBO) {
+                continue;
+            }
+#endif
             const combo_t *c = &COMBOS[ci];
             const uint32_t macs = (uint32_t)(s->op == OP_FC ? s->cin * s->cout
                                              : s->op == OP_DW ? s->h * s->w * s->cin * 9

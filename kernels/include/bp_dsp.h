@@ -29,6 +29,18 @@ static inline int32_t bp_smlad(uint32_t a, uint32_t b, int32_t acc) {
 static inline uint32_t bp_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
 static inline uint32_t bp_uxtb16(uint32_t x) { return (uint32_t)__uxtb16((uint8x4_t)x); }
 static inline int32_t bp_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
+// SXTB16 of x rotated right by 8: bytes 1 and 3. One instruction (GCC does not fold the rotation
+// into the intrinsic's operand by itself).
+static inline uint32_t bp_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+static inline uint32_t bp_uxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
 static inline int32_t bp_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
 
 #else
@@ -60,5 +72,10 @@ static inline uint32_t bp_uxtb16(uint32_t x) { return x & 0x00FF00FFu; }
 // Rotate right by n in 1..31. GCC and Clang turn this into ROR, or fold it into SXTB16/UXTB16 as
 // their rotate operand (GCC 12's arm_acle.h has no __ror).
 static inline uint32_t bp_ror(uint32_t x, uint32_t n) { return (x >> n) | (x << (32u - n)); }
+
+#ifndef BP_HAVE_DSP
+static inline uint32_t bp_sxtb16_ror8(uint32_t x) { return bp_sxtb16(bp_ror(x, 8)); }
+static inline uint32_t bp_uxtb16_ror8(uint32_t x) { return bp_uxtb16(bp_ror(x, 8)); }
+#endif
 
 #endif // BP_DSP_H

@@ -52,13 +52,23 @@ static inline int32_t bp_read_weight(const uint8_t *row, int32_t i, int32_t stor
 }
 
 // Round-half-up dyadic requantization. |acc*m| <= 2^62 and r <= 2^61: the int64 sum cannot overflow.
+//
+// Computed as ((p >> (s-1)) + 1) >> 1, which equals (p + 2^(s-1)) >> s for s >= 1 (floor identity).
+// When s >= 33 (every scale below 1/4 with a 31-bit multiplier), p >> (s-1) only needs the high word
+// of the 64-bit product: floor((hi*2^32 + lo) / 2^(s-1)) = hi >> (s-33) because 0 <= lo < 2^32.
+// That is one SMULL and two shifts on Cortex-M instead of a variable 64-bit shift per output.
 static inline int32_t bp_requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
-    int64_t p = (int64_t)acc * (int64_t)m;
-    if (s > 0) {
-        p += (int64_t)1 << (s - 1);
+    const int64_t p = (int64_t)acc * (int64_t)m;
+    int64_t v;
+    if (s >= 33) {
+        const int32_t q = (int32_t)(p >> 32) >> (s - 33); // |q| <= 2^30: q + 1 cannot overflow
+        v = (q + 1) >> 1;
+    } else if (s > 0) {
+        v = ((p >> (s - 1)) + 1) >> 1;
+    } else {
+        v = p;
     }
-    p >>= s;
-    return p < lo ? lo : (p > hi ? hi : (int32_t)p);
+    return v < lo ? lo : (v > hi ? hi : (int32_t)v);
 }
 
 static inline int32_t bp_valid_bits(int32_t b) { return b == 2 || b == 4 || b == 8; }

@@ -17,6 +17,8 @@
 //    Per SMLAD that field gains at most 4*3*3 = 36 and the field below it at most 2*9 = 18, so after
 //    7 SMLADs the middle field is <= 252 and nothing has carried into it: extract it then.
 //    sum(x*w) = sum(x*w') - 2*sum(x), with sum(x) computed once per patch for all channels.
+#include <string.h>
+
 #include "bp_conv2d_internal.h"
 #include "bp_dsp.h"
 
@@ -27,8 +29,33 @@ typedef struct {
     int32_t ox[2];
 } bp_block_t;
 
+// Four values of a packed pixel row starting at value c (c % 4 == 0), as the int16 pairs
+// (x0,x2) and (x1,x3) the SMLAD loop expects: a handful of instructions instead of four generic reads.
+// 8-bit values signed or not; 2/4-bit values unsigned only (the caller checks).
+static inline void unpack4(const uint8_t *row, int32_t c, int32_t bits, int32_t sgn, uint32_t *even, uint32_t *odd) {
+    if (bits == 8) {
+        const uint32_t w = bp_load32(row + c);
+        *even = sgn ? bp_sxtb16(w) : bp_uxtb16(w);
+        *odd = sgn ? bp_sxtb16_ror8(w) : bp_uxtb16_ror8(w);
+        return;
+    }
+    uint32_t lo, hi; // bytes: lo = | . | x2 | . | x0 |, hi = | . | x3 | . | x1 | (unsigned codes)
+    if (bits == 4) {
+        const uint32_t v = (uint32_t)row[c >> 1] | ((uint32_t)row[(c >> 1) + 1] << 16);
+        lo = v & 0x000F000Fu;
+        hi = (v >> 4) & 0x000F000Fu;
+    } else {
+        const uint32_t b = row[c >> 2];
+        lo = (b & 3u) | ((b << 12) & 0x00030000u);
+        hi = ((b >> 2) & 3u) | ((b << 10) & 0x00030000u);
+    }
+    *even = lo;
+    *odd = hi;
+}
+
 // Unpack the patch of output pixel (oy, ox) into `col` (int16, reordered x0 x2 x1 x3 per group of 4;
-// the tail beyond the last full group stays in natural order).
+// the tail beyond the last full group stays in natural order). Whole groups of 4 channels take the
+// unpack4 path when they cannot straddle a pixel (Cin % 4 == 0).
 static void im2col_s16(int16_t *col,
                        const uint8_t *img,
                        const bp_dims_t *in,
@@ -40,24 +67,41 @@ static void im2col_s16(int16_t *col,
                        int32_t oy,
                        int32_t ox) {
     const int32_t cin = in->c, k = kh * kw * cin, k4 = k & ~3;
+    const int32_t bits = q->in.bits, sgn = q->in.is_signed;
     int32_t i = 0;
     for (int32_t ky = 0; ky < kh; ky++) {
         for (int32_t kx = 0; kx < kw; kx++) {
             const uint8_t *px = bp_conv2d_pixel(img, in, in_row, oy * win->stride_h - win->pad_top + ky,
                                                 ox * win->stride_w - win->pad_left + kx);
+            if ((cin & 3) == 0 && (bits == 8 || !sgn)) {
+                for (int32_t c = 0; c < cin; c += 4) {
+                    uint32_t pair[2] = {0, 0};
+                    if (px) {
+                        unpack4(px, c, bits, sgn, &pair[0], &pair[1]);
+                    }
+                    memcpy(col + i + c, pair, sizeof pair); // (x0,x2), (x1,x3): 2 stores
+                }
+                i += cin;
+                continue;
+            }
             for (int32_t c = 0; c < cin; c++, i++) {
                 // position of element i: swap the middle two of every full group of 4
                 const int32_t m = i & 3;
                 const int32_t pos = (i < k4 && (m == 1 || m == 2)) ? (i ^ 3) : i;
-                col[pos] = px ? (int16_t)bp_read(px, c, q->in.bits, q->in.is_signed) : 0;
+                col[pos] = px ? (int16_t)bp_read(px, c, bits, sgn) : 0;
             }
         }
     }
-    (void)k;
+}
+
+// One packed byte of four 2-bit inputs | x3 | x2 | x1 | x0 | as the bytes | x2 | x3 | x0 | x1 | the
+// packed SMLAD loop reads (x1 in byte 0), built once by a shift-and-mask sequence per byte.
+static inline uint32_t u2_spread(uint32_t b) {
+    return ((b >> 2) & 3u) | ((b & 3u) << 8) | (((b >> 6) & 3u) << 16) | (((b >> 4) & 3u) << 24);
 }
 
 // Unpack a 2-bit unsigned patch to bytes | x2 | x3 | x0 | x1 | per group of 4 (tail natural);
-// returns sum(x) over the whole patch.
+// returns sum(x) over the whole patch. With Cin % 4 == 0 every packed input byte is one group.
 static int32_t im2col_u2(uint8_t *col,
                          const uint8_t *img,
                          const bp_dims_t *in,
@@ -73,6 +117,18 @@ static int32_t im2col_u2(uint8_t *col,
         for (int32_t kx = 0; kx < kw; kx++) {
             const uint8_t *px = bp_conv2d_pixel(img, in, in_row, oy * win->stride_h - win->pad_top + ky,
                                                 ox * win->stride_w - win->pad_left + kx);
+            if ((cin & 3) == 0) {
+                for (int32_t c = 0; c < cin; c += 4) {
+                    const uint32_t b = px ? px[c >> 2] : 0u;
+                    const uint32_t w = u2_spread(b);
+                    memcpy(col + i + c, &w, sizeof w);
+                    // sum of the four fields: pairs, then the two pair sums
+                    const uint32_t pairs = (b & 0x33u) + ((b >> 2) & 0x33u);
+                    sum += (int32_t)((pairs & 0x0Fu) + (pairs >> 4));
+                }
+                i += cin;
+                continue;
+            }
             for (int32_t c = 0; c < cin; c++, i++) {
                 const int32_t v = px ? bp_read(px, c, 2, 0) : 0;
                 col[i < k4 ? (i ^ 1) : i] = (uint8_t)v;
@@ -84,11 +140,12 @@ static int32_t im2col_u2(uint8_t *col,
 }
 
 // Dot products of 2 patches x 2 weight rows (8-bit codes, view = 8 - sh): out[p][r] = sum x * view.
-static void dot_2x2_s16(int32_t out[2][2],
-                        const int16_t *const col[2],
-                        const uint8_t *const wrow[2],
-                        int32_t k,
-                        int32_t sh) {
+// Inlined twice by dot_2x2_s16: with sh == 0 (no masking) and with a mask.
+static inline void dot_2x2_s16_impl(int32_t out[2][2],
+                                    const int16_t *const col[2],
+                                    const uint8_t *const wrow[2],
+                                    int32_t k,
+                                    int32_t sh) {
     const uint32_t mask = (0xFFu << sh) & 0xFFu;
     const uint32_t mask4 = mask * 0x01010101u;
     const int32_t k4 = k & ~3;
@@ -96,8 +153,8 @@ static void dot_2x2_s16(int32_t out[2][2],
     // |a| <= k * xmax * 128 <= INT32_MAX: the caller checked this bound (masked codes are 2^sh x view).
     for (int32_t i = 0; i < k4; i += 4) {
         const uint32_t w0 = bp_load32(wrow[0] + i) & mask4, w1 = bp_load32(wrow[1] + i) & mask4;
-        const uint32_t w0e = bp_sxtb16(w0), w0o = bp_sxtb16(bp_ror(w0, 8));
-        const uint32_t w1e = bp_sxtb16(w1), w1o = bp_sxtb16(bp_ror(w1, 8));
+        const uint32_t w0e = bp_sxtb16(w0), w0o = bp_sxtb16_ror8(w0);
+        const uint32_t w1e = bp_sxtb16(w1), w1o = bp_sxtb16_ror8(w1);
         const uint32_t x0e = bp_load32(col[0] + i), x0o = bp_load32(col[0] + i + 2);
         const uint32_t x1e = bp_load32(col[1] + i), x1o = bp_load32(col[1] + i + 2);
         a00 = bp_smlad(x0e, w0e, a00);
@@ -119,6 +176,15 @@ static void dot_2x2_s16(int32_t out[2][2],
         a11 += col[1][i] * v1;
     }
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
+}
+
+static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                        int32_t sh) {
+    if (sh == 0) {
+        dot_2x2_s16_impl(out, col, wrow, k, 0); // the mask is all ones: the compiler drops the ANDs
+    } else {
+        dot_2x2_s16_impl(out, col, wrow, k, sh);
+    }
 }
 
 // Packed 2-bit dot products of 2 patches x 2 weight rows (2-bit view of 8-bit codes), without the
@@ -153,6 +219,22 @@ static void dot_2x2_u2(int32_t out[2][2], const uint8_t *const col[2], const uin
         s11 += col[1][i] * v1;
     }
     out[0][0] = s00, out[0][1] = s01, out[1][0] = s10, out[1][1] = s11;
+}
+
+// Requantize and store output channel o of a pixel whose packed row starts at orow (NULL for int32
+// logits, which go to output[row * cout + o]). 8-bit rows are stored byte by byte, no bit packing.
+static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, int32_t o, const bp_quant_t *q,
+                        const bp_requant_t *rq, int32_t acc) {
+    if (q->out.bits == 32) {
+        ((int32_t *)output)[row * cout + o] = acc;
+        return;
+    }
+    const int32_t v = bp_requant(acc, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
+    if (q->out.bits == 8) {
+        orow[o] = (uint8_t)v;
+    } else {
+        bp_write(orow, o, q->out.bits, v);
+    }
 }
 
 bp_status_t bp_conv2d(const bp_context_t *ctx,
@@ -194,6 +276,7 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
             const int32_t np = (p + 1 < npix) ? 2 : 1;
             int32_t xsum[2] = {0, 0};
             int64_t row[2];
+            uint8_t *orow[2] = {NULL, NULL};
             for (int32_t j = 0; j < 2; j++) {
                 // A lone last pixel is computed twice into the same row: simpler than a 1x2 kernel.
                 const int32_t pp = p + (j < np ? j : 0);
@@ -204,7 +287,8 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                     im2col_s16(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
                 }
                 if (out_row > 0) {
-                    bp_clear_row((uint8_t *)output + row[j] * out_row, out_row);
+                    orow[j] = (uint8_t *)output + row[j] * out_row;
+                    bp_clear_row(orow[j], out_row);
                 }
             }
             for (int32_t o = 0; o < cout; o += 2) {
@@ -218,9 +302,9 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t off = packed2 ? 2 * xsum[j] : 0;
-                    bp_emit(output, row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[j][0] - off);
+                    emit(output, orow[j], row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[j][0] - off);
                     if (o1 != o) {
-                        bp_emit(output, row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1] - off);
+                        emit(output, orow[j], row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1] - off);
                     }
                 }
             }
