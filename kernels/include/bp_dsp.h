@@ -78,4 +78,28 @@ static inline uint32_t bp_sxtb16_ror8(uint32_t x) { return bp_sxtb16(bp_ror(x, 8
 static inline uint32_t bp_uxtb16_ror8(uint32_t x) { return bp_uxtb16(bp_ror(x, 8)); }
 #endif
 
+// Four values of a packed row starting at value c (c % 4 == 0), as the int16 pairs (x0,x2) and
+// (x1,x3) that meet the SXTB16 halves of a weight word (w0,w2), (w1,w3) in SMLAD: a handful of instructions instead of four generic reads.
+// 8-bit values signed or not; 2/4-bit values unsigned only (the caller checks).
+static inline void bp_unpack4_s16(const uint8_t *row, int32_t c, int32_t bits, int32_t sgn, uint32_t *even, uint32_t *odd) {
+    if (bits == 8) {
+        const uint32_t w = bp_load32(row + c);
+        *even = sgn ? bp_sxtb16(w) : bp_uxtb16(w);
+        *odd = sgn ? bp_sxtb16_ror8(w) : bp_uxtb16_ror8(w);
+        return;
+    }
+    uint32_t lo, hi; // bytes: lo = | . | x2 | . | x0 |, hi = | . | x3 | . | x1 | (unsigned codes)
+    if (bits == 4) {
+        const uint32_t v = (uint32_t)row[c >> 1] | ((uint32_t)row[(c >> 1) + 1] << 16);
+        lo = v & 0x000F000Fu;
+        hi = (v >> 4) & 0x000F000Fu;
+    } else {
+        const uint32_t b = row[c >> 2];
+        lo = (b & 3u) | ((b << 12) & 0x00030000u);
+        hi = ((b >> 2) & 3u) | ((b << 10) & 0x00030000u);
+    }
+    *even = lo;
+    *odd = hi;
+}
+
 #endif // BP_DSP_H

@@ -75,11 +75,12 @@ def test_depthwise_fast_path(view: int, signed: bool, c: int) -> None:
 
 
 @pytest.mark.parametrize("view", [2, 4, 8])
-@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
 @pytest.mark.parametrize("k", [1, 3, 4, 5, 64, 255, 1024])
-def test_fully_connected_fast_path(view: int, signed: bool, k: int) -> None:
+def test_fully_connected_fast_path(view: int, in_bits: int, signed: bool, k: int) -> None:
+    # (4, True): signed sub-byte inputs take the portable loop inside the DSP kernel
     rng = np.random.default_rng(k * 10 + view)
-    q = LayerQuant(ActFormat(8, signed), ActFormat(32, True), 8, view)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, view)
     lo, hi = q.inp.range
     for cout in (1, 2, 7):
         z = np.zeros(cout, np.int64)

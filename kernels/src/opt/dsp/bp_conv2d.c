@@ -29,33 +29,9 @@ typedef struct {
     int32_t ox[2];
 } bp_block_t;
 
-// Four values of a packed pixel row starting at value c (c % 4 == 0), as the int16 pairs
-// (x0,x2) and (x1,x3) the SMLAD loop expects: a handful of instructions instead of four generic reads.
-// 8-bit values signed or not; 2/4-bit values unsigned only (the caller checks).
-static inline void unpack4(const uint8_t *row, int32_t c, int32_t bits, int32_t sgn, uint32_t *even, uint32_t *odd) {
-    if (bits == 8) {
-        const uint32_t w = bp_load32(row + c);
-        *even = sgn ? bp_sxtb16(w) : bp_uxtb16(w);
-        *odd = sgn ? bp_sxtb16_ror8(w) : bp_uxtb16_ror8(w);
-        return;
-    }
-    uint32_t lo, hi; // bytes: lo = | . | x2 | . | x0 |, hi = | . | x3 | . | x1 | (unsigned codes)
-    if (bits == 4) {
-        const uint32_t v = (uint32_t)row[c >> 1] | ((uint32_t)row[(c >> 1) + 1] << 16);
-        lo = v & 0x000F000Fu;
-        hi = (v >> 4) & 0x000F000Fu;
-    } else {
-        const uint32_t b = row[c >> 2];
-        lo = (b & 3u) | ((b << 12) & 0x00030000u);
-        hi = ((b >> 2) & 3u) | ((b << 10) & 0x00030000u);
-    }
-    *even = lo;
-    *odd = hi;
-}
-
 // Unpack the patch of output pixel (oy, ox) into `col` (int16, reordered x0 x2 x1 x3 per group of 4;
 // the tail beyond the last full group stays in natural order). Whole groups of 4 channels take the
-// unpack4 path when they cannot straddle a pixel (Cin % 4 == 0).
+// bp_unpack4_s16 path when they cannot straddle a pixel (Cin % 4 == 0).
 static void im2col_s16(int16_t *col,
                        const uint8_t *img,
                        const bp_dims_t *in,
@@ -77,7 +53,7 @@ static void im2col_s16(int16_t *col,
                 for (int32_t c = 0; c < cin; c += 4) {
                     uint32_t pair[2] = {0, 0};
                     if (px) {
-                        unpack4(px, c, bits, sgn, &pair[0], &pair[1]);
+                        bp_unpack4_s16(px, c, bits, sgn, &pair[0], &pair[1]);
                     }
                     memcpy(col + i + c, pair, sizeof pair); // (x0,x2), (x1,x3): 2 stores
                 }
