@@ -41,7 +41,9 @@ def register(app: typer.Typer) -> None:
                        ] = Path("runs/bench"),
         resume: Annotated[bool, typer.Option(help="Continue the run logged in OUT/bench.jsonl.")] = False,
         elf: Annotated[Path | None, typer.Option(help="Firmware ELF: flash/RAM and sha256 in the report.")] = None,
-        dataset: Annotated[str | None, typer.Option(help="Dataset (default: the IR's training dataset).")] = None,
+        dataset: Annotated[str | None, typer.Option(help="Dataset: fashion-mnist, mnist, cifar10 or npz "
+                                                    "(default: the IR's training dataset).")] = None,
+        data_dir: Annotated[Path | None, typer.Option(help="Dataset folder, or the .npz file.")] = None,
         ppk2: Annotated[str | None, typer.Option(help="Serial port of a Nordic PPK2: measure energy (needs "
                                                  "`pip install ppk2-api`).")] = None,
         ppk2_volts: Annotated[float, typer.Option(help="DUT supply voltage (V) for the PPK2 figures.")] = 3.3,
@@ -73,7 +75,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
         ds = dataset or (ir.header.get("source") or {}).get("config", {}).get("dataset") or "fashion-mnist"
-        test = load_dataset(ds, "test")
+        test = load_dataset(ds, "test", data_dir)
         with contextlib.ExitStack() as stack:
             if emulate:
                 from bitpath.device import build as fw

@@ -78,6 +78,7 @@ class ResultLog:
         self.path = Path(path)
         self.header: dict | None = None
         self.records: list[dict] = []
+        self._pending: list[dict] = []  # events before the header exists (connecting, bp-info)
 
     @staticmethod
     def read(path: Path) -> tuple[dict | None, list[dict]]:
@@ -116,6 +117,7 @@ class ResultLog:
                 self.append({"kind": "event", "what": "images-changed", "from": old["config"]["images"],
                              "to": header["config"]["images"], "t": time.time()})
             self.append({"kind": "event", "what": "resumed", "done": len(self.measured()), "t": time.time()})
+            self._flush_pending()
             return
         if self.path.exists() and self.path.stat().st_size and not resume:
             raise BenchError(f"{self.path} exists: pass --resume to continue it, or choose another --out")
@@ -124,6 +126,12 @@ class ResultLog:
             f.write(json.dumps(header) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for rec in pending:
+            self.append(rec)
 
     def _truncate_partial_tail(self) -> None:
         data = self.path.read_bytes()
@@ -133,6 +141,9 @@ class ResultLog:
                 f.truncate(keep)
 
     def append(self, rec: dict) -> None:
+        if self.header is None:
+            self._pending.append(rec)
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
@@ -204,21 +215,27 @@ class Bench:
         self.log.append({"kind": "event", "what": what, "t": time.time(), **kw})
 
     def _recover(self, exc: BaseException, where: dict) -> None:
-        """Resync after a failed command; on a reset, check the device is still the same."""
+        """Resync after a failed command; after a reset, check the device is still the same one."""
         self._loaded = None
         self._path = None
         reset = isinstance(exc, DeviceReset)
-        try:
-            reset = self.dev.resync() or reset
-        except ProtocolError as e2:
-            self._event("resync-failed", error=str(e2), **where)
-            raise
+        last: BaseException = exc
+        for _ in range(3):
+            try:
+                reset = self.dev.resync() or reset
+                info = self.dev.info() if reset else None
+                break
+            except (ProtocolError, DeviceError, ValueError) as e2:
+                reset = reset or isinstance(e2, DeviceReset)
+                last = e2
+        else:
+            self._event("resync-failed", error=f"{type(last).__name__}: {last}", **where)
+            raise BenchError(f"the device does not answer any more ({where}): {last}") from last
         self._event("reset" if reset else "resync", error=f"{type(exc).__name__}: {exc}", **where)
-        if reset:
-            info = self.dev.info()
-            if asdict(info) != asdict(self.info):
-                raise BenchError(f"the device came back from a reset with different bp-info: {info} "
-                                 f"(was {self.info}); refusing to mix results")
+        if info is not None and asdict(info) != asdict(self.info):
+            self._event("device-changed", info=asdict(info), **where)
+            raise BenchError(f"the device came back from a reset with different bp-info: {info} "
+                             f"(was {self.info}); refusing to mix results")
 
     def _ref_logits(self, i: int, p: int) -> list[int]:
         if (i, p) not in self._ref:
@@ -229,7 +246,7 @@ class Bench:
         for attempt in range(self.cfg.retries + 1):
             try:
                 return fn()
-            except (ProtocolError, DeviceError) as exc:
+            except (ProtocolError, DeviceError, ValueError) as exc:
                 if attempt == self.cfg.retries:
                     raise BenchError(f"{what} failed {attempt + 1} times; last: {exc}") from exc
                 self._recover(exc, {"op": what, **where})
@@ -277,7 +294,7 @@ class Bench:
                 }
             except _Recheck:
                 continue
-            except (ProtocolError, DeviceError) as exc:
+            except (ProtocolError, DeviceError, ValueError) as exc:  # ValueError: a garbled number
                 if attempt == self.cfg.retries:
                     raise BenchError(f"image {i} path {label}: failed {attempt + 1} times; last: {exc}") from exc
                 self._recover(exc, {"op": "measure", **where, "attempt": attempt + 1})
