@@ -29,6 +29,16 @@ static inline int32_t bp_smlad(uint32_t a, uint32_t b, int32_t acc) {
 static inline uint32_t bp_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }
 static inline uint32_t bp_uxtb16(uint32_t x) { return (uint32_t)__uxtb16((uint8x4_t)x); }
 static inline int32_t bp_smlabb(uint32_t a, uint32_t b, int32_t acc) { return __smlabb((int32_t)a, (int32_t)b, acc); }
+// Byte-wise maximum of four unsigned (USUB8 sets a GE flag per byte where a >= b, SEL picks) or
+// signed (SSUB8) bytes: two instructions for four lanes.
+static inline uint32_t bp_max_u8x4(uint32_t a, uint32_t b) {
+    (void)__usub8((uint8x4_t)a, (uint8x4_t)b);
+    return (uint32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
+}
+static inline uint32_t bp_max_s8x4(uint32_t a, uint32_t b) {
+    (void)__ssub8((int8x4_t)a, (int8x4_t)b);
+    return (uint32_t)__sel((uint8x4_t)a, (uint8x4_t)b);
+}
 // SXTB16 of x rotated right by 8: bytes 1 and 3. One instruction (GCC does not fold the rotation
 // into the intrinsic's operand by itself).
 static inline uint32_t bp_sxtb16_ror8(uint32_t x) {
@@ -58,6 +68,23 @@ static inline int32_t bp_smlabb(uint32_t a, uint32_t b, int32_t acc) {
 }
 static inline int32_t bp_smlatt(uint32_t a, uint32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16)));
+}
+// Byte-wise maximum of four unsigned or signed bytes.
+static inline uint32_t bp_max_u8x4(uint32_t a, uint32_t b) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const uint32_t x = (a >> i) & 0xFFu, y = (b >> i) & 0xFFu;
+        r |= (x >= y ? x : y) << i;
+    }
+    return r;
+}
+static inline uint32_t bp_max_s8x4(uint32_t a, uint32_t b) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int32_t x = (int8_t)(uint8_t)(a >> i), y = (int8_t)(uint8_t)(b >> i);
+        r |= (uint32_t)(uint8_t)(x >= y ? x : y) << i;
+    }
+    return r;
 }
 // Bytes 0 and 2, sign-extended into the two 16-bit halves.
 static inline uint32_t bp_sxtb16(uint32_t x) {

@@ -64,7 +64,11 @@ static void im2col_s16(int16_t *col,
                 // position of element i: swap the middle two of every full group of 4
                 const int32_t m = i & 3;
                 const int32_t pos = (i < k4 && (m == 1 || m == 2)) ? (i ^ 3) : i;
-                col[pos] = px ? (int16_t)bp_read(px, c, bits, sgn) : 0;
+                int32_t v = 0;
+                if (px != NULL) {
+                    v = bits == 8 ? (sgn ? (int32_t)(int8_t)px[c] : (int32_t)px[c]) : bp_read(px, c, bits, sgn);
+                }
+                col[pos] = (int16_t)v;
             }
         }
     }
