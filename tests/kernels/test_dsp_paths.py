@@ -88,11 +88,11 @@ def test_fully_connected_fast_path(view: int, in_bits: int, signed: bool, k: int
         compare("fully_connected", np.full(k, lo if signed else hi), np.full((cout, k), -128), z, z, z, q)
 
 
-@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize(("bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
 @pytest.mark.parametrize("c", [4, 8, 16, 32])
-def test_max_pool_fast_path(signed: bool, c: int) -> None:
+def test_max_pool_fast_path(bits: int, signed: bool, c: int) -> None:
     rng = np.random.default_rng(c)
-    fmt = ActFormat(8, signed)
+    fmt = ActFormat(bits, signed)
     lo, hi = fmt.range
     for win, k in ((Window(2, 2), 2), (Window(2, 2, 1, 1, 1, 1), 3), (Window(1, 1, 1, 0, 0, 1), 2)):
         compare("max_pool2d", rng.integers(lo, hi + 1, (7, 6, c)), fmt, k, k, win)
