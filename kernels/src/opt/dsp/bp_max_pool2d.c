@@ -12,14 +12,34 @@
 #include "bp_kernels.h"
 #include "bp_support.h"
 
-// Field-wise maximum of two words of unsigned 4-bit or 2-bit fields.
-static inline uint32_t max_packed(uint32_t a, uint32_t b, int32_t bits) {
+// Field-wise maximum of two words of 8-bit (signed or not) or unsigned 4-bit / 2-bit fields.
+static inline uint32_t max_word(uint32_t a, uint32_t b, int32_t bits, int32_t sgn) {
+    if (bits == 8) {
+        return sgn ? bp_max_s8x4(a, b) : bp_max_u8x4(a, b);
+    }
     const uint32_t m = bits == 4 ? 0x0F0F0F0Fu : 0x03030303u;
     uint32_t r = 0;
     for (int32_t sh = 0; sh < 8; sh += bits) {
         r |= bp_max_u8x4((a >> sh) & m, (b >> sh) & m) << sh;
     }
     return r;
+}
+
+// One output pixel: the maximum over the valid window [ya, yb) x [xa, xb) of each word of the row.
+// Inlined per (bits, signedness) so max_word has no branches left.
+static inline void pool_pixel(uint8_t *orow, const uint8_t *img, int32_t iw, int32_t row_b, int32_t ya, int32_t yb,
+                              int32_t xa, int32_t xb, int32_t bits, int32_t sgn) {
+    for (int32_t b = 0; b < row_b; b += 4) {
+        // the check guarantees at least one valid input per window: (ya, xa) is one
+        uint32_t best = bp_load32(img + ((int64_t)ya * iw + xa) * row_b + b);
+        for (int32_t y = ya; y < yb; y++) {
+            const uint8_t *p = img + ((int64_t)y * iw + xa) * row_b + b;
+            for (int32_t x = xa; x < xb; x++, p += row_b) {
+                best = max_word(best, bp_load32(p), bits, sgn);
+            }
+        }
+        memcpy(orow + b, &best, sizeof best);
+    }
 }
 
 bp_status_t bp_max_pool2d(const bp_window_t *win,
@@ -34,7 +54,7 @@ bp_status_t bp_max_pool2d(const bp_window_t *win,
     if (st != BP_OK) {
         return st;
     }
-    const int32_t c_n = input_dims->c, bits = fmt->bits;
+    const int32_t c_n = input_dims->c, bits = fmt->bits, sgn = fmt->is_signed;
     const int32_t row_b = bp_row_bytes(c_n, bits);
     const int fast = bits == 8 ? (c_n & 3) == 0 : (!fmt->is_signed && (c_n * bits) % 32 == 0);
     if (!fast) {
@@ -51,21 +71,12 @@ bp_status_t bp_max_pool2d(const bp_window_t *win,
                 const int32_t x0 = ox * win->stride_w - win->pad_left;
                 const int32_t xa = x0 < 0 ? 0 : x0, xb = (x0 + kernel_w > iw) ? iw : x0 + kernel_w;
                 uint8_t *orow = output + (((int64_t)n * oh + oy) * ow + ox) * row_b;
-                for (int32_t b = 0; b < row_b; b += 4) {
-                    // the check guarantees at least one valid input per window: (ya, xa) is one
-                    uint32_t best = bp_load32(img + ((int64_t)ya * iw + xa) * row_b + b);
-                    for (int32_t y = ya; y < yb; y++) {
-                        const uint8_t *p = img + ((int64_t)y * iw + xa) * row_b + b;
-                        for (int32_t x = xa; x < xb; x++, p += row_b) {
-                            const uint32_t v = bp_load32(p);
-                            if (bits == 8) {
-                                best = fmt->is_signed ? bp_max_s8x4(best, v) : bp_max_u8x4(best, v);
-                            } else {
-                                best = max_packed(best, v, bits);
-                            }
-                        }
-                    }
-                    memcpy(orow + b, &best, sizeof best);
+                if (bits == 8) {
+                    pool_pixel(orow, img, iw, row_b, ya, yb, xa, xb, 8, sgn);
+                } else if (bits == 4) {
+                    pool_pixel(orow, img, iw, row_b, ya, yb, xa, xb, 4, 0);
+                } else {
+                    pool_pixel(orow, img, iw, row_b, ya, yb, xa, xb, 2, 0);
                 }
             }
         }
