@@ -282,7 +282,16 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t off = packed2 ? 2 * xsum[j] : 0;
-                    emit(output, orow[j], row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[j][0] - off);
+                    const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0] - off;
+                    if (q->out.bits == 4 && o1 != o) {
+                        // channels o (even) and o + 1 share one output byte: one store, no read-modify-write
+                        const int32_t v1 = (bias ? bias[o1] : 0) + acc[j][1] - off;
+                        const int32_t r0 = bp_requant(v0, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
+                        const int32_t r1 = bp_requant(v1, rq->multiplier[o1], rq->shift[o1], q->act_min, q->act_max);
+                        orow[j][o >> 1] = (uint8_t)((r0 & 0xF) | ((r1 & 0xF) << 4));
+                        continue;
+                    }
+                    emit(output, orow[j], row[j], cout, o, q, rq, v0);
                     if (o1 != o) {
                         emit(output, orow[j], row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1] - off);
                     }
