@@ -71,8 +71,11 @@ def _static_acc_bound(k: int, q: LayerQuant, bias: np.ndarray, what: str) -> Non
         )
 
 
-def _pad(x: np.ndarray, win: Window) -> np.ndarray:
-    return np.pad(x, ((win.pad_top, win.pad_bottom), (win.pad_left, win.pad_right), (0, 0)))
+def _patches(xa: np.ndarray, win: Window, kh: int, kw: int) -> np.ndarray:
+    """Zero-padded input windows, ``(OH, OW, C, KH, KW)``, one per output pixel."""
+    oh, ow = win.out_size(xa.shape[0], xa.shape[1], kh, kw)
+    padded = np.pad(xa, ((win.pad_top, win.pad_bottom), (win.pad_left, win.pad_right), (0, 0)))
+    return sliding_window_view(padded, (kh, kw), axis=(0, 1))[:: win.stride_h, :: win.stride_w][:oh, :ow]
 
 
 def conv2d(
@@ -107,10 +110,7 @@ def conv2d(
         raise ValueError(f"conv2d: weights have {cin} input channels, input has {xa.shape[2]}")
     _static_acc_bound(kh * kw * cin, q, bias, "conv2d")
     wv = weight_view(wa, q.w_stored, q.w_view)
-    oh, ow = win.out_size(xa.shape[0], xa.shape[1], kh, kw)
-    patches = sliding_window_view(_pad(xa, win), (kh, kw), axis=(0, 1))  # (PH-kh+1, PW-kw+1, Cin, kh, kw)
-    patches = patches[:: win.stride_h, :: win.stride_w][:oh, :ow]
-    acc = np.einsum("yxcij,oijc->yxo", patches, wv, dtype=np.int64)
+    acc = np.einsum("yxcij,oijc->yxo", _patches(xa, win, kh, kw), wv, dtype=np.int64)
     return _finish(acc, bias, mult, shift, q, "conv2d")
 
 
@@ -133,10 +133,7 @@ def depthwise_conv2d(
         raise ValueError(f"depthwise_conv2d: weights have {c} channels, input has {xa.shape[2]}")
     _static_acc_bound(kh * kw, q, bias, "depthwise_conv2d")
     wv = weight_view(wa, q.w_stored, q.w_view)
-    oh, ow = win.out_size(xa.shape[0], xa.shape[1], kh, kw)
-    patches = sliding_window_view(_pad(xa, win), (kh, kw), axis=(0, 1))
-    patches = patches[:: win.stride_h, :: win.stride_w][:oh, :ow]
-    acc = np.einsum("yxcij,ijc->yxc", patches, wv, dtype=np.int64)
+    acc = np.einsum("yxcij,ijc->yxc", _patches(xa, win, kh, kw), wv, dtype=np.int64)
     return _finish(acc, bias, mult, shift, q, "depthwise_conv2d")
 
 
