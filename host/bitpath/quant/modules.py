@@ -206,6 +206,7 @@ class ActQuantizer(nn.Module):
         self.lo, self.hi = signed_range(bits) if signed else unsigned_range(bits)
         self.log_param = nn.Parameter(torch.zeros(()))  # log of LSQ's step s or PACT's clip alpha
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("init_step", torch.ones(()))
         self.calibrating = False
 
     @property
@@ -230,6 +231,7 @@ class ActQuantizer(nn.Module):
             if err < best:
                 best, best_s = float(err), s
         self.log_param.copy_((best_s if self.mode == "lsq" else best_s * self.hi).log())
+        self.init_step.copy_(best_s)
         self.initialized.fill_(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

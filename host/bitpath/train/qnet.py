@@ -242,9 +242,16 @@ class MultiPathNet(nn.Module):
 
     # ------------------------------------------------------------------ helpers for training
     def calibrate(self, x: torch.Tensor) -> None:
-        """Initialise every path's activation steps on one batch (eval-mode BatchNorm)."""
+        """Initialise every path's activation steps on one batch.
+
+        BatchNorm uses the batch's statistics (training mode): the float model's running statistics
+        do not describe a narrow path (a 2-bit floor view shifts every pre-activation), and
+        calibrating on them can leave a path's activations all zero and its steps degenerate.
+        The running statistics are restored afterwards.
+        """
         was = self.training
-        self.eval()
+        saved = {k: copy.deepcopy(ml.state_dict()) for k, ml in self.bns.items()}
+        self.train()
         with torch.no_grad():
             for p in range(len(self.table)):
                 for ml in self.aqs.values():
@@ -252,6 +259,8 @@ class MultiPathNet(nn.Module):
                 self(x, p)
                 for ml in self.aqs.values():
                     ml[p].calibrating = False
+        for k, ml in self.bns.items():
+            ml.load_state_dict(saved[k])
         self.train(was)
 
     @torch.no_grad()
@@ -261,8 +270,9 @@ class MultiPathNet(nn.Module):
             floor = (layer.wq.init_scale * 1e-3).log()
             layer.wq.log_scale.copy_(torch.maximum(layer.wq.log_scale, floor))
         for ml in self.aqs.values():
-            for aq in ml:
-                aq.log_param.clamp_(min=-30.0)
+            for aq in ml:  # a step that collapses far below its calibrated value makes a path dead
+                floor = (aq.init_step * (1e-2 if aq.mode == "lsq" else 1e-2 * aq.hi)).log()
+                aq.log_param.copy_(torch.maximum(aq.log_param, floor))
 
     def path_bns(self, path: int) -> list[nn.Module]:
         return [ml[path] for ml in self.bns.values()]
