@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bitpath import __version__, cli_bench, cli_core, cli_device, cli_train
+from bitpath import __version__, cli_bench, cli_core, cli_device, cli_select, cli_train
 
 app = typer.Typer(
     name="bitpath",
@@ -28,7 +28,7 @@ def _root(
     """Input-aware dynamic mixed-precision inference on microcontrollers."""
 
 
-for _module in (cli_core, cli_train, cli_device, cli_bench):
+for _module in (cli_core, cli_train, cli_device, cli_bench, cli_select):
     _module.register(app)
 
 

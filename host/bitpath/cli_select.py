@@ -1,0 +1,219 @@
+"""`bitpath select`: offline bit-path selection (issue 5, first slice).
+
+Sub-steps, each usable alone:
+
+- `bitpath select costs IR`: the per-layer device cost table (measured on the emulated board);
+- `bitpath select sensitivity IR`: per-layer sensitivity to lowering (KL of the logits, imprinting);
+- `bitpath select paths IR`: K candidate bit-paths by an integer program -> a `--paths` JSON for
+  `bitpath train`.
+
+Not yet: fine-tuning with the chosen table (run `bitpath train --paths FILE` yourself) and the
+on-device controller.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+HELP = ("Offline bit-path selection: measured device costs, layer sensitivity, candidate paths by ILP. "
+        "Fine-tuning with the chosen table (`bitpath train --paths`) and the controller come later.")
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(1)
+
+
+def _images(ir, dataset: str | None, data_dir: Path | None, n: int, split: str = "test", offset: int = 0):
+    """``n`` images (and labels) of a dataset, or None when no dataset is named."""
+    if not dataset:
+        return None, None
+    from bitpath.data import DatasetError, load_dataset
+
+    try:
+        d = load_dataset(dataset, split, data_dir)
+    except DatasetError as e:
+        _fail(str(e))
+    x, y = d.x[offset : offset + n], d.y[offset : offset + n]
+    if tuple(x.shape[1:]) != tuple(ir.header["input"]["shape"]):
+        _fail(f"{dataset} images are {x.shape[1:]}, the model reads {ir.header['input']['shape']}")
+    return x, y
+
+
+def register(app: typer.Typer) -> None:
+    """Add `bitpath select ...` to the app."""
+    sel = typer.Typer(help=HELP, no_args_is_help=True)
+    app.add_typer(sel, name="select")
+
+    @sel.command("costs")
+    def costs_cmd(
+        ir_path: Path = typer.Argument(..., help="IR (.bpir.npz); only its graph and shapes matter for the cost."),
+        out: Path = typer.Option(None, "--out", "-o", help="Cost table JSON (default: next to the IR, "
+                                 "<ir>.costs-<board>.json)."),
+        remeasure: bool = typer.Option(False, help="Measure again even if a current table is cached."),
+        images: int = typer.Option(2, help="Images per synthetic path (instruction counts vary little)."),
+        dataset: str = typer.Option(None, help="Take the images from this dataset (default: pseudo-random)."),
+        data_dir: Path = typer.Option(None, help="Dataset folder."),
+        stored: str = typer.Option("8,4,2", help="Stored (nested) weight widths to time."),
+        board: str = typer.Option("qemu_f405", help="Board the table is for (qemu_f405 is measured here)."),
+        port: str = typer.Option(None, help="Measure a real board already running the synthetic model "
+                                 "(pyserial URL); the result is merged into --out as a separate source."),
+        synth_out: Path = typer.Option(None, help="Only write the synthetic cost models (one folder per "
+                                       "chunk, IR + model.c) to build and flash on a real board."),
+        merge: Path = typer.Option(None, help="Merge another cost table (e.g. cycles from a real board) into --out."),
+        markdown: bool = typer.Option(False, "--markdown", help="Print the table as Markdown."),
+    ) -> None:
+        """Measure (or load the cached) per-layer cost of every (stored, w, a_in, a_out) combination.
+
+        The IR's path table is replaced by synthetic paths that re-use the stored weights as views;
+        the model is generated, built and run on the emulated board, and `bp-layers` is read per
+        path. The table is keyed by the graph, kernel sources, firmware sources and board; a stale
+        table is refused (use --remeasure).
+        """
+        from bitpath.ir import IRError, load
+        from bitpath.select import costs as C
+
+        try:
+            ir = load(ir_path)
+        except IRError as e:
+            _fail(str(e))
+        widths = tuple(int(s) for s in stored.split(",") if s.strip())
+        out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + f".costs-{board}.json")
+        if synth_out is not None:
+            from bitpath.codegen import render
+
+            for k, sir in enumerate(C.build_synthetic(ir, widths)):
+                d = synth_out / f"chunk{k}"
+                d.mkdir(parents=True, exist_ok=True)
+                sir.save(d / "model.bpir.npz")
+                render(sir, d)
+                typer.echo(f"{d}: {len(sir.path_names)} paths; build with `bitpath build --board {board} "
+                           f"--model-dir {d}`, flash, then `bitpath select costs {ir_path} --board {board} "
+                           f"--port URL --synth-out {synth_out}`")
+            if port is None:
+                return
+        try:
+            if merge is not None:
+                table = C.merge(C.load(out, ir), C.load(merge))
+                C.save(table, out)
+                typer.echo(f"merged {merge} into {out}")
+            elif port is not None:
+                table = _measure_port(C, ir, out, port, board, synth_out, images, dataset, data_dir, widths)
+            else:
+                x, _ = _images(ir, dataset, data_dir, images)
+                table, measured = C.cached(ir, out, remeasure=remeasure, board=board, images=x,
+                                           n_images=images, stored=widths, log=typer.echo)
+                typer.echo(("measured and wrote " if measured else "current table: ") + str(out))
+        except C.CostTableError as e:
+            _fail(str(e))
+        if markdown:
+            typer.echo(C.markdown(table))
+
+    def _measure_port(C, ir, out, port, board, synth_out, images, dataset, data_dir, widths):
+        from bitpath.device.client import Client
+        from bitpath.ir import load
+
+        if synth_out is None:
+            _fail("--port needs --synth-out DIR (the synthetic models the board runs, one chunk at a time)")
+        x, _ = _images(ir, dataset, data_dir, images)
+        x = C.default_images(ir, images) if x is None else x
+        base = C.load(out, ir) if out.is_file() else None
+        table = {"layers": {}}
+        unit = None
+        with Client(port, timeout=10.0) as dev:
+            dev.sync()
+            info = dev.info()
+            for d in sorted(synth_out.glob("chunk*")):
+                sir = load(d / "model.bpir.npz")
+                if sir.content_hash()[:16] != info.ir_hash:
+                    continue
+                m = C.measure_device(dev, sir, x, typer.echo)
+                unit = m.pop("__unit__")
+                C._accumulate(table, sir, m)
+        if unit is None:
+            _fail(f"the board at {port} runs none of the synthetic models in {synth_out}")
+        meas = C._package(ir, table, board, unit, len(x), widths)
+        if base is None:
+            C.save(meas, out)
+            typer.echo(f"wrote {out} (one chunk per run: flash the next chunk and run again to add it)")
+            return meas
+        table = C.merge(base, meas)
+        C.save(table, out)
+        typer.echo(f"merged {board}/{unit} into {out}")
+        return table
+
+    @sel.command("sensitivity")
+    def sensitivity_cmd(
+        ir_path: Path = typer.Argument(..., help="Trained IR (.bpir.npz)."),
+        method: str = typer.Option("kl", help="kl (KL of the logits when one layer is lowered) or imprint "
+                                   "(imprinted per-layer accuracy, papers/004 section 2.4)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Sensitivity JSON (default: <ir>.sens-<method>.json)."),
+        dataset: str = typer.Option("fashion-mnist", help="Calibration data (training split)."),
+        data_dir: Path = typer.Option(None, help="Dataset folder."),
+        images: int = typer.Option(128, help="Calibration images."),
+        ref_path: int = typer.Option(0, help="Path whose constants the lowered layers are derived from "
+                                     "(normally the all-8-bit path)."),
+    ) -> None:
+        """Per-layer sensitivity of every (w, a_in) combination, on the integer model (numpy reference)."""
+        from bitpath.ir import IRError, load
+        from bitpath.select import sensitivity as S
+
+        try:
+            ir = load(ir_path)
+        except IRError as e:
+            _fail(str(e))
+        x, y = _images(ir, dataset, data_dir, images, split="train")
+        try:
+            res = S.compute(ir, method, x, y, ref_path=ref_path, log=typer.echo)
+        except (ValueError, KeyError) as e:
+            _fail(str(e))
+        out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + f".sens-{method}.json")
+        S.save(res, out)
+        typer.echo(S.markdown(res))
+        typer.echo(f"wrote {out}")
+
+    @sel.command("paths")
+    def paths_cmd(
+        ir_path: Path = typer.Argument(..., help="IR (.bpir.npz): the graph, shapes and parameter counts."),
+        costs_file: Path = typer.Option(..., "--costs", help="Cost table (`bitpath select costs`)."),
+        sens_file: Path = typer.Option(..., "--sensitivity", help="Sensitivity JSON (`bitpath select sensitivity`)."),
+        k: int = typer.Option(4, "-k", help="Number of candidate paths."),
+        budgets: str = typer.Option(None, help="Cost budgets, comma-separated, as fractions of the most expensive "
+                                    "path (default: K evenly spaced from the cheapest feasible to 1.0)."),
+        flash: int = typer.Option(None, help="Flash budget for all weights together, bytes (nested storage)."),
+        ram: int = typer.Option(None, help="Peak activation RAM budget per path, bytes."),
+        unit: str = typer.Option(None, help="Cost source unit (default: the table's main one)."),
+        cost_board: str = typer.Option(None, "--cost-board", help="Cost source board (default: the table's main one)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Paths JSON for `bitpath train --paths` "
+                                 "(default: <ir>.paths.json)."),
+    ) -> None:
+        """Choose K bit-paths jointly: minimise summed sensitivity under budgets on measured cost, flash, RAM.
+
+        Writes a path table for `bitpath train --paths FILE`; fine-tuning with it and the controller
+        are the next steps (not automated yet).
+        """
+        from bitpath.ir import IRError, load
+        from bitpath.select import costs as C
+        from bitpath.select import ilp
+        from bitpath.select import sensitivity as S
+
+        try:
+            ir = load(ir_path)
+            table = C.load(costs_file, ir, cost_board)
+            src = C.source(table, cost_board, unit)
+            sens = S.load(sens_file)
+        except (IRError, C.CostTableError, ValueError) as e:
+            _fail(str(e))
+        problem = ilp.Problem.from_ir(ir, src, sens)
+        fr = [float(b) for b in budgets.split(",")] if budgets else None
+        try:
+            sol = ilp.sweep(problem, k=k, fractions=fr, flash_bytes=flash, ram_bytes=ram)
+        except ilp.Infeasible as e:
+            _fail(str(e))
+        out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + ".paths.json")
+        out.write_text(json.dumps(ilp.to_paths_json(problem, sol), indent=1) + "\n")
+        typer.echo(ilp.summary(problem, sol))
+        typer.echo(f"wrote {out}  (next: `bitpath train --paths {out}`, then export; the controller comes later)")
