@@ -32,6 +32,18 @@ ensure_apt() {
     fi
 }
 
+pip_install() {  # quiet on success; on failure, pip's output (minus local-index noise) and exit
+    local log
+    log="$(mktemp)"
+    if ! "$VENV/bin/python" -m pip install -q "$@" >"$log" 2>&1; then
+        grep -v "is ignored: it is neither a file nor a directory" "$log" >&2 || true
+        rm -f "$log"
+        log "pip install $* failed"
+        exit 1
+    fi
+    rm -f "$log"
+}
+
 ensure_python() {
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating virtual environment $VENV"
@@ -40,13 +52,13 @@ ensure_python() {
     local py="$VENV/bin/python"
     if ! "$py" -c "import torch" 2>/dev/null; then
         log "pip: installing $TORCH_PIN (CPU build) first"
-        "$py" -m pip install -q "$TORCH_PIN"
+        pip_install "$TORCH_PIN"
     fi
     local stamp="$VENV/.bitpath-installed" want
     want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         log "pip: installing bitpath (editable) and test tools"
-        "$py" -m pip install -q -e "$ROOT[test]"
+        pip_install -e "$ROOT[test]"
         echo "$want" > "$stamp"
     fi
     # The cffi kernel module compiles on first use; build it now so failures show here.
