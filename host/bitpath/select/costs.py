@@ -41,7 +41,7 @@ from bitpath.ir import IR, WEIGHTED, validate
 from bitpath.ref.bounds import check_layer
 from bitpath.ref.formats import ActFormat
 from bitpath.ref.packing import pack, weight_view
-from bitpath.ref.requant import AccumulatorOverflow, quantize_multiplier
+from bitpath.ref.requant import quantize_multiplier
 
 FORMAT = "bitpath-select-costs"
 VERSION = 1
@@ -213,49 +213,11 @@ def synthetic_ir(ir: IR, specs: Sequence[tuple[int, int, int, int]], ref_path: i
         new = weight_view(codes, B, S) if S <= B else codes * (1 << (S - B))
         arrays[f"w:{name}"] = pack(new, S, True)
         meta["w_stored"] = S
-    ref = ir.header["paths"][ref_path]["nodes"]
     prod = _producers(ir)
     paths = []
     for pi, (_, w, p, q) in enumerate(specs):
-        widths = _widths(prod, output, p, q)
-        nodes = {}
-        cost = 0
-        for n in ir.graph:
-            name, op = n["name"], n["op"]
-            if op not in WEIGHTED and op != "add":
-                continue
-            r = ref[name]
-            out_bits = widths[name]
-            out_signed = True if out_bits == 32 else bool(r["out"][1])
-            lo, hi = ActFormat(out_bits, out_signed).range if out_bits != 32 else (0, 0)
-            if op == "add":
-                ins = n["inputs"]
-                ba = [_in_width(ir, widths, i) for i in ins]
-                fa = ref_fmt(ir, ref_path, ins[0]), ref_fmt(ir, ref_path, ins[1])
-                ma = r["mult_a"] * 2.0 ** -r["shift"] * _levels(out_bits, out_signed) / _levels(*r["out"]) \
-                    * _levels(*fa[0]) / _levels(ba[0], fa[0][1])
-                mb = r["mult_b"] * 2.0 ** -r["shift"] * _levels(out_bits, out_signed) / _levels(*r["out"]) \
-                    * _levels(*fa[1]) / _levels(ba[1], fa[1][1])
-                big = max(abs(ma), abs(mb), 1e-30)
-                sh = int(min(62, max(0, 30 - math.frexp(big)[1])))
-                nodes[name] = {"out": [out_bits, out_signed], "act_min": lo, "act_max": hi,
-                               "mult_a": int(round(ma * 2.0**sh)), "mult_b": int(round(mb * 2.0**sh)), "shift": sh}
-                continue
-            a_in = _in_width(ir, widths, n["inputs"][0])
-            in_signed = bool(ref_fmt(ir, ref_path, n["inputs"][0])[1])
-            bias, mult, shift = _rescaled(ir, name, n, r, ref_path, w, a_in, out_bits, ir.header["layers"][name][
-                "w_stored"], in_signed)
-            try:
-                check_layer(name, _products(n), ActFormat(a_in, in_signed), w, bias)
-            except AccumulatorOverflow as e:  # pragma: no cover - the clip above prevents it
-                raise ValueError(str(e)) from e
-            nodes[name] = {"in": [a_in, in_signed], "out": [out_bits, out_signed], "w_view": w,
-                           "act_min": lo, "act_max": hi, "out_scale": 1.0}
-            arrays[f"bias:{name}:{pi}"] = bias
-            if mult is not None:
-                arrays[f"mult:{name}:{pi}"] = mult
-                arrays[f"shift:{name}:{pi}"] = shift
-            cost += _macs(n) * w * a_in
+        nodes, arr, cost = derive_path(ir, ref_path, _widths(prod, output, p, q), {n["name"]: w for n in weighted})
+        arrays.update({f"{k}:{pi}": v for k, v in arr.items()})
         paths.append({"name": f"s{S}w{w}p{p}q{q}", "layers": {}, "nodes": nodes, "cost_bitops": cost})
     h["paths"] = paths
     h["controller"] = None
@@ -263,6 +225,62 @@ def synthetic_ir(ir: IR, specs: Sequence[tuple[int, int, int, int]], ref_path: i
     out = IR(h, arrays)
     validate(out)
     return out
+
+
+def derive_path(ir: IR, ref_path: int, widths: dict[str, int], w_of: dict[str, int]
+                ) -> tuple[dict, dict[str, np.ndarray], int]:
+    """Nodes and constants of a path whose producers write ``widths`` bits and whose layers read ``w_of`` views.
+
+    ``widths``: output bits of every weighted layer and add (32 for the output layer); ``w_of``:
+    weight view per weighted layer. Constants are rescaled from path ``ref_path`` (same real
+    ranges at the new widths). Returns ``(nodes, arrays keyed "bias:<layer>" etc., bitops)``.
+    The logits layer's ``out_scale`` is the real value of one logit unit on the new path.
+    """
+    ref = ir.header["paths"][ref_path]["nodes"]
+    nodes: dict = {}
+    arrays: dict[str, np.ndarray] = {}
+    cost = 0
+    for n in ir.graph:
+        name, op = n["name"], n["op"]
+        if op not in WEIGHTED and op != "add":
+            continue
+        r = ref[name]
+        out_bits = widths[name]
+        out_signed = True if out_bits == 32 else bool(r["out"][1])
+        lo, hi = ActFormat(out_bits, out_signed).range if out_bits != 32 else (-(2**31), 2**31 - 1)
+        if op == "add":
+            ins = n["inputs"]
+            ba = [_in_width(ir, widths, i) for i in ins]
+            fa = ref_fmt(ir, ref_path, ins[0]), ref_fmt(ir, ref_path, ins[1])
+            k_out = _levels(out_bits, out_signed) / _levels(*r["out"])
+            ma = r["mult_a"] * 2.0 ** -r["shift"] * k_out * _levels(*fa[0]) / _levels(ba[0], fa[0][1])
+            mb = r["mult_b"] * 2.0 ** -r["shift"] * k_out * _levels(*fa[1]) / _levels(ba[1], fa[1][1])
+            big = max(abs(ma), abs(mb), 1e-30)
+            sh = int(min(62, max(0, 30 - math.frexp(big)[1])))
+            mab = [int(max(-(2**31), min(2**31 - 1, round(v * 2.0**sh)))) for v in (ma, mb)]
+            nodes[name] = {"out": [out_bits, out_signed], "act_min": lo, "act_max": hi,
+                           "mult_a": mab[0], "mult_b": mab[1], "shift": sh,
+                           "out_scale": r.get("out_scale", 1.0) / k_out}
+            continue
+        w = w_of.get(name, r["w_view"])
+        a_in = _in_width(ir, widths, n["inputs"][0])
+        in_signed = bool(ref_fmt(ir, ref_path, n["inputs"][0])[1])
+        bias, mult, shift = _rescaled(ir, name, n, r, ref_path, w, a_in, out_bits, 0, in_signed)
+        check_layer(name, _products(n), ActFormat(a_in, in_signed), w, bias)
+        acc_ratio = (2.0 ** (w - r["w_view"])) * _levels(a_in, in_signed) / _levels(*r["in"])
+        if out_bits == 32:
+            scale = r.get("out_scale", 1.0) / acc_ratio
+        else:
+            scale = r.get("out_scale", 1.0) * _levels(*r["out"]) / _levels(out_bits, out_signed)
+        nodes[name] = {"in": [a_in, in_signed], "out": [out_bits, out_signed], "w_view": w,
+                       "act_min": lo, "act_max": hi,
+                       "out_scale": scale}
+        arrays[f"bias:{name}"] = bias
+        if mult is not None:
+            arrays[f"mult:{name}"] = mult
+            arrays[f"shift:{name}"] = shift
+        cost += _macs(n) * w * a_in
+    return nodes, arrays, cost
 
 
 def ref_fmt(ir: IR, p: int, value: str) -> tuple[int, bool]:
