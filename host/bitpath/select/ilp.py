@@ -22,6 +22,7 @@ tensors alive at each step, scratch included) ``<= ram``. Paths are forced to di
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -231,12 +232,18 @@ def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None
     K = len(budgets)
     L = problem.layers
     m = pulp.LpProblem("bitpaths", pulp.LpMinimize)
-    s = {(li, S): pulp.LpVariable(f"s_{li}_{S}", cat="Binary")
+
+    def var(name: str, lo=None, hi=None, cat: str = "Continuous"):
+        if hasattr(m, "add_variable"):  # PuLP >= 3.3
+            return m.add_variable(name, lo, hi, cat=cat)
+        return pulp.LpVariable(name, lo, hi, cat=cat)
+
+    s = {(li, S): var(f"s_{li}_{S}", cat="Binary")
          for li, lay in enumerate(L) for S in sorted({o.stored for o in lay.options})}
-    x = {(k, li, oi): pulp.LpVariable(f"x_{k}_{li}_{oi}", cat="Binary")
+    x = {(k, li, oi): var(f"x_{k}_{li}_{oi}", cat="Binary")
          for k in range(K) for li, lay in enumerate(L) for oi in range(len(lay.options))}
     groups = problem.groups()
-    t = {(k, g, b): pulp.LpVariable(f"t_{k}_{gi}_{b}", cat="Binary")
+    t = {(k, g, b): var(f"t_{k}_{gi}_{b}", cat="Binary")
          for k in range(K) for gi, g in enumerate(groups) for b in problem.widths(g)}
 
     def tw(k: int, g: str, b: int):
@@ -285,7 +292,7 @@ def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None
         m += pulp.lpSum(s[li, S] * lay.flash[S] for li, lay in enumerate(L)
                         for S in sorted({o.stored for o in lay.options})) + problem.fixed_flash <= flash_bytes, "flash"
     if ram_bytes is not None and problem.live:
-        u = {name: pulp.LpVariable(f"u_{i}", lowBound=0) for i, name in enumerate(problem.tensors)}
+        u = {name: var(f"u_{i}", 0) for i, name in enumerate(problem.tensors)}
         for name, (g, per) in problem.tensors.items():
             for k in range(K):
                 m += u[name] >= pulp.lpSum(tw(k, g, b) * per[b] for b in problem.widths(g))
@@ -296,7 +303,7 @@ def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None
             ys = []
             for li, lay in enumerate(L):
                 for oi in range(len(lay.options)):
-                    y = pulp.LpVariable(f"d_{k1}_{k2}_{li}_{oi}", lowBound=0, upBound=1)
+                    y = var(f"d_{k1}_{k2}_{li}_{oi}", 0, 1)
                     a, c = x[k1, li, oi], x[k2, li, oi]
                     m += y <= a + c
                     m += y <= 2 - a - c
@@ -343,7 +350,11 @@ def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None
 
 
 def _run(m: pulp.LpProblem, time_limit: int) -> str:
-    m.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit))
+    """Solve with the CBC binary bundled with PuLP (its PuLP-4 deprecation notice is silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        solver = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit)
+    m.solve(solver)
     return pulp.LpStatus[m.status]
 
 

@@ -1,0 +1,58 @@
+"""A tiny chain IR for the select tests, built by hand (no torch); a unique module name because
+several test folders have a conftest.py."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bitpath.ir import FORMAT, IR, VERSION
+from bitpath.ref.packing import pack
+from bitpath.ref.requant import quantize_multiplier
+
+
+def chain_ir(seed: int = 5, c1: int = 4, c2: int = 8) -> IR:
+    """conv 3x3 1->c1, max pool, conv 3x3 c1->c2, max pool, flatten, fc -> 3; one all-8-bit path."""
+    rng = np.random.default_rng(seed)
+
+    def conv(name, inp, h, cin, cout):
+        return {"name": name, "op": "conv2d", "inputs": [inp], "out_shape": [h, h, cout],
+                "attrs": {"kernel": [3, 3], "stride": [1, 1], "pad": [1, 1, 1, 1], "in_ch": cin, "out_ch": cout,
+                          "act": "relu"}}
+
+    def pool(name, inp, h, c):
+        return {"name": name, "op": "max_pool2d", "inputs": [inp], "out_shape": [h // 2, h // 2, c],
+                "attrs": {"kernel": [2, 2], "stride": [2, 2], "pad": [0, 0, 0, 0]}}
+
+    graph = [conv("conv1", "input", 8, 1, c1), pool("pool1", "conv1", 8, c1),
+             conv("conv2", "pool1", 4, c1, c2), pool("pool2", "conv2", 4, c2),
+             {"name": "flat", "op": "flatten", "inputs": ["pool2"], "out_shape": [4 * c2], "attrs": {}},
+             {"name": "fc", "op": "fully_connected", "inputs": ["flat"], "out_shape": [3],
+              "attrs": {"in_ch": 4 * c2, "out_ch": 3}}]
+    shapes = {"conv1": [c1, 3, 3, 1], "conv2": [c2, 3, 3, c1], "fc": [3, 4 * c2]}
+    scales = {"conv1": 0.004, "conv2": 0.003}
+    layers, arrays, nodes = {}, {}, {}
+    for name, shape in shapes.items():
+        codes = rng.integers(-128, 128, shape)
+        row_len = int(np.prod(shape[1:]))
+        layers[name] = {"w_stored": 8, "w_shape": shape, "row_len": row_len}
+        arrays[f"w:{name}"] = pack(codes.reshape(-1, row_len), 8, True)
+        n = shape[0]
+        if name == "fc":
+            nodes[name] = {"in": [8, False], "out": [32, True], "w_view": 8, "act_min": -(2**31),
+                           "act_max": 2**31 - 1, "out_scale": 1e-4}
+            arrays["bias:fc:0"] = rng.integers(-500, 500, n).astype(np.int32)
+            continue
+        nodes[name] = {"in": [8, False], "out": [8, False], "w_view": 8, "act_min": 0, "act_max": 255,
+                       "out_scale": 0.02}
+        arrays[f"bias:{name}:0"] = rng.integers(-2000, 8000, n).astype(np.int32)
+        ms = [quantize_multiplier(scales[name] * f) for f in rng.uniform(0.7, 1.3, n)]
+        arrays[f"mult:{name}:0"] = np.array([m for m, _ in ms], np.int32)
+        arrays[f"shift:{name}:0"] = np.array([s for _, s in ms], np.int32)
+    header = {"format": FORMAT, "version": VERSION, "name": "chain", "input": {"shape": [8, 8, 1]},
+              "num_classes": 3, "graph": graph, "output": "fc", "layers": layers,
+              "paths": [{"name": "w8a8", "layers": {}, "nodes": nodes}]}
+    ir = IR(header, arrays)
+    from bitpath.ir import validate
+
+    validate(ir)
+    return ir
