@@ -13,10 +13,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     ops_seen = sorted({k[0] for k in COUNTS})
     total = sum(COUNTS[o, "cases"] for o in ops_seen)
     bad = sum(COUNTS[o, "mismatches"] for o in ops_seen)
-    terminalreporter.write_sep("-", "C (portable and DSP variants) vs numpy reference")
+    terminalreporter.write_sep(
+        "-", "C kernels vs numpy reference (host: portable and DSP variants; board: emulated Cortex-M4)"
+    )
     for o in ops_seen:
         terminalreporter.write_line(
-            f"{o:18s} {COUNTS[o, 'cases']:6d} cases compared, {COUNTS[o, 'refused']:4d} refused by both, "
+            f"{o:26s} {COUNTS[o, 'cases']:6d} cases compared, {COUNTS[o, 'refused']:4d} refused by both, "
             f"{COUNTS[o, 'mismatches']} mismatches"
         )
-    terminalreporter.write_line(f"{'total':18s} {total:6d} cases compared, {bad} mismatches")
+    terminalreporter.write_line(f"{'total':26s} {total:6d} cases compared, {bad} mismatches")

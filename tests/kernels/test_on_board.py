@@ -1,0 +1,119 @@
+"""The kernels as built for the emulated Cortex-M4 (the DSP variants: real SMLAD/SXTB16/SEL, the
+board's compiler and flags) against the numpy reference, bit for bit, through the kernel-test
+firmware (firmware/ktest). BITPATH_KTEST_CASES sets the random cases per kernel and bit combination
+(default 4 in CI; the issue's long run is BITPATH_KTEST_CASES=500)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from board_kernels import Board, BoardError
+from kernel_check import COUNTS
+
+from bitpath.ref import ops
+from bitpath.ref.formats import ActFormat, LayerQuant, Window
+from bitpath.ref.requant import AccumulatorOverflow
+
+pytestmark = pytest.mark.emulator
+CASES = int(os.environ.get("BITPATH_KTEST_CASES", "4"))
+BITS = (2, 4, 8)
+COMBOS = list(itertools.product(BITS, BITS, (*BITS, 32)))
+
+
+@pytest.fixture(scope="module")
+def board() -> Iterator[Board]:
+    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc", "pio") if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"needs {', '.join(missing)}: bash host/run.sh setup")
+    from bitpath.device import build
+    from bitpath.device.client import Client
+    from bitpath.device.emulate import Emulator
+
+    elf = build.build("ktest_qemu")
+    with Emulator(elf) as emu, Client(emu.url, timeout=30.0) as dev:
+        assert "m-ktest-kernels-[dsp]" in emu.boot_lines
+        dev.sync()
+        yield Board(dev)
+
+
+def _values(rng: np.random.Generator, shape: tuple, lo: int, hi: int) -> np.ndarray:
+    mode = rng.integers(0, 5)
+    if mode == 0:
+        return np.full(shape, hi)
+    if mode == 1:
+        return np.full(shape, lo)
+    if mode == 2:
+        return rng.choice(np.array([lo, hi]), shape)
+    return rng.integers(lo, hi + 1, shape)
+
+
+def _quant(rng: np.random.Generator, wv: int, ib: int, ob: int) -> LayerQuant:
+    stored = int(rng.choice([b for b in BITS if b >= wv]))
+    inp = ActFormat(ib, bool(rng.integers(0, 4) == 0))
+    out = ActFormat(32, True) if ob == 32 else ActFormat(ob, bool(rng.integers(0, 4) == 0))
+    return LayerQuant(inp, out, stored, wv)
+
+
+def _requant(rng: np.random.Generator, n: int, k: int, q: LayerQuant) -> tuple:
+    typical = max(k * q.inp.max_abs * q.w_max_abs / 8, 1)
+    out_max = 1 if q.out.bits == 32 else q.out.range[1]
+    mult = rng.integers(2**30, 2**31, n) * rng.choice(np.array([1, 1, 1, -1]), n)
+    shift = np.clip(31 + int(np.log2(typical / out_max)) + rng.integers(-2, 3, n), 0, 62)
+    bias = rng.integers(-(k * 4), k * 4 + 1, n)
+    return bias, mult, shift
+
+
+def _check(board: Board, op: str, *args) -> None:
+    try:
+        want = getattr(ops, op)(*args)
+    except AccumulatorOverflow:
+        with pytest.raises(BoardError) as exc:
+            getattr(board, op)(*args)
+        assert exc.value.status == -6
+        COUNTS[op + " (board)", "refused"] += 1
+        return
+    got = getattr(board, op)(*args)
+    COUNTS[op + " (board)", "cases"] += 1
+    if not np.array_equal(got, want):
+        COUNTS[op + " (board)", "mismatches"] += 1
+    np.testing.assert_array_equal(got, want, err_msg=f"{op} on the board")
+
+
+@pytest.mark.parametrize(("wv", "ib", "ob"), COMBOS)
+def test_conv_dw_fc_on_board(board: Board, wv: int, ib: int, ob: int) -> None:
+    rng = np.random.default_rng(wv * 100 + ib * 10 + ob)
+    for _ in range(CASES):
+        q = _quant(rng, wv, ib, ob)
+        lo, hi = q.inp.range
+        wlo, whi = ActFormat(q.w_stored, True).range
+        h, w = int(rng.integers(2, 7)), int(rng.integers(2, 7))
+        cin = int(rng.choice([1, 3, 4, 8, 16]))
+        cout = int(rng.integers(1, 9))
+        k = int(rng.choice([1, 3]))
+        win = Window.same(k, int(rng.integers(1, 3)))
+        bias, mult, shift = _requant(rng, cout, k * k * cin, q)
+        _check(board, "conv2d", _values(rng, (h, w, cin), lo, hi), _values(rng, (cout, k, k, cin), wlo, whi),
+               bias, mult, shift, q, win)
+        bias, mult, shift = _requant(rng, cin, k * k, q)
+        _check(board, "depthwise_conv2d", _values(rng, (h, w, cin), lo, hi), _values(rng, (k, k, cin), wlo, whi),
+               bias, mult, shift, q, win)
+        n_in = int(rng.choice([1, 4, 7, 16, 64, 200]))
+        bias, mult, shift = _requant(rng, cout, n_in, q)
+        _check(board, "fully_connected", _values(rng, (n_in,), lo, hi), _values(rng, (cout, n_in), wlo, whi),
+               bias, mult, shift, q)
+
+
+@pytest.mark.parametrize(("bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True), (2, True)])
+def test_max_pool_on_board(board: Board, bits: int, signed: bool) -> None:
+    rng = np.random.default_rng(bits * 2 + signed)
+    fmt = ActFormat(bits, signed)
+    for _ in range(CASES * 3):
+        c = int(rng.choice([1, 3, 4, 8, 16, 32]))
+        k = int(rng.integers(2, 4))
+        win = Window(k, k) if rng.integers(0, 2) else Window(2, 2, 1, 1, 1, 1)
+        _check(board, "max_pool2d", _values(rng, (6, 7, c), *fmt.range), fmt, k, k, win)
