@@ -207,7 +207,12 @@ def register(app: typer.Typer) -> None:
             sens = S.load(sens_file)
         except (IRError, C.CostTableError, ValueError) as e:
             _fail(str(e))
-        problem = ilp.Problem.from_ir(ir, src, sens)
+        if sens.get("ir_hash") not in (None, ir.content_hash()):
+            typer.echo(f"warning: {sens_file} was computed on another IR ({sens['ir_hash'][:16]})", err=True)
+        try:
+            problem = ilp.Problem.from_ir(ir, src, sens)
+        except ilp.Infeasible as e:
+            _fail(str(e))
         fr = [float(b) for b in budgets.split(",")] if budgets else None
         try:
             sol = ilp.sweep(problem, k=k, fractions=fr, flash_bytes=flash, ram_bytes=ram)

@@ -417,6 +417,7 @@ def measure_emulated(
         raise CostTableError(f"only the emulated board qemu_f405 is measured automatically, not {board!r}; "
                              "for a real board use --synth-out, flash, then --port")
     imgs = default_images(ir, n_images) if images is None else np.asarray(images, dtype=np.uint8)
+    key_before = current_key(ir, board)
     table = {"layers": {}}
     unit = None
     tmp = None
@@ -437,7 +438,11 @@ def measure_emulated(
     finally:
         if tmp is not None:
             tmp.cleanup()
-    return _package(ir, table, board, unit or EMULATED_UNIT, len(imgs), stored)
+    out = _package(ir, table, board, unit or EMULATED_UNIT, len(imgs), stored)
+    if out["key"] != key_before:
+        raise StaleCostTable(f"the sources changed during the measurement ({key_before} -> {out['key']}); "
+                             "measure again once they are stable")
+    return out
 
 
 def _package(ir: IR, table: dict, board: str, unit: str, n_images: int, stored: Sequence[int]) -> dict:
@@ -452,6 +457,7 @@ def _package(ir: IR, table: dict, board: str, unit: str, n_images: int, stored: 
         "images_per_path": n_images,
         "stored": sorted(stored, reverse=True),
         "layers": _finish(table, ir),
+        "steps": step_names(ir),
         "controller": None,  # no controller yet: its cost joins the table once one exists
         "extra": [],
     }
@@ -520,7 +526,7 @@ def merge(table: dict, other: dict, ir: IR | None = None) -> dict:
     if other["key"]["graph"] != table["key"]["graph"]:
         raise CostTableError(f"cannot merge: graph {other['key']['graph']} != {table['key']['graph']}")
     out = copy.deepcopy(table)
-    src = {k: other[k] for k in ("key", "unit", "created", "images_per_path", "layers")}
+    src = {k: other[k] for k in ("key", "unit", "created", "images_per_path", "layers", "steps") if k in other}
     out["extra"] = [e for e in out.get("extra", []) if e["key"]["board"] != other["key"]["board"]
                     or e["unit"] != other["unit"]] + [src]
     return out
@@ -561,16 +567,19 @@ def step_cost(src: dict, step: str, a_in: int, b_in: int | None = None, a_out: i
 def markdown(table: dict, src: dict | None = None) -> str:
     """The table as Markdown: one row per weighted layer and stored width, columns (w, a_in, a_out)."""
     src = src or table
+    order = [s for s in table.get("steps", []) if s in src["layers"]] or list(src["layers"])
     lines = [f"unit: {src['unit']}, board {src['key']['board']}, kernels {src['key']['kernels']}, "
              f"firmware {src['key']['firmware']}, graph {src['key']['graph']}", ""]
-    for step, ent in src["layers"].items():
+    for step in order:
+        ent = src["layers"][step]
         rows = ent["entries"]
         if not ent["weighted"]:
             cells = ", ".join(f"a{e['a_in']}" + (f"+b{e['b_in']}->o{e['a_out']}" if "b_in" in e else "")
                               + f": {e['cost']:,.0f}" for e in rows)
             lines.append(f"- `{step}` ({ent['op']}): {cells}")
     lines.append("")
-    for step, ent in src["layers"].items():
+    for step in order:
+        ent = src["layers"][step]
         if not ent["weighted"]:
             continue
         rows = ent["entries"]

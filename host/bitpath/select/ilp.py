@@ -370,12 +370,17 @@ def sweep(problem: Problem, k: int = 4, fractions: Sequence[float] | None = None
           flash_bytes: int | None = None, ram_bytes: int | None = None, distinct: bool = True) -> Solution:
     """K paths under cost budgets given as fractions of the all-8-bit path's measured cost.
 
-    Default fractions: K evenly spaced from the cheapest feasible path to 1.0.
+    Default fractions: K evenly spaced from the cheapest feasible path to the least sensitive
+    feasible path (the all-8-bit path when the flash and RAM budgets allow it).
     """
     ref = problem.ref_cost()
     if fractions is None:
-        lo = min_cost(problem, flash_bytes=flash_bytes, ram_bytes=ram_bytes) / ref
-        fractions = list(np.linspace(max(lo, 1e-9), max(1.0, lo), k)) if k > 1 else [1.0]
+        lo = min_cost(problem, flash_bytes=flash_bytes, ram_bytes=ram_bytes)
+        hi = sum(max(o.cost for o in lay.options) for lay in problem.layers) + sum(
+            max(per.values(), default=0.0) for per in problem.group_cost.values())
+        best = solve(problem, [hi * 1.01 + 1], flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=False)
+        top = max(best.costs[0], lo)
+        fractions = [f / ref for f in np.linspace(lo, top, k)] if k > 1 else [top / ref]
         fractions = [f * (1 + 1e-9) for f in fractions]  # the cheapest budget itself is feasible
     budgets = [f * ref for f in sorted(fractions, reverse=True)]
     return solve(problem, budgets, flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=distinct)
