@@ -75,10 +75,17 @@ static void im2col_s16(int16_t *col,
 }
 
 // One packed byte of four 2-bit inputs | x3 | x2 | x1 | x0 | as the bytes | x2 | x3 | x0 | x1 | the
-// packed SMLAD loop reads (x1 in byte 0), built once by a shift-and-mask sequence per byte.
-static inline uint32_t u2_spread(uint32_t b) {
-    return ((b >> 2) & 3u) | ((b & 3u) << 8) | (((b >> 6) & 3u) << 16) | (((b >> 4) & 3u) << 24);
-}
+// packed SMLAD loop reads (x1 in byte 0), and the sum of the four: looked up in constant tables
+// (1.25 KiB of flash, built by the preprocessor) instead of ~15 shift/mask operations per byte.
+#define U2_SPREAD(b) \
+    ((((b) >> 2) & 3u) | (((b) & 3u) << 8) | ((((b) >> 6) & 3u) << 16) | ((((b) >> 4) & 3u) << 24))
+#define U2_SUM(b) (((b) & 3u) + (((b) >> 2) & 3u) + (((b) >> 4) & 3u) + (((b) >> 6) & 3u))
+#define U2_R4(f, n) f(n), f((n) + 1u), f((n) + 2u), f((n) + 3u)
+#define U2_R16(f, n) U2_R4(f, n), U2_R4(f, (n) + 4u), U2_R4(f, (n) + 8u), U2_R4(f, (n) + 12u)
+#define U2_R64(f, n) U2_R16(f, n), U2_R16(f, (n) + 16u), U2_R16(f, (n) + 32u), U2_R16(f, (n) + 48u)
+#define U2_R256(f) U2_R64(f, 0u), U2_R64(f, 64u), U2_R64(f, 128u), U2_R64(f, 192u)
+static const uint32_t g_u2_spread[256] = {U2_R256(U2_SPREAD)};
+static const uint8_t g_u2_sum[256] = {U2_R256(U2_SUM)};
 
 // Unpack a 2-bit unsigned patch to bytes | x2 | x3 | x0 | x1 | per group of 4 (tail natural);
 // returns sum(x) over the whole patch. With Cin % 4 == 0 every packed input byte is one group.
@@ -100,11 +107,8 @@ static int32_t im2col_u2(uint8_t *col,
             if ((cin & 3) == 0) {
                 for (int32_t c = 0; c < cin; c += 4) {
                     const uint32_t b = px ? px[c >> 2] : 0u;
-                    const uint32_t w = u2_spread(b);
-                    memcpy(col + i + c, &w, sizeof w);
-                    // sum of the four fields: pairs, then the two pair sums
-                    const uint32_t pairs = (b & 0x33u) + ((b >> 2) & 0x33u);
-                    sum += (int32_t)((pairs & 0x0Fu) + (pairs >> 4));
+                    memcpy(col + i + c, &g_u2_spread[b], sizeof(uint32_t));
+                    sum += g_u2_sum[b];
                 }
                 i += cin;
                 continue;
@@ -167,38 +171,37 @@ static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const ui
     }
 }
 
-// Packed 2-bit dot products of 2 patches x 2 weight rows (2-bit view of 8-bit codes), without the
-// -2*sum(x) offset correction.
-static void dot_2x2_u2(int32_t out[2][2], const uint8_t *const col[2], const uint8_t *const wrow[2], int32_t k) {
+// Packed 2-bit dot products of 4 patches with one weight row (2-bit view of 8-bit codes), without
+// the -2*sum(x) offset correction. Four pixels share each prepared weight word (shift, mask, XOR):
+// per 16 MACs one weight load and its preparation, four input loads and four SMLADs.
+static void dot_4x1_u2(int32_t out[4], const uint8_t *const col[4], const uint8_t *wrow, int32_t k) {
     const int32_t k4 = k & ~3;
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     int32_t i = 0;
     while (i < k4) {
         // At most 7 SMLADs per field before extraction (see the file comment).
         const int32_t end = (k4 - i > 28) ? i + 28 : k4;
-        int32_t f00 = 0, f01 = 0, f10 = 0, f11 = 0;
+        int32_t f0 = 0, f1 = 0, f2 = 0, f3 = 0;
         for (; i < end; i += 4) {
-            const uint32_t w0 = ((bp_load32(wrow[0] + i) >> 6) & 0x03030303u) ^ 0x02020202u;
-            const uint32_t w1 = ((bp_load32(wrow[1] + i) >> 6) & 0x03030303u) ^ 0x02020202u;
-            const uint32_t x0 = bp_load32(col[0] + i), x1 = bp_load32(col[1] + i);
-            f00 = bp_smlad(x0, w0, f00);
-            f01 = bp_smlad(x0, w1, f01);
-            f10 = bp_smlad(x1, w0, f10);
-            f11 = bp_smlad(x1, w1, f11);
+            const uint32_t w = ((bp_load32(wrow + i) >> 6) & 0x03030303u) ^ 0x02020202u;
+            f0 = bp_smlad(bp_load32(col[0] + i), w, f0);
+            f1 = bp_smlad(bp_load32(col[1] + i), w, f1);
+            f2 = bp_smlad(bp_load32(col[2] + i), w, f2);
+            f3 = bp_smlad(bp_load32(col[3] + i), w, f3);
         }
-        s00 += (f00 >> 8) & 0xFF;
-        s01 += (f01 >> 8) & 0xFF;
-        s10 += (f10 >> 8) & 0xFF;
-        s11 += (f11 >> 8) & 0xFF;
+        s0 += (f0 >> 8) & 0xFF;
+        s1 += (f1 >> 8) & 0xFF;
+        s2 += (f2 >> 8) & 0xFF;
+        s3 += (f3 >> 8) & 0xFF;
     }
     for (; i < k; i++) {
-        const int32_t v0 = ((int32_t)(int8_t)wrow[0][i] >> 6) + 2, v1 = ((int32_t)(int8_t)wrow[1][i] >> 6) + 2;
-        s00 += col[0][i] * v0;
-        s01 += col[0][i] * v1;
-        s10 += col[1][i] * v0;
-        s11 += col[1][i] * v1;
+        const int32_t v = ((int32_t)(int8_t)wrow[i] >> 6) + 2;
+        s0 += col[0][i] * v;
+        s1 += col[1][i] * v;
+        s2 += col[2][i] * v;
+        s3 += col[3][i] * v;
     }
-    out[0][0] = s00, out[0][1] = s01, out[1][0] = s10, out[1][1] = s11;
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
 
 // Requantize and store output channel o of a pixel whose packed row starts at orow (NULL for int32
@@ -247,25 +250,70 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
+    if (packed2) {
+        // 4 byte patches of k4 values: the same 4 * k4 bytes as the 2 int16 patches of the SMLAD path
+        uint8_t *col8[4];
+        for (int32_t j = 0; j < 4; j++) {
+            col8[j] = (uint8_t *)ctx->buf + (int64_t)j * k4;
+        }
+        for (int32_t n = 0; n < input_dims->n; n++) {
+            const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
+            for (int32_t p = 0; p < npix; p += 4) {
+                const int32_t np = (npix - p < 4) ? npix - p : 4;
+                int32_t xsum[4];
+                int64_t row[4];
+                uint8_t *orow[4] = {NULL, NULL, NULL, NULL};
+                for (int32_t j = 0; j < 4; j++) {
+                    // Missing pixels of the last block repeat its first one; their results are dropped.
+                    const int32_t pp = p + (j < np ? j : 0);
+                    row[j] = (int64_t)n * npix + pp;
+                    xsum[j] = im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
+                    if (out_row > 0 && j < np) {
+                        orow[j] = (uint8_t *)output + row[j] * out_row;
+                        bp_clear_row(orow[j], out_row);
+                    }
+                }
+                // Sub-byte outputs: compute the channels that share an output byte together and store
+                // the byte once (no read-modify-write per value).
+                const int32_t per = (q->out.bits < 8 && cout % (8 / q->out.bits) == 0) ? 8 / q->out.bits : 1;
+                for (int32_t o = 0; o < cout; o += per) {
+                    int32_t acc[4][4];
+                    for (int32_t t = 0; t < per; t++) {
+                        dot_4x1_u2(acc[t], (const uint8_t *const *)col8, filter + (int64_t)(o + t) * k, k);
+                    }
+                    for (int32_t j = 0; j < np; j++) {
+                        if (per == 1) {
+                            // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
+                            emit(output, orow[j], row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[0][j] - 2 * xsum[j]);
+                            continue;
+                        }
+                        uint32_t byte = 0;
+                        for (int32_t t = 0; t < per; t++) {
+                            const int32_t oc = o + t;
+                            const int32_t v = bp_requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
+                                                         rq->shift[oc], q->act_min, q->act_max);
+                            byte |= ((uint32_t)v & ((1u << q->out.bits) - 1u)) << (t * q->out.bits);
+                        }
+                        orow[j][(o * q->out.bits) >> 3] = (uint8_t)byte;
+                    }
+                }
+            }
+        }
+        return BP_OK;
+    }
     int16_t *col16[2] = {(int16_t *)ctx->buf, (int16_t *)ctx->buf + k4};
-    uint8_t *col8[2] = {(uint8_t *)ctx->buf, (uint8_t *)ctx->buf + k4};
 
     for (int32_t n = 0; n < input_dims->n; n++) {
         const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
         for (int32_t p = 0; p < npix; p += 2) {
             const int32_t np = (p + 1 < npix) ? 2 : 1;
-            int32_t xsum[2] = {0, 0};
             int64_t row[2];
             uint8_t *orow[2] = {NULL, NULL};
             for (int32_t j = 0; j < 2; j++) {
                 // A lone last pixel is computed twice into the same row: simpler than a 1x2 kernel.
                 const int32_t pp = p + (j < np ? j : 0);
                 row[j] = (int64_t)n * npix + pp;
-                if (packed2) {
-                    xsum[j] = im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
-                } else {
-                    im2col_s16(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
-                }
+                im2col_s16(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
                 if (out_row > 0) {
                     orow[j] = (uint8_t *)output + row[j] * out_row;
                     bp_clear_row(orow[j], out_row);
@@ -275,17 +323,12 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 const int32_t o1 = (o + 1 < cout) ? o + 1 : o;
                 const uint8_t *wrow[2] = {filter + (int64_t)o * k, filter + (int64_t)o1 * k};
                 int32_t acc[2][2];
-                if (packed2) {
-                    dot_2x2_u2(acc, (const uint8_t *const *)col8, wrow, k);
-                } else {
-                    dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
-                }
+                dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
                 for (int32_t j = 0; j < np; j++) {
-                    const int32_t off = packed2 ? 2 * xsum[j] : 0;
-                    const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0] - off;
+                    const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
                     if (q->out.bits == 4 && o1 != o) {
                         // channels o (even) and o + 1 share one output byte: one store, no read-modify-write
-                        const int32_t v1 = (bias ? bias[o1] : 0) + acc[j][1] - off;
+                        const int32_t v1 = (bias ? bias[o1] : 0) + acc[j][1];
                         const int32_t r0 = bp_requant(v0, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
                         const int32_t r1 = bp_requant(v1, rq->multiplier[o1], rq->shift[o1], q->act_min, q->act_max);
                         orow[j][o >> 1] = (uint8_t)((r0 & 0xF) | ((r1 & 0xF) << 4));
@@ -293,7 +336,7 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                     }
                     emit(output, orow[j], row[j], cout, o, q, rq, v0);
                     if (o1 != o) {
-                        emit(output, orow[j], row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1] - off);
+                        emit(output, orow[j], row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1]);
                     }
                 }
             }
