@@ -148,8 +148,11 @@ def register(app: typer.Typer) -> None:
     @sel.command("sensitivity")
     def sensitivity_cmd(
         ir_path: Path = typer.Argument(..., help="Trained IR (.bpir.npz)."),
-        method: str = typer.Option("kl", help="kl (KL of the logits when one layer is lowered) or imprint "
-                                   "(imprinted per-layer accuracy, papers/004 section 2.4)."),
+        method: str = typer.Option("kl", help="kl (KL of the logits when one layer is lowered), imprint "
+                                   "(imprinted per-layer accuracy, papers/004 section 2.4) or hessian "
+                                   "(Hutchinson trace x perturbation, HAWQ-V3; needs torch and --run)."),
+        run: Path = typer.Option(None, help="Training run folder with final.pt (hessian; default: the IR's folder)."),
+        probes: int = typer.Option(8, help="Hutchinson probes (hessian)."),
         out: Path = typer.Option(None, "--out", "-o", help="Sensitivity JSON (default: <ir>.sens-<method>.json)."),
         dataset: str = typer.Option("fashion-mnist", help="Calibration data (training split)."),
         data_dir: Path = typer.Option(None, help="Dataset folder."),
@@ -166,8 +169,14 @@ def register(app: typer.Typer) -> None:
         except IRError as e:
             _fail(str(e))
         x, y = _images(ir, dataset, data_dir, images, split="train")
+        kw = {}
+        if method == "hessian":
+            try:
+                kw = {"model": S.model_from_run(run or ir_path.parent, ir, ref_path), "probes": probes}
+            except (FileNotFoundError, ValueError) as e:
+                _fail(str(e))
         try:
-            res = S.compute(ir, method, x, y, ref_path=ref_path, log=typer.echo)
+            res = S.compute(ir, method, x, y, ref_path=ref_path, log=typer.echo, **kw)
         except (ValueError, KeyError) as e:
             _fail(str(e))
         out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + f".sens-{method}.json")

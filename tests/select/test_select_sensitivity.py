@@ -58,5 +58,5 @@ def test_imprinting_sensitivity_grows_with_lowering(tmp_path) -> None:
     assert total["w2a2"] > total["w8a4"]
     p = S.save(res, tmp_path / "s.json")
     assert S.load(p)["method"] == "imprint"
-    with pytest.raises(ValueError, match="not implemented"):
-        S.compute(ir, "hessian", x, y)
+    with pytest.raises(ValueError, match="unknown sensitivity method"):
+        S.compute(ir, "fisher", x, y)

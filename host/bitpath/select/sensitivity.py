@@ -22,7 +22,9 @@ Methods:
   accuracy gain over the previous layer (``importance`` in the result). The sensitivity of
   lowering layer ``l`` is the mean drop of the imprinted accuracy at the exits from ``l`` onward
   (the logits layer's exit is the model's own accuracy).
-- ``hessian``: not implemented yet (Hutchinson trace on the fake-quant torch model).
+- ``hessian``: HAWQ-V3 style, Hutchinson traces of the loss Hessian on the float model (trained
+  weights, reference path's BatchNorm) times the perturbation of the nested weight view and of the
+  coarser activation step (see :func:`hessian`). Needs torch and the training run.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from bitpath.ref.formats import ActFormat, Window
 from bitpath.select.costs import _producers, derive_path
 
 BITS = (2, 4, 8)
-METHODS = ("kl", "imprint")
+METHODS = ("kl", "imprint", "hessian")
 
 
 # ---------------------------------------------------------------------------- lowered paths
@@ -262,7 +264,10 @@ def compute(ir: IR, method: str, x: np.ndarray | None, y: np.ndarray | None = No
     elif method == "imprint":
         res = imprint(ir, x, y, ref_path, log=log, **kw)
     elif method == "hessian":
-        raise ValueError("the Hutchinson Hessian-trace sensitivity is not implemented yet; use kl or imprint")
+        if kw.get("model") is None:
+            raise ValueError("the Hessian-trace sensitivity needs the trained float model "
+                             "(--run DIR of `bitpath train`)")
+        res = hessian(ir, kw.pop("model"), x, y, ref_path, log=log, **kw)
     else:
         raise ValueError(f"unknown sensitivity method {method!r}; expected one of {METHODS}")
     ref = ir.header["paths"][ref_path]
@@ -300,3 +305,111 @@ def markdown(res: dict) -> str:
         lines.append("imprinting layer importance (accuracy gain over the previous exit): "
                      + ", ".join(f"{k} {v:+.3f}" for k, v in res["importance"].items()))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- Hessian trace (torch)
+def float_model_from_net(net, model, path: int):
+    """``model`` (the float module the net was built from) with the net's trained weights and ``path``'s BN."""
+    import copy as _copy
+
+    from bitpath.train.qnet import key
+
+    m = _copy.deepcopy(model)
+    mods = dict(m.named_modules())
+    for n in net.spec.weighted:
+        q = net.layers[key(n.name)]
+        mods[n.name].weight.data.copy_(q.weight.data)
+        if q.bias is not None and mods[n.name].bias is not None:
+            mods[n.name].bias.data.copy_(q.bias.data)
+        if n.attrs.get("bn") and key(n.name) in net.bns:
+            mods[n.attrs["bn"]].load_state_dict(net.bns[key(n.name)][path].state_dict())
+    return m.eval()
+
+
+def model_from_run(run_dir: str | os.PathLike, ir: IR, ref_path: int = 0):
+    """The float model of a finished ``bitpath train`` run, with the trained weights and the reference path's BN."""
+    import torch
+
+    from bitpath.models.recipes import build
+    from bitpath.train.trainer import load_final
+
+    net, st = load_final(run_dir)
+    model, _ = build(st["config"]["model"], st["num_classes"], tuple(st["input_shape"]))
+    model.load_state_dict(st["float_model"])
+    name = ir.header["paths"][ref_path]["name"]
+    path = net.table.index(name) if name in net.table.names else ref_path
+    del torch
+    return float_model_from_net(net, model, path)
+
+
+def hessian(ir: IR, model, x: np.ndarray, y: np.ndarray, ref_path: int = 0, probes: int = 8, seed: int = 0,
+            log: Callable[[str], None] = lambda s: None) -> dict:
+    """HAWQ-style sensitivity: Hutchinson traces of the loss Hessian times the quantization perturbation.
+
+    For layer ``l`` at ``(w, a)``: ``0.5 * (|Tr H_W| / n_W * (||W_w - W||^2 - ||W_8 - W||^2)
+    + |Tr H_x| * (D_a^2 - D_8^2) / 12)``, where ``W_w`` is the nested ``w``-bit view of the weights
+    (``floor(round(W / s) / 2^(B-w)) * s * 2^(B-w)`` with the IR's per-channel scale ``s``), ``x`` the
+    layer's input activations and ``D_a`` their step at ``a`` bits (the reference path's step times
+    ``255 / (2^a - 1)``). Traces are on the float model (trained weights, reference path's BN), for the
+    mean cross-entropy over ``x``; ``|.|`` as MQBench/NNCF do, since Hutchinson estimates can be negative.
+    """
+    import torch
+    from torch import nn
+
+    model = model.eval()
+    mods = dict(model.named_modules())
+    weighted = [n for n in ir.graph if n["op"] in WEIGHTED]
+    ref = ir.header["paths"][ref_path]["nodes"]
+    captured: dict[str, torch.Tensor] = {}
+    hooks = [mods[n["name"]].register_forward_hook(lambda mod, inp, out, nm=n["name"]: captured.__setitem__(nm,
+                                                                                                           inp[0]))
+             for n in weighted]
+    xt = (torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).float() / 255.0).requires_grad_(True)
+    yt = torch.from_numpy(np.asarray(y)).long()
+    params = [mods[n["name"]].weight for n in weighted]
+    try:
+        loss = nn.functional.cross_entropy(model(xt), yt)
+        acts = [captured[n["name"]] for n in weighted]
+        grads = torch.autograd.grad(loss, params + acts, create_graph=True)
+    finally:
+        for h in hooks:
+            h.remove()
+    gen = torch.Generator().manual_seed(seed)
+    tr = np.zeros(2 * len(weighted))
+    targets = params + acts
+    for _ in range(probes):
+        vs = [torch.randint(0, 2, t.shape, generator=gen).float() * 2 - 1 for t in targets]
+        hv = torch.autograd.grad(grads, targets, vs, retain_graph=True)
+        tr += np.array([float((v * h).sum()) for v, h in zip(vs, hv, strict=True)])
+    tr = np.abs(tr / probes)
+    out: dict[str, dict[str, float]] = {}
+    traces = {}
+    for i, n in enumerate(weighted):
+        name = n["name"]
+        W = params[i].detach().double()
+        meta = ir.header["layers"][name]
+        B = meta["w_stored"]
+        s = torch.tensor(meta.get("w_scale") or [float(W.abs().max()) / (2 ** (B - 1) - 1)], dtype=torch.float64)
+        s = s.reshape(-1, *([1] * (W.dim() - 1))) if s.numel() > 1 else s
+        q = torch.clamp(torch.floor(W / s + 0.5), -(2 ** (B - 1)), 2 ** (B - 1) - 1)
+
+        def err(wb: int, W=W, q=q, s=s, B=B) -> float:
+            step = s * 2.0 ** (B - wb)
+            return float(((torch.floor(q / 2 ** (B - wb)) * step - W) ** 2).sum())
+
+        d_w = {wb: err(wb) for wb in BITS if wb <= B}
+        prod = _group(ir, n["inputs"][0])
+        d8 = ref[prod]["out_scale"] if prod != INPUT else 1.0 / 255.0
+        levels8 = 2 ** ref[name]["in"][0] - 1
+        tw, ta = tr[i] / W.numel(), tr[len(weighted) + i]
+        traces[name] = {"weights": float(tr[i]), "activations": float(ta)}
+        for wb, e in d_w.items():
+            for a in BITS:
+                if prod == INPUT and a != 8:
+                    continue
+                da = d8 * levels8 / (2**a - 1)
+                v = 0.5 * (tw * max(0.0, e - d_w[B]) + ta * max(0.0, da**2 - d8**2) / 12.0)
+                if (wb, a) != (ref[name]["w_view"], ref[name]["in"][0]):
+                    out.setdefault(name, {})[f"w{wb}a{a}"] = v
+        log(f"  {name}: |Tr H_W| {tr[i]:.4g}, |Tr H_x| {ta:.4g}")
+    return {"layers": out, "traces": traces, "probes": probes}
