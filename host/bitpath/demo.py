@@ -38,7 +38,7 @@ class DemoConfig:
 
 def _train(cfg: DemoConfig, log: Callable[[str], None]) -> Path:
     from bitpath.train.config import TrainConfig
-    from bitpath.train.trainer import CKPT, FINAL, Trainer
+    from bitpath.train.trainer import CKPT, FINAL, Trainer, load_final
 
     tcfg = TrainConfig(out=str(cfg.out), epochs_float=cfg.epochs_float, epochs_qat=cfg.epochs_qat,
                        limit_train=cfg.limit_train, limit_test=cfg.host_images, bn_batches=cfg.bn_batches,
@@ -48,10 +48,19 @@ def _train(cfg: DemoConfig, log: Callable[[str], None]) -> Path:
         import torch
 
         st = torch.load(final, map_location="cpu", weights_only=False)
-        if st.get("stage") == "done" and st.get("config") == asdict(tcfg):
+        if st.get("stage") != "done" or st.get("config") != asdict(tcfg):
+            raise SystemExit(f"{final} was trained with another configuration: remove {cfg.out} or pick --out")
+        try:
+            load_final(final)
+        except (RuntimeError, KeyError, ValueError) as exc:
+            # Same configuration, but the model code changed since (e.g. new quantizer state):
+            # the cached weights cannot be loaded, so train again rather than fail.
+            log(f"      the cached run {final} no longer loads ({str(exc).splitlines()[0][:80]}...); retraining")
+            for stale in (final, cfg.out / CKPT):
+                stale.unlink(missing_ok=True)
+        else:
             log(f"      reusing the finished run {final} (same configuration)")
             return final
-        raise SystemExit(f"{final} was trained with another configuration: remove {cfg.out} or pick --out")
     t = Trainer(tcfg, log=lambda s: log(f"      {s}"), progress=cfg.progress)
     if (cfg.out / CKPT).is_file():
         log("      resuming the interrupted run")
