@@ -113,6 +113,8 @@ def test_sweep_budgets_flash_ram_and_paths_json() -> None:
     sol = ilp.sweep(p, k=3, flash_bytes=flash, ram_bytes=120)
     _check(p, sol, sol.budgets, flash, 120)
     assert sol.budgets == sorted(sol.budgets, reverse=True)
+    free = ilp.sweep(p, k=2)  # no flash budget: the widest path lets the cheapest one read views of 8-bit storage
+    assert free.costs[-1] <= ilp.min_cost(p) + 1e-6
     assert sol.stored[1] == 4  # the flash budget forces the middle layer to 4-bit storage
     d = ilp.to_paths_json(p, sol)
     assert [set(e["layers"]) for e in d["paths"]] == [{"l0", "l1", "l2"}] * 3

@@ -224,10 +224,12 @@ class Solution:
 
 def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None = None,
           ram_bytes: int | None = None, distinct: bool = True, time_limit: int = 60,
-          objective: str = "sens") -> Solution:
+          objective: str = "sens", nested_rule: bool = True) -> Solution:
     """Jointly choose ``len(budgets)`` paths; path ``k`` costs at most ``budgets[k]``.
 
     ``objective="sens"``: least summed sensitivity, then least summed cost; ``"cost"``: least cost only.
+    ``nested_rule=False`` lets a layer be stored wider than any of these paths reads it (used to bound
+    the cheapest path of a table whose other paths set the storage).
     """
     K = len(budgets)
     L = problem.layers
@@ -267,7 +269,7 @@ def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None
                 m += pulp.lpSum(x[k, li, oi] for oi, o in enumerate(lay.options) if o.a_out == b) == \
                     tw(k, lay.g_out, b)
         # stored width = the widest view some path uses (the exporter's rule)
-        for S in Ss:
+        for S in Ss if nested_rule else ():
             m += s[li, S] <= pulp.lpSum(x[k, li, oi] for k in range(K) for oi, o in enumerate(lay.options)
                                         if o.stored == S and o.w == S)
     for k in range(K):
@@ -366,6 +368,16 @@ def min_cost(problem: Problem, **kw) -> float:
     return sol.costs[0]
 
 
+def _min_cost_either(problem: Problem, **kw) -> tuple[float, float]:
+    """(cheapest path when other paths may set the storage wider, cheapest path alone)."""
+    alone = min_cost(problem, **kw)
+    try:
+        shared = min_cost(problem, nested_rule=False, **kw)
+    except Infeasible:
+        shared = alone
+    return shared, alone
+
+
 def sweep(problem: Problem, k: int = 4, fractions: Sequence[float] | None = None, *,
           flash_bytes: int | None = None, ram_bytes: int | None = None, distinct: bool = True) -> Solution:
     """K paths under cost budgets given as fractions of the all-8-bit path's measured cost.
@@ -375,13 +387,19 @@ def sweep(problem: Problem, k: int = 4, fractions: Sequence[float] | None = None
     """
     ref = problem.ref_cost()
     if fractions is None:
-        lo = min_cost(problem, flash_bytes=flash_bytes, ram_bytes=ram_bytes)
+        lo, lo_alone = _min_cost_either(problem, flash_bytes=flash_bytes, ram_bytes=ram_bytes)
         hi = sum(max(o.cost for o in lay.options) for lay in problem.layers) + sum(
             max(per.values(), default=0.0) for per in problem.group_cost.values())
         best = solve(problem, [hi * 1.01 + 1], flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=False)
         top = max(best.costs[0], lo)
         fractions = [f / ref for f in np.linspace(lo, top, k)] if k > 1 else [top / ref]
         fractions = [f * (1 + 1e-9) for f in fractions]  # the cheapest budget itself is feasible
+        budgets = [f * ref for f in sorted(fractions, reverse=True)]
+        try:
+            return solve(problem, budgets, flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=distinct)
+        except Infeasible:  # the cheapest path needs storage the other paths cannot provide
+            top = max(best.costs[0], lo_alone)
+            fractions = [f / ref * (1 + 1e-9) for f in np.linspace(lo_alone, top, k)] if k > 1 else [top / ref]
     budgets = [f * ref for f in sorted(fractions, reverse=True)]
     return solve(problem, budgets, flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=distinct)
 
