@@ -12,14 +12,6 @@ import typer
 BOARDS = "qemu_f405 (emulated STM32F405), nucleo_f446re or nrf52840dk"
 
 
-def _firmware_info(elf: Path) -> dict:
-    from bitpath.bench.run import sha256_file
-    from bitpath.device.size import measure
-
-    size = measure(elf)
-    return {"elf": str(elf), "sha256": sha256_file(elf), "flash_bytes": size.flash, "ram_bytes": size.ram}
-
-
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the `bitpath` app."""
 
@@ -60,7 +52,7 @@ def register(app: typer.Typer) -> None:
         every measurement is appended to OUT/bench.jsonl as it is taken (continue with --resume)."""
         from bitpath.bench import boards, report, results
         from bitpath.bench.link import BenchClient
-        from bitpath.bench.run import Bench, BenchConfig, BenchError
+        from bitpath.bench.run import Bench, BenchConfig, BenchError, firmware_info
         from bitpath.data import load_dataset
         from bitpath.device.client import ProtocolError
         from bitpath.ir import IRError, load
@@ -87,7 +79,7 @@ def register(app: typer.Typer) -> None:
                 port = emu.url
                 typer.echo(f"emulated board on {port}")
             assert port is not None
-            firmware = _firmware_info(elf) if elf is not None else None
+            firmware = firmware_info(elf) if elf is not None else None
             cfg = BenchConfig(images=images, paths=[p.strip() for p in paths.split(",")] if paths else None,
                               retries=retries, dataset=ds, energy_iterations=energy_iterations if ppk2 else 0,
                               extra={"firmware": firmware, "port": port})

@@ -73,10 +73,14 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     """Run the whole pipeline; returns the results (also written to ``cfg.out/demo.json``)."""
     from tqdm.auto import tqdm
 
+    from bitpath.bench import boards
+    from bitpath.bench import report as bench_report
+    from bitpath.bench import results as bench_results
+    from bitpath.bench.link import BenchClient
+    from bitpath.bench.run import Bench, BenchConfig, firmware_info
     from bitpath.codegen import render
     from bitpath.data import load_dataset
     from bitpath.device import build as fw
-    from bitpath.device.client import Client
     from bitpath.device.emulate import Emulator
     from bitpath.export.exporter import export
     from bitpath.export.runner import Runner
@@ -131,29 +135,29 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     done()
     n_board = min(cfg.board_images, len(test))
     log(f"[6/6] {n_board} test images per path through the serial protocol on the emulated board")
-    board: dict[str, dict] = {name: {"mismatches": 0, "instructions": []} for name in ir.path_names}
-    layer_sum: dict[str, np.ndarray] = {}
-    with Emulator(elf) as emu, Client(emu.url, timeout=60.0) as dev:
-        dev.sync()
-        for i in tqdm(range(n_board), desc="      images", disable=not cfg.progress, leave=False):
-            dev.load(test.x[i].tobytes())
-            for p, name in enumerate(ir.path_names):
-                dev.set_path(p)
-                got = np.array(dev.infer(1, 0).logits)
-                board[name]["mismatches"] += int(not np.array_equal(got, host_logits[name][i]))
-                costs = dev.layer_costs()
-                board[name]["instructions"].append(costs.total)
-                layer_sum[name] = layer_sum.get(name, 0) + np.array(costs.layers, dtype=np.int64)
+    bench_dir = cfg.out / "bench"
+    log_path = bench_dir / "bench.jsonl"
+    log_path.unlink(missing_ok=True)  # a demo run measures afresh (`bitpath bench --resume` continues a log)
+    with Emulator(elf) as emu, BenchClient(emu.url, timeout=60.0) as dev:
+        dev.resync()
+        Bench(dev, ir, test.x, test.y, log_path, profile=boards.profile("qemu_f405"),
+              config=BenchConfig(images=n_board, extra={"firmware": firmware_info(elf)}),
+              log=lambda s: None, progress=cfg.progress).run()
+    measured = bench_results.from_log(log_path)
+    files = bench_report.write(measured, bench_dir)
+    log(f"      report with plots: {files['html']}")
     done()
-    for name in ir.path_names:
-        inst = np.array(board[name].pop("instructions"))
-        board[name].update(
-            images=n_board,
-            mean_instructions=float(inst.mean()),
-            median_instructions=float(np.median(inst)),
-            p99_instructions=float(np.percentile(inst, 99)),
-            layer_instructions=(layer_sum[name] / n_board).round().astype(int).tolist(),
-        )
+    board = {
+        name: {
+            "images": m["images"],
+            "mismatches": m["mismatches"],
+            "mean_instructions": m["cost"]["mean"],
+            "median_instructions": m["cost"]["median"],
+            "p99_instructions": m["cost"]["p99"],
+            "layer_instructions": [round(v) for v in m["layers_mean"]],
+        }
+        for name, m in measured["paths"].items()
+    }
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "ir": str(ir_path),
@@ -167,6 +171,8 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
         "layers": [s.node["name"] for s in gen.plan.steps],
         "host": host,
         "device": board,
+        "oracle": measured.get("oracle"),
+        "bench_report": str(files["html"]),
         "seconds": round(time.time() - t_all, 1),
         "config": {k: str(v) for k, v in asdict(replace(cfg)).items()},
     }
@@ -195,6 +201,7 @@ def markdown(r: dict) -> str:
             f"| {name} | {100 * h['accuracy']:.2f} % | {d['images']} | {d['mismatches']} | "
             f"{d['mean_instructions']:,.0f} | {d['mean_instructions'] / w8:.2f}x |"
         )
+    lines += ["", f"Plots (accuracy vs cost, per-layer cost, path histogram): `{r['bench_report']}`."]
     lines += ["", "Per-layer mean instructions:", "", "| path | " + " | ".join(r["layers"]) + " |",
               "|---|" + "---:|" * len(r["layers"])]
     for name, d in r["device"].items():

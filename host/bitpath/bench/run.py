@@ -61,6 +61,14 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def firmware_info(elf: str | os.PathLike) -> dict:
+    """ELF path, sha256, flash and RAM (from the linked ELF): the firmware identity of a report."""
+    from bitpath.device.size import measure
+
+    size = measure(elf)
+    return {"elf": str(elf), "sha256": sha256_file(elf), "flash_bytes": size.flash, "ram_bytes": size.ram}
+
+
 def layer_names(ir) -> list[str]:
     """Names of the firmware's layer table (the code generator's plan), in bp-layers order."""
     from bitpath.codegen.plan import plan
