@@ -97,3 +97,19 @@ def test_max_pool_fast_path(bits: int, signed: bool, c: int) -> None:
     for win, k in ((Window(2, 2), 2), (Window(2, 2, 1, 1, 1, 1), 3), (Window(1, 1, 1, 0, 0, 1), 2)):
         compare("max_pool2d", rng.integers(lo, hi + 1, (7, 6, c)), fmt, k, k, win)
         compare("max_pool2d", rng.choice(np.array([lo, hi]), (7, 6, c)), fmt, k, k, win)
+
+
+@pytest.mark.parametrize("view", [2, 4])
+@pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
+@pytest.mark.parametrize("cin", [1, 3, 7, 8, 16, 24])
+def test_conv_4bit_storage_path(view: int, in_bits: int, signed: bool, cin: int) -> None:
+    # 4-bit storage: nibble planes and the bit-reversed groups of 8; K = 9 * cin covers K % 8 tails
+    rng = np.random.default_rng(cin * 10 + view + in_bits)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 4, view)
+    lo, hi = q.inp.range
+    for cout in (1, 2, 5):
+        z = np.zeros(cout, np.int64)
+        x = rng.integers(lo, hi + 1, (5, 4, cin))
+        compare("conv2d", x, rng.integers(-8, 8, (cout, 3, 3, cin)), z, z, z, q, Window.same(3))
+        compare("conv2d", np.full((5, 4, cin), lo if signed else hi), np.full((cout, 3, 3, cin), -8), z, z, z, q,
+                Window.same(3))

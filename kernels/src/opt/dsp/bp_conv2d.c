@@ -74,6 +74,50 @@ static void im2col_s16(int16_t *col,
     }
 }
 
+// im2col for weights stored at 4 bits: groups of 8 laid out x0 x4 x2 x6 x1 x5 x3 x7, the halves of the
+// weight word's two nibble planes (element m of a group goes to the 3-bit reversal of m). Kept apart
+// from im2col_s16 so the 8-bit path's code stays exactly as tuned.
+static void im2col_s16_g8(int16_t *col,
+                          const uint8_t *img,
+                          const bp_dims_t *in,
+                          int32_t in_row,
+                          const bp_window_t *win,
+                          const bp_quant_t *q,
+                          int32_t kh,
+                          int32_t kw,
+                          int32_t oy,
+                          int32_t ox) {
+    const int32_t cin = in->c, k = kh * kw * cin, k8 = k & ~7;
+    const int32_t bits = q->in.bits, sgn = q->in.is_signed;
+    int32_t i = 0;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        for (int32_t kx = 0; kx < kw; kx++) {
+            const uint8_t *px = bp_conv2d_pixel(img, in, in_row, oy * win->stride_h - win->pad_top + ky,
+                                                ox * win->stride_w - win->pad_left + kx);
+            if ((cin & 7) == 0 && (bits == 8 || !sgn)) {
+                for (int32_t c = 0; c < cin; c += 8) {
+                    uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0; // (x0,x2) (x1,x3) (x4,x6) (x5,x7)
+                    if (px) {
+                        bp_unpack4_s16(px, c, bits, sgn, &e0, &o0);
+                        bp_unpack4_s16(px, c + 4, bits, sgn, &e1, &o1);
+                    }
+                    // -> (x0,x4), (x2,x6), (x1,x5), (x3,x7): PKHBT/PKHTB
+                    const uint32_t v[4] = {(e0 & 0xFFFFu) | (e1 << 16), (e0 >> 16) | (e1 & 0xFFFF0000u),
+                                           (o0 & 0xFFFFu) | (o1 << 16), (o0 >> 16) | (o1 & 0xFFFF0000u)};
+                    memcpy(col + i + c, v, sizeof v);
+                }
+                i += cin;
+                continue;
+            }
+            for (int32_t c = 0; c < cin; c++, i++) {
+                const int32_t m = i & 7;
+                const int32_t pos = i < k8 ? (i & ~7) | ((m & 1) << 2) | (m & 2) | ((m >> 2) & 1) : i;
+                col[pos] = px ? (int16_t)bp_read(px, c, bits, sgn) : 0;
+            }
+        }
+    }
+}
+
 // One packed byte of four 2-bit inputs | x3 | x2 | x1 | x0 | as the bytes | x2 | x3 | x0 | x1 | the
 // packed SMLAD loop reads (x1 in byte 0), and the sum of the four: looked up in constant tables
 // (1.25 KiB of flash, built by the preprocessor) instead of ~15 shift/mask operations per byte.
@@ -162,6 +206,39 @@ static inline void dot_2x2_s16_impl(int32_t out[2][2],
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
 }
 
+// Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
+// values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
+// scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
+static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                       int32_t sh) {
+    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
+    const int32_t k8 = k & ~7;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    // |a| <= k * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
+    for (int32_t i = 0; i < k8; i += 8) {
+        const uint32_t w0 = bp_load32(wrow[0] + (i >> 1)), w1 = bp_load32(wrow[1] + (i >> 1));
+        const uint32_t l0 = (w0 << 4) & mask4, h0 = w0 & mask4, l1 = (w1 << 4) & mask4, h1 = w1 & mask4;
+        const uint32_t p0[4] = {bp_sxtb16(l0), bp_sxtb16_ror8(l0), bp_sxtb16(h0), bp_sxtb16_ror8(h0)};
+        const uint32_t p1[4] = {bp_sxtb16(l1), bp_sxtb16_ror8(l1), bp_sxtb16(h1), bp_sxtb16_ror8(h1)};
+        for (int32_t t = 0; t < 4; t++) {
+            const uint32_t x0 = bp_load32(col[0] + i + 2 * t), x1 = bp_load32(col[1] + i + 2 * t);
+            a00 = bp_smlad(x0, p0[t], a00);
+            a01 = bp_smlad(x0, p1[t], a01);
+            a10 = bp_smlad(x1, p0[t], a10);
+            a11 = bp_smlad(x1, p1[t], a11);
+        }
+    }
+    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
+    for (int32_t i = k8; i < k; i++) {
+        const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh);
+        a00 += col[0][i] * v0;
+        a01 += col[0][i] * v1;
+        a10 += col[1][i] * v0;
+        a11 += col[1][i] * v1;
+    }
+    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
+}
+
 static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
                         int32_t sh) {
     if (sh == 0) {
@@ -241,7 +318,7 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
     const int packed2 = q->w_stored == 8 && q->w_view == 2 && q->in.bits == 2 && !q->in.is_signed;
     // The SMLAD path multiplies masked 8-bit codes: its sums reach k * xmax * 128 before the shift.
-    const int smlad = q->w_stored == 8 && (int64_t)k * xmax * 128 <= INT32_MAX;
+    const int smlad = (q->w_stored == 8 || q->w_stored == 4) && (int64_t)k * xmax * 128 <= INT32_MAX;
     if (!packed2 && !smlad) {
         bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
                           output_dims, output);
@@ -313,7 +390,11 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 // A lone last pixel is computed twice into the same row: simpler than a 1x2 kernel.
                 const int32_t pp = p + (j < np ? j : 0);
                 row[j] = (int64_t)n * npix + pp;
-                im2col_s16(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
+                if (q->w_stored == 4) {
+                    im2col_s16_g8(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
+                } else {
+                    im2col_s16(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
+                }
                 if (out_row > 0) {
                     orow[j] = (uint8_t *)output + row[j] * out_row;
                     bp_clear_row(orow[j], out_row);
@@ -321,9 +402,15 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
             }
             for (int32_t o = 0; o < cout; o += 2) {
                 const int32_t o1 = (o + 1 < cout) ? o + 1 : o;
-                const uint8_t *wrow[2] = {filter + (int64_t)o * k, filter + (int64_t)o1 * k};
                 int32_t acc[2][2];
-                dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                if (q->w_stored == 4) {
+                    const int32_t w_row = (k + 1) >> 1;
+                    const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
+                    dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                } else {
+                    const uint8_t *wrow[2] = {filter + (int64_t)o * k, filter + (int64_t)o1 * k};
+                    dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
                     if (q->out.bits == 4 && o1 != o) {
