@@ -8,6 +8,8 @@
 // then accumulate each channel separately (SMLAD would add channel 0 to channel 2). A b-bit view is
 // the code with its low 8-b bits cleared; the exact sum is the masked sum shifted right by 8-b.
 // Other widths use the portable loop.
+#include <stddef.h>
+
 #include "bp_dsp.h"
 #include "bp_kernels.h"
 #include "bp_support.h"
@@ -16,12 +18,12 @@
 // |acc| <= KH*KW * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
 // `base` is the offset of window pixel (0, 0), which may lie in the padding: only offsets of valid
 // taps (ky0.., kx0..) are ever added to `img`.
-static inline void dw4(int32_t acc[4], const uint8_t *img, int64_t base, const uint8_t *tap, int32_t ky0, int32_t ky1,
+static inline void dw4(int32_t acc[4], const uint8_t *img, ptrdiff_t base, const uint8_t *tap, int32_t ky0, int32_t ky1,
                        int32_t kx0, int32_t kx1, int32_t iw, int32_t kw, int32_t c_n, uint32_t mask4, int sgn) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (int32_t ky = ky0; ky < ky1; ky++) {
-        const uint8_t *xp = img + (base + ((int64_t)ky * iw + kx0) * c_n);
-        const uint8_t *wp = tap + (int64_t)ky * kw * c_n + (int64_t)kx0 * c_n;
+        const uint8_t *xp = img + (base + ((ptrdiff_t)ky * iw + kx0) * c_n);
+        const uint8_t *wp = tap + ((ptrdiff_t)ky * kw + kx0) * c_n;
         for (int32_t kx = kx0; kx < kx1; kx++, xp += c_n, wp += c_n) {
             const uint32_t xw = bp_load32(xp), ww = bp_load32(wp) & mask4;
             // sgn is a compile-time constant at both call sites: no branch in the loop
@@ -74,9 +76,12 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
                 const int32_t x0 = ox * win->stride_w - win->pad_left;
                 const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = (x0 + kw > iw) ? iw - x0 : kw;
                 const int64_t row = ((int64_t)n * oh + oy) * ow + ox;
-                const int64_t base = ((int64_t)y0 * iw + x0) * c_n;  // may be negative: see dw4
-                if (out_row > 0) {
-                    bp_clear_row((uint8_t *)output + row * out_row, out_row);
+                // Offsets in ptrdiff_t (32-bit on Cortex-M: no 64-bit arithmetic per tap); may be
+                // negative when the window starts in the padding: see dw4.
+                const ptrdiff_t base = ((ptrdiff_t)y0 * iw + x0) * c_n;
+                uint8_t *orow = out_row > 0 ? (uint8_t *)output + row * out_row : NULL;
+                if (orow != NULL) {
+                    bp_clear_row(orow, out_row);
                 }
                 for (int32_t c = 0; c < c4; c += 4) {
                     int32_t acc[4];
@@ -87,7 +92,13 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
                     }
                     for (int32_t j = 0; j < 4; j++) {
                         // masked codes are multiples of 2^sh: the shift is exact; |bias + acc| checked
-                        bp_emit(output, row, c_n, c + j, q, rq, (bias ? bias[c + j] : 0) + (acc[j] >> sh));
+                        const int32_t v = (bias ? bias[c + j] : 0) + (acc[j] >> sh);
+                        if (q->out.bits == 8) { // the common case: requantize and store the byte
+                            orow[c + j] = (uint8_t)bp_requant(v, rq->multiplier[c + j], rq->shift[c + j],
+                                                              q->act_min, q->act_max);
+                        } else {
+                            bp_emit(output, row, c_n, c + j, q, rq, v);
+                        }
                     }
                 }
                 for (int32_t c = c4; c < c_n; c++) {  // the last C % 4 channels, one at a time
