@@ -3,7 +3,7 @@
 // same results bit for bit as src/ref/bp_fully_connected.c.
 //
 // Fast path: 8-bit inputs (signed or not) or unsigned 4/2-bit inputs, weights stored at 8 bits (any
-// view), two output channels at a time. Four inputs become the int16 pairs (x0,x2), (x1,x3)
+// view), four output channels at a time. Four inputs become the int16 pairs (x0,x2), (x1,x3)
 // (bp_unpack4_s16: (S|U)XTB16 for bytes, masks for nibbles and crumbs) and a word of 4 weights splits
 // with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A b-bit view is the code with its low 8-b bits cleared (one AND per
 // word); the exact sum is the masked sum shifted right by 8-b. Other widths use the portable loop.
@@ -11,44 +11,56 @@
 #include "bp_kernels.h"
 #include "bp_support.h"
 
-// sum_i x[i] * view(w[r][i]) for two weight rows (8-bit codes, view = 8 - sh) and a packed input row
-// of 8-bit (signed or not) or unsigned 4/2-bit values. Masked products need k * xmax * 128 <= INT32_MAX.
-static inline void dot_1x2_impl(int32_t out[2], const uint8_t *x, int32_t bits, int32_t sgn,
-                                const uint8_t *const wrow[2], int32_t k, int32_t sh) {
+// sum_i x[i] * view(w[r][i]) for four weight rows (8-bit codes, view = 8 - sh) and a packed input row
+// of 8-bit (signed or not) or unsigned 4/2-bit values: the unpacked inputs serve four rows.
+// Masked products need k * xmax * 128 <= INT32_MAX (checked by the caller).
+static inline void dot_1x4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                const uint8_t *const wrow[4], int32_t k, int32_t sh) {
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
     const int32_t k4 = k & ~3;
-    int32_t a0 = 0, a1 = 0;
+    const uint8_t *w0p = wrow[0], *w1p = wrow[1], *w2p = wrow[2], *w3p = wrow[3];
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (int32_t i = 0; i < k4; i += 4) {
         uint32_t xe, xo;
         bp_unpack4_s16(x, i, bits, sgn, &xe, &xo);
-        const uint32_t w0 = bp_load32(wrow[0] + i) & mask4, w1 = bp_load32(wrow[1] + i) & mask4;
+        const uint32_t w0 = bp_load32(w0p + i) & mask4, w1 = bp_load32(w1p + i) & mask4;
         a0 = bp_smlad(xe, bp_sxtb16(w0), a0);
         a0 = bp_smlad(xo, bp_sxtb16_ror8(w0), a0);
         a1 = bp_smlad(xe, bp_sxtb16(w1), a1);
         a1 = bp_smlad(xo, bp_sxtb16_ror8(w1), a1);
+        const uint32_t w2 = bp_load32(w2p + i) & mask4, w3 = bp_load32(w3p + i) & mask4;
+        a2 = bp_smlad(xe, bp_sxtb16(w2), a2);
+        a2 = bp_smlad(xo, bp_sxtb16_ror8(w2), a2);
+        a3 = bp_smlad(xe, bp_sxtb16(w3), a3);
+        a3 = bp_smlad(xo, bp_sxtb16_ror8(w3), a3);
     }
-    a0 >>= sh, a1 >>= sh; // masked codes are multiples of 2^sh: exact
+    a0 >>= sh, a1 >>= sh, a2 >>= sh, a3 >>= sh; // masked codes are multiples of 2^sh: exact
     for (int32_t i = k4; i < k; i++) {
         const int32_t xv = bp_read(x, i, bits, sgn);
-        a0 += xv * ((int32_t)(int8_t)wrow[0][i] >> sh);
-        a1 += xv * ((int32_t)(int8_t)wrow[1][i] >> sh);
+        a0 += xv * ((int32_t)(int8_t)w0p[i] >> sh);
+        a1 += xv * ((int32_t)(int8_t)w1p[i] >> sh);
+        a2 += xv * ((int32_t)(int8_t)w2p[i] >> sh);
+        a3 += xv * ((int32_t)(int8_t)w3p[i] >> sh);
     }
-    out[0] = a0, out[1] = a1;
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
 
-// Specialised by input width and signedness so the unpacking has no branches in the loop.
-static void dot_1x2(int32_t out[2], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[2],
+// Specialised by input width, signedness and whether the view is the full 8 bits (no mask), so the
+// loop has no branches and no needless ANDs.
+static void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[4],
                     int32_t k, int32_t sh) {
-    if (bits == 8) {
+    if (bits == 8 && sh == 0) {
         if (sgn) {
-            dot_1x2_impl(out, x, 8, 1, wrow, k, sh);
+            dot_1x4_impl(out, x, 8, 1, wrow, k, 0);
         } else {
-            dot_1x2_impl(out, x, 8, 0, wrow, k, sh);
+            dot_1x4_impl(out, x, 8, 0, wrow, k, 0);
         }
+    } else if (bits == 8) {
+        dot_1x4_impl(out, x, 8, sgn, wrow, k, sh);
     } else if (bits == 4) {
-        dot_1x2_impl(out, x, 4, 0, wrow, k, sh);
+        dot_1x4_impl(out, x, 4, 0, wrow, k, sh);
     } else {
-        dot_1x2_impl(out, x, 2, 0, wrow, k, sh);
+        dot_1x4_impl(out, x, 2, 0, wrow, k, sh);
     }
 }
 
@@ -79,21 +91,23 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
         if (out_row > 0) {
             bp_clear_row((uint8_t *)output + (int64_t)b * out_row, out_row);
         }
-        for (int32_t o = 0; o < out_features; o += 2) {
-            const int32_t o1 = (o + 1 < out_features) ? o + 1 : o;
-            const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
-            int32_t acc[2];
+        for (int32_t o = 0; o < out_features; o += 4) {
+            // rows past the last one repeat it; their results are dropped
+            const uint8_t *wrow[4];
+            for (int32_t j = 0; j < 4; j++) {
+                wrow[j] = filter + (int64_t)(o + j < out_features ? o + j : o) * w_row;
+            }
+            int32_t acc[4];
             if (fast) {
-                dot_1x2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view);
+                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view);
             } else {
-                for (int32_t j = 0; j < 2; j++) {
+                for (int32_t j = 0; j < 4; j++) {
                     acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
                 }
             }
-            // |bias + acc| <= INT32_MAX (bp_check_acc).
-            bp_emit(output, b, out_features, o, q, rq, (bias ? bias[o] : 0) + acc[0]);
-            if (o1 != o) {
-                bp_emit(output, b, out_features, o1, q, rq, (bias ? bias[o1] : 0) + acc[1]);
+            for (int32_t j = 0; j < 4 && o + j < out_features; j++) {
+                // |bias + acc| <= INT32_MAX (bp_check_acc).
+                bp_emit(output, b, out_features, o + j, q, rq, (bias ? bias[o + j] : 0) + acc[j]);
             }
         }
     }
