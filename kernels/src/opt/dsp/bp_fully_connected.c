@@ -5,8 +5,9 @@
 // Fast path: 8-bit inputs (signed or not) or unsigned 4/2-bit inputs, weights stored at 8 bits (any
 // view), four output channels at a time. Four inputs become the int16 pairs (x0,x2), (x1,x3)
 // (bp_unpack4_s16: (S|U)XTB16 for bytes, masks for nibbles and crumbs) and a word of 4 weights splits
-// with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A b-bit view is the code with its low 8-b bits cleared (one AND per
-// word); the exact sum is the masked sum shifted right by 8-b. Other widths use the portable loop.
+// with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A
+// b-bit view is the code with its low 8-b bits cleared (one AND per word); the exact sum is the
+// masked sum shifted right by 8-b. Other widths use the portable loop.
 #include "bp_dsp.h"
 #include "bp_kernels.h"
 #include "bp_support.h"
