@@ -113,3 +113,16 @@ def test_conv_4bit_storage_path(view: int, in_bits: int, signed: bool, cin: int)
         compare("conv2d", x, rng.integers(-8, 8, (cout, 3, 3, cin)), z, z, z, q, Window.same(3))
         compare("conv2d", np.full((5, 4, cin), lo if signed else hi), np.full((cout, 3, 3, cin), -8), z, z, z, q,
                 Window.same(3))
+
+
+@pytest.mark.parametrize("view", [2, 4])
+@pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
+@pytest.mark.parametrize("k", [1, 7, 8, 9, 64, 255, 576])
+def test_fully_connected_4bit_storage_path(view: int, in_bits: int, signed: bool, k: int) -> None:
+    rng = np.random.default_rng(k * 10 + view + in_bits)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 4, view)
+    lo, hi = q.inp.range
+    for cout in (1, 3, 6):
+        z = np.zeros(cout, np.int64)
+        compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-8, 8, (cout, k)), z, z, z, q)
+        compare("fully_connected", np.full(k, lo if signed else hi), np.full((cout, k), -8), z, z, z, q)

@@ -2,8 +2,8 @@
 // Refer to bp_kernels.h for documentation. ARMv7E-M DSP variant of bp_fully_connected: same symbol,
 // same results bit for bit as src/ref/bp_fully_connected.c.
 //
-// Fast path: 8-bit inputs (signed or not) or unsigned 4/2-bit inputs, weights stored at 8 bits (any
-// view), four output channels at a time. Four inputs become the int16 pairs (x0,x2), (x1,x3)
+// Fast path: 8-bit inputs (signed or not) or unsigned 4/2-bit inputs, weights stored at 8 or 4 bits
+// (any view), four output channels at a time. Four inputs become the int16 pairs (x0,x2), (x1,x3)
 // (bp_unpack4_s16: (S|U)XTB16 for bytes, masks for nibbles and crumbs) and a word of 4 weights splits
 // with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A
 // b-bit view is the code with its low 8-b bits cleared (one AND per word); the exact sum is the
@@ -46,11 +46,50 @@ static inline void dot_1x4_impl(int32_t out[4], const uint8_t *x, int32_t bits, 
     out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
 
+// The same for weights stored at 4 bits (view = 8 - sh, sh in 4..6): eight inputs at a time become
+// the pairs (x0,x4), (x2,x6), (x1,x5), (x3,x7) that meet the SXTB16 halves of the weight word's two
+// nibble planes (each value x16, the scale of a 4-bit view of 8-bit codes).
+static inline void dot_1x4_s4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                   const uint8_t *const wrow[4], int32_t k, int32_t sh) {
+    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
+    const int32_t k8 = k & ~7;
+    int32_t a[4] = {0, 0, 0, 0};
+    for (int32_t i = 0; i < k8; i += 8) {
+        uint32_t e0, o0, e1, o1;
+        bp_unpack4_s16(x, i, bits, sgn, &e0, &o0);
+        bp_unpack4_s16(x, i + 4, bits, sgn, &e1, &o1);
+        const uint32_t x04 = (e0 & 0xFFFFu) | (e1 << 16), x26 = (e0 >> 16) | (e1 & 0xFFFF0000u);
+        const uint32_t x15 = (o0 & 0xFFFFu) | (o1 << 16), x37 = (o0 >> 16) | (o1 & 0xFFFF0000u);
+        for (int32_t r = 0; r < 4; r++) {
+            const uint32_t w = bp_load32(wrow[r] + (i >> 1));
+            const uint32_t lo = (w << 4) & mask4, hi = w & mask4;
+            int32_t acc = a[r];
+            acc = bp_smlad(x04, bp_sxtb16(lo), acc);
+            acc = bp_smlad(x26, bp_sxtb16_ror8(lo), acc);
+            acc = bp_smlad(x15, bp_sxtb16(hi), acc);
+            a[r] = bp_smlad(x37, bp_sxtb16_ror8(hi), acc);
+        }
+    }
+    for (int32_t r = 0; r < 4; r++) {
+        int32_t acc = a[r] >> sh; // masked codes are multiples of 2^sh: exact
+        for (int32_t i = k8; i < k; i++) {
+            acc += bp_read(x, i, bits, sgn) * bp_read_weight(wrow[r], i, 4, 8 - sh);
+        }
+        out[r] = acc;
+    }
+}
+
 // Specialised by input width, signedness and whether the view is the full 8 bits (no mask), so the
 // loop has no branches and no needless ANDs.
 static void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[4],
-                    int32_t k, int32_t sh) {
-    if (bits == 8 && sh == 0) {
+                    int32_t k, int32_t sh, int32_t stored) {
+    if (stored == 4) {
+        if (bits == 8) {
+            dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh);
+        } else {
+            dot_1x4_s4_impl(out, x, bits, 0, wrow, k, sh);
+        }
+    } else if (bits == 8 && sh == 0) {
         if (sgn) {
             dot_1x4_impl(out, x, 8, 1, wrow, k, 0);
         } else {
@@ -84,7 +123,7 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(out_features, q->out.bits);
     const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
     // 8-bit inputs signed or not, 4/2-bit inputs unsigned (after ReLU); weights stored at 8 bits.
-    const int fast = q->w_stored == 8 && (q->in.bits == 8 || !q->in.is_signed) &&
+    const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
                      (int64_t)in_features * xmax * 128 <= INT32_MAX;
 
     for (int32_t b = 0; b < batches; b++) {
@@ -100,7 +139,7 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
             }
             int32_t acc[4];
             if (fast) {
-                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view);
+                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
             } else {
                 for (int32_t j = 0; j < 4; j++) {
                     acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
