@@ -33,6 +33,10 @@ class Runner:
 
     def run(self, x: np.ndarray, path: int | str) -> np.ndarray:
         """Int32 logits (as int64) of one uint8 image ``(H, W, C)`` on ``path`` (index or name)."""
+        return self.values(x, path)[self.ir.header["output"]]
+
+    def values(self, x: np.ndarray, path: int | str) -> dict[str, np.ndarray]:
+        """Every graph value (the input and each node's output) of one image on ``path``."""
         ir = self.ir
         p = ir.path_index(path)
         shape = tuple(ir.header["input"]["shape"])
@@ -58,8 +62,6 @@ class Runner:
                     win = Window(*a["stride"], *a["pad"])
                     fn = ops.conv2d if op == "conv2d" else ops.depthwise_conv2d
                     out = fn(x_in, self._w[name], bias, mult, shift, q, win)
-                if name == ir.header["output"]:
-                    return out
                 fmts[name] = q.out
             elif op == "max_pool2d":
                 fmts[name] = fmts[node["inputs"][0]]
@@ -79,7 +81,9 @@ class Runner:
             else:  # validated IRs never get here
                 raise ValueError(f"layer {name!r}: unknown op {op!r}")
             vals[name] = out
-        raise ValueError("the IR graph never reaches its output layer")
+        if ir.header["output"] not in vals:  # validated IRs always reach it
+            raise ValueError("the IR graph never reaches its output layer")
+        return vals
 
     def logits(self, xs: np.ndarray, path: int | str, progress: Callable[[Iterable], Iterable] | None = None
                ) -> np.ndarray:

@@ -41,8 +41,6 @@ import numpy as np
 
 from bitpath.export.runner import Runner
 from bitpath.ir import INPUT, IR, WEIGHTED, validate
-from bitpath.ref import ops
-from bitpath.ref.formats import ActFormat, Window
 from bitpath.select.costs import _producers, derive_path
 
 BITS = (2, 4, 8)
@@ -110,48 +108,8 @@ def lowered_ir(ir: IR, items: list[tuple[str, int, int]], ref_path: int = 0) -> 
 
 # ---------------------------------------------------------------------------- running
 def run_all(runner: Runner, x: np.ndarray, path: int) -> dict[str, np.ndarray]:
-    """Every graph value of one image on ``path`` (the same computation as ``Runner.run``)."""
-    ir = runner.ir
-    pq = ir.header["paths"][path]["nodes"]
-    vals: dict[str, np.ndarray] = {INPUT: np.asarray(x).astype(np.int64)}
-    fmts: dict[str, ActFormat] = {INPUT: ActFormat(8, False)}
-    weights = {n["name"]: ir.weights(n["name"]) for n in ir.graph if n["op"] in WEIGHTED} \
-        if not hasattr(runner, "_w") else runner._w
-    from bitpath.ir import layer_quant
-
-    for node in ir.graph:
-        name, op, a = node["name"], node["op"], node["attrs"]
-        x_in = vals[node["inputs"][0]]
-        if op in WEIGHTED:
-            q = layer_quant(ir, path, name)
-            bias = ir.arrays[f"bias:{name}:{path}"]
-            if q.out.bits == 32:
-                mult = shift = np.zeros_like(bias)
-            else:
-                mult, shift = ir.arrays[f"mult:{name}:{path}"], ir.arrays[f"shift:{name}:{path}"]
-            if op == "fully_connected":
-                out = ops.fully_connected(x_in, weights[name], bias, mult, shift, q)
-            else:
-                fn = ops.conv2d if op == "conv2d" else ops.depthwise_conv2d
-                out = fn(x_in, weights[name], bias, mult, shift, q, Window(*a["stride"], *a["pad"]))
-            fmts[name] = q.out
-        elif op == "max_pool2d":
-            fmts[name] = fmts[node["inputs"][0]]
-            out = ops.max_pool2d(x_in, fmts[name], *a["kernel"], Window(*a["stride"], *a["pad"]))
-        elif op == "avg_pool2d":
-            fmts[name] = fmts[node["inputs"][0]]
-            out = ops.avg_pool2d(x_in, fmts[name], *a["kernel"], *a["stride"])
-        elif op == "flatten":
-            fmts[name] = fmts[node["inputs"][0]]
-            out = x_in.reshape(-1)
-        else:  # add
-            q = pq[name]
-            fa, fb = fmts[node["inputs"][0]], fmts[node["inputs"][1]]
-            fmts[name] = ActFormat(*q["out"])
-            out = ops.add(x_in, fa, vals[node["inputs"][1]], fb, q["mult_a"], q["mult_b"], q["shift"],
-                          fmts[name], q["act_min"], q["act_max"])
-        vals[name] = out
-    return vals
+    """Every graph value of one image on ``path`` (``Runner.values``)."""
+    return runner.values(np.asarray(x, dtype=np.uint8), path)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
