@@ -44,6 +44,23 @@ static void im2col_s16(int16_t *col,
                        int32_t ox) {
     const int32_t cin = in->c, k = kh * kw * cin, k4 = k & ~3;
     const int32_t bits = q->in.bits, sgn = q->in.is_signed;
+    const int32_t iy0 = oy * win->stride_h - win->pad_top, ix0 = ox * win->stride_w - win->pad_left;
+    if (cin == 1 && bits == 8 && iy0 >= 0 && ix0 >= 0 && iy0 + kh <= in->h && ix0 + kw <= in->w) {
+        // First layers (one 8-bit channel), window inside the image: read the taps row by row, no
+        // per-tap bounds check. Element i goes to position i with the middle two of each full
+        // group of 4 swapped (x0 x2 x1 x3).
+        const uint8_t *p0 = img + ((ptrdiff_t)iy0 * in->w + ix0) * in_row;
+        int32_t i = 0;
+        for (int32_t ky = 0; ky < kh; ky++) {
+            const uint8_t *p = p0 + (ptrdiff_t)ky * in->w * in_row;
+            for (int32_t kx = 0; kx < kw; kx++, i++) {
+                const int32_t m = i & 3;
+                const int32_t pos = (i < k4 && (m == 1 || m == 2)) ? (i ^ 3) : i;
+                col[pos] = (int16_t)(sgn ? (int32_t)(int8_t)p[kx] : (int32_t)p[kx]);
+            }
+        }
+        return;
+    }
     int32_t i = 0;
     for (int32_t ky = 0; ky < kh; ky++) {
         for (int32_t kx = 0; kx < kw; kx++) {
