@@ -126,3 +126,17 @@ def test_fully_connected_4bit_storage_path(view: int, in_bits: int, signed: bool
         z = np.zeros(cout, np.int64)
         compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-8, 8, (cout, k)), z, z, z, q)
         compare("fully_connected", np.full(k, lo if signed else hi), np.full((cout, k), -8), z, z, z, q)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize(("k", "stride"), [(1, 1), (3, 1), (3, 2), (5, 1), (2, 2)])
+def test_single_channel_first_layer(signed: bool, k: int, stride: int) -> None:
+    # The interior-window fast path of one 8-bit input channel (first layers), padded borders around it.
+    rng = np.random.default_rng(k * 10 + stride + signed)
+    q = LayerQuant(ActFormat(8, signed), ActFormat(32, True), 8, 8)
+    lo, hi = q.inp.range
+    for h, w, cout in ((9, 8, 3), (12, 12, 16)):
+        z = np.zeros(cout, np.int64)
+        x = rng.integers(lo, hi + 1, (h, w, 1))
+        compare("conv2d", x, rng.integers(-128, 128, (cout, k, k, 1)), z, z, z, q, Window.same(k, stride))
+        compare("conv2d", x, rng.integers(-128, 128, (cout, k, k, 1)), z, z, z, q, Window(stride, stride))
