@@ -173,7 +173,8 @@ def _array(ir: IR, key: str, dtype, shape, where: str, fld: str) -> np.ndarray:
     return a
 
 
-def _products(node: dict) -> int:
+def products(node: dict) -> int:
+    """Products summed into one accumulator of a weighted node (K of the accumulator bound)."""
     a = node["attrs"]
     if node["op"] == "fully_connected":
         return a["in_ch"]
@@ -349,7 +350,7 @@ def _validate_path(ir: IR, pi: int, p: dict, graph: list, layers: dict, output: 
                 raise IRError(f"{where}: field 'shift' must lie in [{SHIFT_MIN}, {SHIFT_MAX}], "
                               f"got [{shift.min()}, {shift.max()}]")
         try:
-            check_layer(name, _products(node), inp, view, bias)
+            check_layer(name, products(node), inp, view, bias)
         except AccumulatorOverflow as e:
             raise IRError(f"{where}: field 'bias': {e}") from e
         fmts[name] = out

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitpath.ir import IR, WEIGHTED, validate
+from bitpath.ir import IR, WEIGHTED, products, validate
 from bitpath.ref.bounds import check_layer
 from bitpath.ref.formats import ActFormat
 from bitpath.ref.packing import pack, weight_view
@@ -151,14 +151,6 @@ def _levels(bits: int, signed: bool) -> int:
     return (2 ** (bits - 1) - 1) if signed else (2**bits - 1)
 
 
-def _products(node: dict) -> int:
-    a = node["attrs"]
-    if node["op"] == "fully_connected":
-        return a["in_ch"]
-    kh, kw = a["kernel"]
-    return kh * kw * (a["in_ch"] if node["op"] == "conv2d" else 1)
-
-
 def _rescaled(ir: IR, name: str, node: dict, ref: dict, ref_p: int, w: int, a_in: int, a_out: int,
               stored_ref: int, in_signed: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """bias, mult, shift of ``name`` at the new widths, rescaled from the reference path's constants.
@@ -172,7 +164,7 @@ def _rescaled(ir: IR, name: str, node: dict, ref: dict, ref_p: int, w: int, a_in
     acc_ratio = (2.0 ** (w - w0)) * _levels(a_in, in_signed) / _levels(ai0, ai_signed)  # old acc unit / new
     bias0 = ir.arrays[f"bias:{name}:{ref_p}"].astype(np.float64)
     bias = np.round(bias0 * acc_ratio)
-    lim = 2**31 - 1 - _products(node) * ActFormat(a_in, in_signed).max_abs * (1 << (w - 1))
+    lim = 2**31 - 1 - products(node) * ActFormat(a_in, in_signed).max_abs * (1 << (w - 1))
     bias = np.clip(bias, -max(lim, 0), max(lim, 0)).astype(np.int32)
     if a_out == 32:
         return bias, None, None
@@ -266,7 +258,7 @@ def derive_path(ir: IR, ref_path: int, widths: dict[str, int], w_of: dict[str, i
         a_in = _in_width(ir, widths, n["inputs"][0])
         in_signed = bool(ref_fmt(ir, ref_path, n["inputs"][0])[1])
         bias, mult, shift = _rescaled(ir, name, n, r, ref_path, w, a_in, out_bits, 0, in_signed)
-        check_layer(name, _products(n), ActFormat(a_in, in_signed), w, bias)
+        check_layer(name, products(n), ActFormat(a_in, in_signed), w, bias)
         acc_ratio = (2.0 ** (w - r["w_view"])) * _levels(a_in, in_signed) / _levels(*r["in"])
         if out_bits == 32:
             scale = r.get("out_scale", 1.0) / acc_ratio
@@ -297,7 +289,7 @@ def ref_fmt(ir: IR, p: int, value: str) -> tuple[int, bool]:
 
 def _macs(node: dict) -> int:
     oh = int(np.prod(node["out_shape"][:-1])) if len(node["out_shape"]) == 3 else 1
-    return oh * node["attrs"]["out_ch"] * _products(node)
+    return oh * node["attrs"]["out_ch"] * products(node)
 
 
 def step_names(ir: IR) -> list[str]:
