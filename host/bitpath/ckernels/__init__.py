@@ -193,6 +193,13 @@ def _bias(bias: Any, n: int) -> np.ndarray:
     return b.astype(np.int32)
 
 
+def _operands(q: LayerQuant, x: Any, w: Any, x_ndim: int, w_ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input values in ``q.inp``'s range and stored weight codes in ``q.w_stored``'s, as int64 arrays."""
+    xa = _int_array("x", x, x_ndim, *q.inp.range)
+    wa = _int_array("w", w, w_ndim, *ActFormat(q.w_stored, True).range)
+    return xa, wa
+
+
 # ----------------------------------------------------------------------------- kernels
 
 
@@ -201,10 +208,7 @@ def conv2d(
 ) -> np.ndarray:
     """``bp_conv2d``: same arguments and result as :func:`bitpath.ref.ops.conv2d`."""
     q, win = _quant(q), _window(win)
-    xlo, xhi = q.inp.range
-    xa = _int_array("x", x, 3, xlo, xhi)
-    wlo, whi = ActFormat(q.w_stored, True).range
-    wa = _int_array("w", w, 4, wlo, whi)
+    xa, wa = _operands(q, x, w, 3, 4)
     cout, kh, kw, cin = wa.shape
     h, wd, c = xa.shape
     if cin != c:
@@ -240,10 +244,7 @@ def depthwise_conv2d(
 ) -> np.ndarray:
     """``bp_depthwise_conv2d``: same arguments and result as :func:`bitpath.ref.ops.depthwise_conv2d`."""
     q, win = _quant(q), _window(win)
-    xlo, xhi = q.inp.range
-    xa = _int_array("x", x, 3, xlo, xhi)
-    wlo, whi = ActFormat(q.w_stored, True).range
-    wa = _int_array("w", w, 3, wlo, whi)
+    xa, wa = _operands(q, x, w, 3, 3)
     kh, kw, c = wa.shape
     h, wd, cx = xa.shape
     if c != cx:
@@ -274,10 +275,7 @@ def fully_connected(
 ) -> np.ndarray:
     """``bp_fully_connected``: same arguments and result as :func:`bitpath.ref.ops.fully_connected`."""
     q = _quant(q)
-    xlo, xhi = q.inp.range
-    xa = _int_array("x", x, 1, xlo, xhi)
-    wlo, whi = ActFormat(q.w_stored, True).range
-    wa = _int_array("w", w, 2, wlo, whi)
+    xa, wa = _operands(q, x, w, 1, 2)
     cout, cin = wa.shape
     if cin != xa.shape[0]:
         raise ValueError(f"w: has {cin} inputs, x has {xa.shape[0]}")
