@@ -52,6 +52,15 @@ static inline uint32_t bp_uxtb16_ror8(uint32_t x) {
     return r;
 }
 static inline int32_t bp_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+// acc + the high word of the 64-bit product a*b (SMMLA: ((acc << 32) + a*b) >> 32, exact).
+static inline int32_t bp_smmla(int32_t a, int32_t b, int32_t acc) {
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+// Saturate to 0..255 (USAT #8) and to -128..127 (SSAT #8).
+static inline int32_t bp_usat8(int32_t v) { return (int32_t)__usat(v, 8); }
+static inline int32_t bp_ssat8(int32_t v) { return __ssat(v, 8); }
 
 #else
 
@@ -94,6 +103,12 @@ static inline uint32_t bp_sxtb16(uint32_t x) {
 }
 // Bytes 0 and 2, zero-extended into the two 16-bit halves.
 static inline uint32_t bp_uxtb16(uint32_t x) { return x & 0x00FF00FFu; }
+// acc + the high word of the 64-bit product a*b (|hi| <= 2^30); callers keep the sum within int32.
+static inline int32_t bp_smmla(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(int32_t)(((int64_t)a * (int64_t)b) >> 32));
+}
+static inline int32_t bp_usat8(int32_t v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
+static inline int32_t bp_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
 #endif
 
 // Rotate right by n in 1..31. GCC and Clang turn this into ROR, or fold it into SXTB16/UXTB16 as

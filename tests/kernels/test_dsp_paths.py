@@ -140,3 +140,62 @@ def test_single_channel_first_layer(signed: bool, k: int, stride: int) -> None:
         x = rng.integers(lo, hi + 1, (h, w, 1))
         compare("conv2d", x, rng.integers(-128, 128, (cout, k, k, 1)), z, z, z, q, Window.same(k, stride))
         compare("conv2d", x, rng.integers(-128, 128, (cout, k, k, 1)), z, z, z, q, Window(stride, stride))
+
+
+# The depthwise row runs (3-wide kernels, windows inside the input columns, 1..KH valid rows) and the
+# per-pixel tap loop for the border columns and other kernel sizes, with 8-bit outputs requantized
+# through SMMLA when every shift is >= 33: strides, padding on each edge, inputs narrower than the
+# kernel, channel counts around the groups of four, any storage width.
+DW_WINDOWS = [
+    Window.same(3),
+    Window.same(3, 2),
+    Window(),
+    Window(1, 1, 2, 2, 2, 2),
+    Window(2, 1, 0, 1, 1, 0),
+    Window(1, 2, 1, 0, 0, 2),
+    Window(3, 3, 1, 1, 1, 1),
+]
+# every window with the 3x3 kernel; the other kernel sizes with a few
+DW_CASES = [((3, 3), win) for win in DW_WINDOWS] + [
+    (k, win) for k in ((1, 3), (5, 3), (3, 1), (5, 5), (2, 2)) for win in (DW_WINDOWS[0], DW_WINDOWS[4])
+]
+
+
+def _dw_requant(rng: np.random.Generator, c: int, shifts: str) -> tuple[np.ndarray, np.ndarray]:
+    m = rng.integers(2**30, 2**31, c) * rng.choice(np.array([1, 1, -1]), c)
+    m[: c // 3] = rng.choice(np.array([-(2**31), 2**31 - 1, -1, 0, 1]), c // 3)
+    if shifts == "fast":  # every shift >= 33: the SMMLA path; 33 and 62 are its ends
+        s = rng.choice(np.array([33, 34, 36, 37, 38, 40, 62]), c)
+    else:  # one channel below 33: the whole layer takes bp_emit
+        s = rng.choice(np.array([36, 37, 38]), c)
+        s[rng.integers(0, c)] = rng.choice(np.array([0, 1, 31, 32]))
+    return m.astype(np.int64), s.astype(np.int64)
+
+
+@pytest.mark.parametrize("c", [4, 7, 13])
+@pytest.mark.parametrize(("in_signed", "out_signed", "clamp"),
+                         [(False, False, None), (False, False, (0, 100)), (True, False, None), (False, True, None),
+                          (True, True, (-5, 90))])
+@pytest.mark.parametrize("shifts", ["fast", "mixed"])
+def test_depthwise_8bit_out_paths(c: int, in_signed: bool, out_signed: bool, clamp, shifts: str) -> None:
+    rng = np.random.default_rng(c * 100 + in_signed * 10 + out_signed + (clamp is not None) * 3 + len(shifts))
+    lo, hi = clamp if clamp else (None, None)
+    for stored, view in ((8, 8), (8, 4), (4, 2), (2, 2)):
+        q = LayerQuant(ActFormat(8, in_signed), ActFormat(8, out_signed), stored, view, lo, hi)
+        xlo, xhi = q.inp.range
+        wlo, whi = ActFormat(stored, True).range
+        for (kh, kw), win in DW_CASES:
+            for h, w in ((7, 6), (2, 2), (1, 5)):
+                try:
+                    win.out_size(h, w, kh, kw)
+                except ValueError:
+                    continue
+                m, s = _dw_requant(rng, c, shifts)
+                x = rng.integers(xlo, xhi + 1, (h, w, c))
+                wts = rng.integers(wlo, whi + 1, (kh, kw, c))
+                bias = rng.integers(-3000, 3000, c)
+                compare("depthwise_conv2d", x, wts, bias, m, s, q, win)
+                # extremes: the largest accumulators, saturating both ends of the clamp
+                xe = np.full((h, w, c), xlo if in_signed else xhi)
+                compare("depthwise_conv2d", xe, np.full((kh, kw, c), wlo), bias, m, s, q, win)
+                compare("depthwise_conv2d", xe, np.full((kh, kw, c), whi), -bias, m, s, q, win)

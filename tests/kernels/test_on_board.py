@@ -117,3 +117,24 @@ def test_max_pool_on_board(board: Board, bits: int, signed: bool) -> None:
         k = int(rng.integers(2, 4))
         win = Window(k, k) if rng.integers(0, 2) else Window(2, 2, 1, 1, 1, 1)
         _check(board, "max_pool2d", _values(rng, (6, 7, c), *fmt.range), fmt, k, k, win)
+
+
+@pytest.mark.parametrize(("in_signed", "out_signed", "clamp"),
+                         [(False, False, None), (False, False, (0, 100)), (True, False, None), (True, True, (-5, 90))])
+def test_depthwise_smmla_paths_on_board(board: Board, in_signed: bool, out_signed: bool, clamp) -> None:
+    # The depthwise row runs and border pixels with 8-bit outputs and every shift >= 33 (SMMLA, then
+    # USAT or a clamp): real instructions, extreme multipliers, shifts 33 and 62, C % 4 tails.
+    rng = np.random.default_rng(in_signed * 4 + out_signed * 2 + (clamp is not None))
+    lo, hi = clamp if clamp else (None, None)
+    for c, (kh, kw), win, view in ((4, (3, 3), Window.same(3), 8), (13, (3, 3), Window.same(3, 2), 4),
+                                   (8, (3, 3), Window(1, 1, 2, 2, 2, 2), 8), (5, (5, 3), Window(2, 1, 0, 1, 1, 0), 2),
+                                   (16, (3, 3), Window(), 8)):
+        q = LayerQuant(ActFormat(8, in_signed), ActFormat(8, out_signed), 8, view, lo, hi)
+        xlo, xhi = q.inp.range
+        mult = rng.integers(2**30, 2**31, c) * rng.choice(np.array([1, 1, -1]), c)
+        mult[:2] = [-(2**31), 2**31 - 1]
+        shift = rng.choice(np.array([33, 34, 37, 38, 40, 62]), c)
+        bias = rng.integers(-3000, 3000, c)
+        for x in (rng.integers(xlo, xhi + 1, (7, 6, c)), np.full((7, 6, c), xlo if in_signed else xhi)):
+            _check(board, "depthwise_conv2d", x, rng.integers(-128, 128, (kh, kw, c)), bias, mult, shift, q, win)
+            _check(board, "depthwise_conv2d", x, np.full((kh, kw, c), -128), bias, mult, shift, q, win)
