@@ -26,7 +26,8 @@ def train(
     paths: Path = typer.Option(None, "--paths", help="JSON bit-path table (docs/training.md); default: 4 paths."),
     epochs_float: int = typer.Option(8, help="Float pretraining epochs."),
     epochs_qat: int = typer.Option(4, help="Multi-path QAT epochs."),
-    batch_size: int = typer.Option(256, help="Batch size."),
+    batch_size: int = typer.Option(256, help="Batch size (per process: under torchrun with N processes a step "
+                                   "uses N x this many images)."),
     lr_float: float = typer.Option(3e-3, help="Peak AdamW learning rate, float stage (cosine decay)."),
     lr_qat: float = typer.Option(1e-3, help="Peak AdamW learning rate, QAT stage (cosine decay)."),
     weight_decay: float = typer.Option(1e-4, help="Weight decay on weights (not on scales or BatchNorm)."),
@@ -46,12 +47,17 @@ def train(
     ckpt_every: int = typer.Option(200, help="Steps between checkpoints (also at every epoch end)."),
     init_float: str = typer.Option(None, "--init-float", help="Skip float pretraining: take the float model of "
                                    "this run (directory or .pt), e.g. to compare quantizers from the same start."),
-    device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda, cuda:N."),
+    device: str = typer.Option("auto", help="auto (CUDA if present), cpu, cuda, cuda:N. Under torchrun: auto, cuda "
+                               "(cuda:LOCAL_RANK, NCCL) or cpu (gloo)."),
     threads: int = typer.Option(None, help="torch CPU threads."),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/checkpoint.pt."),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
-    """Train one network for every bit-path: float pretrain, multi-path QAT, BN re-estimation."""
+    """Train one network for every bit-path: float pretrain, multi-path QAT, BN re-estimation.
+
+    Multi-process: `torchrun --nproc-per-node N -m bitpath train ...` (docs/training.md).
+    """
+    from bitpath.train import distributed
     from bitpath.train.config import TrainConfig
     from bitpath.train.trainer import CKPT, Trainer
 
@@ -66,12 +72,17 @@ def train(
     )
     if not resume and (out / CKPT).exists():
         raise typer.BadParameter(f"{out / CKPT} exists; pass --resume to continue it or choose another --out")
-    t = Trainer(cfg, log=typer.echo, progress=progress)
-    if resume:
-        t.resume()
-    typer.echo(f"device {t.device}; {len(t.table)} paths: {', '.join(t.table.names)}")
-    metrics = t.run()
-    typer.echo(json.dumps(metrics, indent=2))
+    try:
+        t = Trainer(cfg, log=typer.echo, progress=progress)
+        if resume:
+            t.resume()
+        t.log(f"device {t.device}; {len(t.table)} paths: {', '.join(t.table.names)}")
+        metrics = t.run()
+        t.log(json.dumps(metrics, indent=2))
+        if t.dist.enabled:  # every rank: the weights it ended with (run() has checked that they agree)
+            typer.echo(f"rank {t.dist.rank}/{t.dist.world_size}: trained weights sha256 {t.state_digest()}")
+    finally:
+        distributed.shutdown()
 
 
 def export_cmd(

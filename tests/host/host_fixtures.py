@@ -64,3 +64,33 @@ def tiny_images(n: int = 96, size: int = 12, seed: int = 0) -> tuple[np.ndarray,
         else:
             x[i, r - 2 : r + 2, r - 2 : r + 2] += 180
     return np.clip(x, 0, 255).astype(np.uint8)[..., None], y.astype(np.int64)
+
+
+class TinyNoBN(nn.Module):
+    """TinyCNN without BatchNorm or dropout: its gradient over a batch is the mean of per-image gradients,
+    so data-parallel training over shards of a batch must equal training on the whole batch."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(4 * 3 * 3, 8)
+        self.fc2 = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv(x)))
+        x = torch.flatten(x, 1)
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class TinyCNNDropout(TinyCNN):
+    """TinyCNN with dropout before the last layer: float training draws from the torch RNG."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__(num_classes)
+        self.drop = nn.Dropout(0.2)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn(self.conv(x))))
+        x = torch.flatten(x, 1)
+        return self.fc2(self.drop(torch.relu(self.bn1(self.fc1(x)))))
