@@ -57,6 +57,64 @@ static inline int32_t dw_rq(int32_t acc, const dw_rq_t *p, int mode, int32_t lo,
         a3 = bp_smlatt(xo_, (w).o, a3);                                                                    \
     } while (0)
 
+// Per channel group: packed weight views of every tap, bias, fast requantization constants.
+typedef struct {
+    dw_taps_t w[BP_DW_TAPS];
+    int32_t bias[4];
+    dw_rq_t rq[4];
+} dw_grp_t;
+
+// A whole 3x3 window of four channels: window pixel (0, 0) at xp, input rows rs bytes apart, pixels
+// c_n bytes apart, packed weights w[0..8]. On ARMv7E-M this is one asm block of 74 instructions (per
+// tap: LDR, LDRD, two (S|U)XTB16, four SMLAxy; GCC spills the 13 live values of the C version).
+#ifdef BP_HAVE_DSP
+#define BP_DW_ASM_TAP(ext, addr, off)                                                                      \
+    "ldr %[x], " addr "\n\t"                                                                               \
+    "ldrd %[we], %[wo], [%[w], #" #off "]\n\t" ext " %[xe], %[x]\n\t" ext " %[x], %[x], ror #8\n\t"       \
+    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                                \
+    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                                \
+    "smlabb %[a1], %[x], %[wo], %[a1]\n\t"                                                                 \
+    "smlatt %[a3], %[x], %[wo], %[a3]\n\t"
+#define BP_DW_ASM_3X3(ext)                                                                                 \
+    "ldrd %[a0], %[a1], [%[w], %[ob]]\n\t"                                                                  \
+    "ldrd %[a2], %[a3], [%[w], %[ob2]]\n\t" BP_DW_ASM_TAP(ext, "[%[xp]]", 0)                                                                       \
+    BP_DW_ASM_TAP(ext, "[%[xp], %[cn]]", 8)                                                                \
+    BP_DW_ASM_TAP(ext, "[%[xp], %[cn], lsl #1]", 16)                                                       \
+    "add %[t], %[xp], %[rs]\n\t" BP_DW_ASM_TAP(ext, "[%[t]]", 24) BP_DW_ASM_TAP(ext, "[%[t], %[cn]]", 32)   \
+        BP_DW_ASM_TAP(ext, "[%[t], %[cn], lsl #1]", 40) "add %[t], %[t], %[rs]\n\t"                       \
+        BP_DW_ASM_TAP(ext, "[%[t]]", 48) BP_DW_ASM_TAP(ext, "[%[t], %[cn]]", 56)                           \
+            BP_DW_ASM_TAP(ext, "[%[t], %[cn], lsl #1]", 64)
+#define BP_DW_ASM_OPERANDS                                                                                 \
+    : [a0] "=&r"(a[0]), [a1] "=&r"(a[1]), [a2] "=&r"(a[2]), [a3] "=&r"(a[3]), [x] "=&r"(x), [xe] "=&r"(xe), \
+      [we] "=&r"(we), [wo] "=&r"(wo), [t] "=&r"(t)                                                         \
+    : [xp] "r"(xp), [cn] "r"(c_n), [rs] "r"(rs), [w] "r"(g), [ob] "i"(offsetof(dw_grp_t, bias)),           \
+      [ob2] "i"(offsetof(dw_grp_t, bias) + 8)                                                              \
+    : "memory"
+#endif
+
+static inline __attribute__((always_inline)) void dw_3x3(int32_t a[4], const uint8_t *xp, ptrdiff_t rs,
+                                                         int32_t c_n, const dw_grp_t *g, int sgn) {
+#ifdef BP_HAVE_DSP
+    uint32_t x, xe, we, wo;
+    const uint8_t *t;
+    if (sgn) {
+        __asm__(BP_DW_ASM_3X3("sxtb16") BP_DW_ASM_OPERANDS);
+    } else {
+        __asm__(BP_DW_ASM_3X3("uxtb16") BP_DW_ASM_OPERANDS);
+    }
+#else
+    int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+    const dw_taps_t *w = g->w;
+    for (int32_t ky = 0; ky < 3; ky++, xp += rs, w += 3) {
+        for (int32_t kx = 0; kx < 3; kx++) {
+            const uint32_t xw = bp_load32(xp + kx * c_n);
+            BP_DW_MAC(xw, w[kx]);
+        }
+    }
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+#endif
+}
+
 // Four channels of one output pixel over the valid taps [ky0,ky1) x [kx0,kx1). `base` is the offset
 // of window pixel (0, 0), which may lie in the padding: only offsets of valid taps are added to `img`.
 // |acc| <= |bias| + KH*KW * xmax * wmax <= INT32_MAX (bp_check_acc) at every step.
@@ -74,30 +132,56 @@ static inline void dw4(int32_t acc[4], const uint8_t *img, ptrdiff_t base, const
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
 
-// Per channel group: packed weight views of every tap, bias, fast requantization constants.
+// Geometry of the row runs of one layer.
 typedef struct {
-    dw_taps_t w[BP_DW_TAPS];
-    int32_t bias[4];
-    dw_rq_t rq[4];
-} dw_grp_t;
+    ptrdiff_t step; // bytes between the windows of consecutive output pixels (stride_w * C)
+    ptrdiff_t rs;   // bytes per input row
+    int32_t c_n;    // bytes per input pixel and per output pixel (8-bit)
+    int32_t kw;
+    int32_t lo, hi; // output clamp
+} dw_geo_t;
 
-// `count` output pixels of a 3-wide kernel in one output row whose windows lie inside the input
-// columns, over `rows` valid kernel rows starting at taps w: the first window's top-left valid pixel
-// at xp, the next `step` bytes further; outputs at op, c_n bytes apart (8-bit, mode DW_U8 or DW_C8).
+// `count` consecutive output pixels of one output row (8-bit outputs, mode DW_U8 or DW_C8) whose
+// windows have the same valid taps: `rows` kernel rows by `cols` kernel columns, the first of them
+// at w. The first window's first valid input pixel is at xp, the next `step` bytes further; outputs
+// at op, C bytes apart. `full`: a whole 3x3 window (rows, cols and kw 3), fully unrolled.
 static inline __attribute__((always_inline)) void dw_run(uint8_t *op, const uint8_t *xp, int32_t count,
-                                                         ptrdiff_t step, ptrdiff_t rs, int32_t c_n,
-                                                         const dw_taps_t *w, int32_t rows, const dw_grp_t *g,
-                                                         int32_t lo, int32_t hi, int sgn, int mode) {
+                                                         const dw_taps_t *w, int32_t rows, int32_t cols,
+                                                         const dw_grp_t *g, const dw_geo_t *geo, int sgn,
+                                                         int mode, int full) {
+    const int32_t c_n = geo->c_n, kw = full ? 3 : geo->kw;
+    const ptrdiff_t rs = geo->rs, step = geo->step;
+    const int32_t lo = geo->lo, hi = geo->hi;
     for (; count > 0; count--, xp += step, op += c_n) {
-        int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
-        const uint8_t *r = xp;
-        const dw_taps_t *wr = w;
-        for (int32_t ky = 0; ky < rows; ky++, r += rs, wr += 3) {
-            const uint32_t x0 = bp_load32(r), x1 = bp_load32(r + c_n), x2 = bp_load32(r + 2 * c_n);
-            BP_DW_MAC(x0, wr[0]);
-            BP_DW_MAC(x1, wr[1]);
-            BP_DW_MAC(x2, wr[2]);
+        int32_t a0, a1, a2, a3;
+#define BP_DW_ROW3(r, wr)                                                                                  \
+    do {                                                                                                   \
+        const uint32_t x0 = bp_load32(r), x1 = bp_load32((r) + c_n), x2 = bp_load32((r) + 2 * c_n);     \
+        BP_DW_MAC(x0, (wr)[0]);                                                                            \
+        BP_DW_MAC(x1, (wr)[1]);                                                                            \
+        BP_DW_MAC(x2, (wr)[2]);                                                                            \
+    } while (0)
+        if (full) {
+            int32_t a[4];
+            dw_3x3(a, xp, rs, c_n, g, sgn);
+            a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+        } else {
+            a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+            const uint8_t *r = xp;
+            const dw_taps_t *wr = w;
+            for (int32_t ky = 0; ky < rows; ky++, r += rs, wr += kw) {
+                if (cols == 3) {
+                    BP_DW_ROW3(r, wr);
+                } else {
+                    const uint8_t *xc = r;
+                    for (int32_t kx = 0; kx < cols; kx++, xc += c_n) {
+                        const uint32_t xw = bp_load32(xc);
+                        BP_DW_MAC(xw, wr[kx]);
+                    }
+                }
+            }
         }
+#undef BP_DW_ROW3
         op[0] = (uint8_t)dw_rq(a0, &g->rq[0], mode, lo, hi);
         op[1] = (uint8_t)dw_rq(a1, &g->rq[1], mode, lo, hi);
         op[2] = (uint8_t)dw_rq(a2, &g->rq[2], mode, lo, hi);
@@ -105,19 +189,16 @@ static inline __attribute__((always_inline)) void dw_run(uint8_t *op, const uint
     }
 }
 
-// The specialisations: all three rows of unsigned input into full-range uint8 (the common case,
-// fully unrolled), and any number of rows for each input signedness and clamp.
+// The specialisations: whole 3x3 windows of unsigned input into full-range uint8 (the common case),
+// and any valid taps for each input signedness and clamp.
 #define BP_DW_RUN_ARGS                                                                                     \
-    uint8_t *op, const uint8_t *xp, int32_t count, ptrdiff_t step, ptrdiff_t rs, int32_t c_n,            \
-        const dw_taps_t *w, int32_t rows, const dw_grp_t *g, int32_t lo, int32_t hi
-static void dw_run_u_u8_3(BP_DW_RUN_ARGS) {
-    (void)rows;
-    dw_run(op, xp, count, step, rs, c_n, w, 3, g, lo, hi, 0, DW_U8);
-}
-static void dw_run_u_u8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, step, rs, c_n, w, rows, g, lo, hi, 0, DW_U8); }
-static void dw_run_u_c8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, step, rs, c_n, w, rows, g, lo, hi, 0, DW_C8); }
-static void dw_run_s_u8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, step, rs, c_n, w, rows, g, lo, hi, 1, DW_U8); }
-static void dw_run_s_c8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, step, rs, c_n, w, rows, g, lo, hi, 1, DW_C8); }
+    uint8_t *op, const uint8_t *xp, int32_t count, const dw_taps_t *w, int32_t rows, int32_t cols,       \
+        const dw_grp_t *g, const dw_geo_t *geo
+static void dw_run_u_u8_3x3(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 0, DW_U8, 1); }
+static void dw_run_u_u8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 0, DW_U8, 0); }
+static void dw_run_u_c8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 0, DW_C8, 0); }
+static void dw_run_s_u8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 1, DW_U8, 0); }
+static void dw_run_s_c8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 1, DW_C8, 0); }
 
 // Everything the border pixels and other kernel sizes need.
 typedef struct {
@@ -156,41 +237,60 @@ static void dw_pixel(const dw_ctx_t *k, int32_t c, int32_t oy, int32_t ox, const
     }
 }
 
-// Channels c..c+3 of every output pixel of image k->n.
+// Channels c..c+3 of every output pixel of image k->n. With 8-bit outputs and fast constants, each
+// output row is cut into row runs: the border pixels one by one (their own valid taps), and the
+// pixels whose window lies inside the input columns in one run.
 static void dw_group(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int sgn) {
     const bp_window_t *win = k->win;
-    const int32_t sw = win->stride_w, pl = win->pad_left, c_n = k->c_n;
-    // 3-wide kernels: the output columns whose window lies inside the input, x0 = ox*sw - pl in
-    // [0, iw - 3], run through dw_run, a row of pixels at a time.
-    int32_t ox_lo = (pl + sw - 1) / sw, ox_hi = k->iw + pl >= 3 ? (k->iw + pl - 3) / sw + 1 : 0;
-    ox_hi = ox_hi > k->ow ? k->ow : ox_hi;
-    ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
-    if (k->kw != 3 || k->mode == DW_GEN) {
-        ox_lo = ox_hi = 0;
-    }
-    void (*run)(BP_DW_RUN_ARGS) = k->mode == DW_U8 ? (sgn ? dw_run_s_u8 : dw_run_u_u8)
-                                                    : (sgn ? dw_run_s_c8 : dw_run_u_c8);
-    const ptrdiff_t rs = (ptrdiff_t)k->iw * c_n, step = (ptrdiff_t)sw * c_n;
-    for (int32_t oy = 0; oy < k->oh; oy++) {
-        int32_t ox = 0;
-        if (ox_lo < ox_hi) {
-            const int32_t y0 = oy * win->stride_h - win->pad_top;
-            const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = (y0 + k->kh > k->ih) ? k->ih - y0 : k->kh;
-            for (; ox < ox_lo; ox++) {
+    if (k->mode == DW_GEN) {
+        for (int32_t oy = 0; oy < k->oh; oy++) {
+            for (int32_t ox = 0; ox < k->ow; ox++) {
                 dw_pixel(k, c, oy, ox, g, sgn);
             }
-            uint8_t *op = (uint8_t *)k->output + (((int64_t)k->n * k->oh + oy) * k->ow + ox_lo) * c_n + c;
-            const uint8_t *xp = k->img + (ptrdiff_t)(y0 + ky0) * rs + ((ptrdiff_t)ox_lo * sw - pl) * c_n + c;
-            if (k->kh == 3 && ky0 == 0 && ky1 == 3 && k->mode == DW_U8 && !sgn) {
-                dw_run_u_u8_3(op, xp, ox_hi - ox_lo, step, rs, c_n, g->w, 3, g, 0, 255);
-            } else {
-                run(op, xp, ox_hi - ox_lo, step, rs, c_n, g->w + 3 * ky0, ky1 - ky0, g, k->q->act_min,
-                    k->q->act_max);
-            }
-            ox = ox_hi;
         }
-        for (; ox < k->ow; ox++) {
-            dw_pixel(k, c, oy, ox, g, sgn);
+        return;
+    }
+    const int32_t sw = win->stride_w, pl = win->pad_left, c_n = k->c_n, kw = k->kw, iw = k->iw;
+    const dw_geo_t geo = {(ptrdiff_t)sw * c_n, (ptrdiff_t)iw * c_n, c_n, kw, k->q->act_min, k->q->act_max};
+    // Output columns whose window lies inside the input: x0 = ox*sw - pl in [0, iw - kw].
+    int32_t ox_lo = (pl + sw - 1) / sw, ox_hi = iw + pl >= kw ? (iw + pl - kw) / sw + 1 : 0;
+    ox_hi = ox_hi > k->ow ? k->ow : ox_hi;
+    ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
+    void (*run)(BP_DW_RUN_ARGS) = k->mode == DW_U8 ? (sgn ? dw_run_s_u8 : dw_run_u_u8)
+                                                    : (sgn ? dw_run_s_c8 : dw_run_u_c8);
+    const int full3 = k->kh == 3 && kw == 3 && k->mode == DW_U8 && !sgn;
+    uint8_t *orow = (uint8_t *)k->output + (ptrdiff_t)k->n * k->oh * k->ow * c_n + c;
+    for (int32_t oy = 0; oy < k->oh; oy++, orow += (ptrdiff_t)k->ow * c_n) {
+        const int32_t y0 = oy * win->stride_h - win->pad_top;
+        const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = (y0 + k->kh > k->ih) ? k->ih - y0 : k->kh;
+        if (ky1 <= ky0) { // the window lies wholly in the padding: bias only
+            for (int32_t ox = 0; ox < k->ow; ox++) {
+                dw_pixel(k, c, oy, ox, g, sgn);
+            }
+            continue;
+        }
+        const uint8_t *xrow = k->img + (ptrdiff_t)(y0 + ky0) * geo.rs + c; // first valid kernel row
+        const dw_taps_t *wrow = g->w + ky0 * kw;
+        for (int32_t ox = 0; ox < k->ow;) {
+            const int32_t x0 = ox * sw - pl;
+            if (ox == ox_lo && ox_lo < ox_hi) {
+                const uint8_t *xp = xrow + (ptrdiff_t)x0 * c_n;
+                if (full3 && ky1 - ky0 == 3) {
+                    dw_run_u_u8_3x3(orow + (ptrdiff_t)ox * c_n, xp, ox_hi - ox, g->w, 3, 3, g, &geo);
+                } else {
+                    run(orow + (ptrdiff_t)ox * c_n, xp, ox_hi - ox, wrow, ky1 - ky0, kw, g, &geo);
+                }
+                ox = ox_hi;
+                continue;
+            }
+            const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = (x0 + kw > iw) ? iw - x0 : kw;
+            if (kx1 <= kx0) {
+                dw_pixel(k, c, oy, ox, g, sgn);
+            } else {
+                run(orow + (ptrdiff_t)ox * c_n, xrow + (ptrdiff_t)(x0 + kx0) * c_n, 1, wrow + kx0, ky1 - ky0,
+                    kx1 - kx0, g, &geo);
+            }
+            ox++;
         }
     }
 }
