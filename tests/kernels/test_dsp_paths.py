@@ -199,3 +199,23 @@ def test_depthwise_8bit_out_paths(c: int, in_signed: bool, out_signed: bool, cla
                 xe = np.full((h, w, c), xlo if in_signed else xhi)
                 compare("depthwise_conv2d", xe, np.full((kh, kw, c), wlo), bias, m, s, q, win)
                 compare("depthwise_conv2d", xe, np.full((kh, kw, c), whi), -bias, m, s, q, win)
+
+
+@pytest.mark.parametrize(("in_signed", "out_signed", "clamp"),
+                         [(False, False, None), (True, False, (0, 100)), (False, True, None), (True, True, (-7, 60))])
+@pytest.mark.parametrize("shifts", ["fast", "mixed"])
+def test_fully_connected_8bit_out_paths(in_signed: bool, out_signed: bool, clamp, shifts: str) -> None:
+    # W8A8 4-row blocks, the 1-3 row tails, and 8-bit outputs through SMMLA (s >= 33) or bp_requant
+    rng = np.random.default_rng(in_signed * 8 + out_signed * 4 + (clamp is not None) * 2 + len(shifts))
+    lo, hi = clamp if clamp else (None, None)
+    for view in (8, 4):
+        q = LayerQuant(ActFormat(8, in_signed), ActFormat(8, out_signed), 8, view, lo, hi)
+        xlo, xhi = q.inp.range
+        for k in (1, 3, 4, 7, 64, 65):
+            for cout in (1, 2, 3, 4, 5, 6, 7, 10):
+                m, s = _dw_requant(rng, cout, shifts)
+                bias = rng.integers(-5000, 5000, cout)
+                compare("fully_connected", rng.integers(xlo, xhi + 1, k), rng.integers(-128, 128, (cout, k)), bias,
+                        m, s, q)
+                compare("fully_connected", np.full(k, xlo if in_signed else xhi), np.full((cout, k), -128), bias, m,
+                        s, q)

@@ -138,3 +138,21 @@ def test_depthwise_smmla_paths_on_board(board: Board, in_signed: bool, out_signe
         for x in (rng.integers(xlo, xhi + 1, (7, 6, c)), np.full((7, 6, c), xlo if in_signed else xhi)):
             _check(board, "depthwise_conv2d", x, rng.integers(-128, 128, (kh, kw, c)), bias, mult, shift, q, win)
             _check(board, "depthwise_conv2d", x, np.full((kh, kw, c), -128), bias, mult, shift, q, win)
+
+
+@pytest.mark.parametrize("in_signed", [False, True])
+@pytest.mark.parametrize("out_bits", [8, 32])
+def test_fully_connected_w8a8_paths_on_board(board: Board, in_signed: bool, out_bits: int) -> None:
+    # W8A8: the 4-row asm loop (K % 4 tails), the 1-3 row tail, 8-bit outputs through SMMLA (s >= 33)
+    # or bp_requant (s < 33), extreme weights and inputs.
+    rng = np.random.default_rng(in_signed * 2 + out_bits)
+    out = ActFormat(out_bits, out_bits == 32 or bool(rng.integers(0, 2)))
+    q = LayerQuant(ActFormat(8, in_signed), out, 8, 8)
+    xlo, xhi = q.inp.range
+    for k, cout in ((1, 1), (3, 5), (4, 4), (5, 10), (8, 3), (63, 7), (64, 10), (256, 6)):
+        mult = rng.integers(2**30, 2**31, cout) * rng.choice(np.array([1, 1, -1]), cout)
+        shift = rng.choice(np.array([33, 36, 40, 41, 62] if k % 2 else [20, 32, 33, 40]), cout)
+        bias = rng.integers(-5000, 5000, cout)
+        for x in (rng.integers(xlo, xhi + 1, k), np.full(k, xlo if in_signed else xhi)):
+            _check(board, "fully_connected", x, rng.integers(-128, 128, (cout, k)), bias, mult, shift, q)
+            _check(board, "fully_connected", x, np.full((cout, k), -128), bias, mult, shift, q)

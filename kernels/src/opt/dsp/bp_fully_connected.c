@@ -104,6 +104,97 @@ static void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
     }
 }
 
+// W8A8 (8-bit inputs signed or not, full 8-bit view of 8-bit codes): four consecutive weight rows,
+// w_row bytes apart, starting at w. On ARMv7E-M the loop over groups of four inputs is one asm block
+// of 25 instructions per 16 MACs: GCC spills the accumulators and row pointers of the C version.
+static inline __attribute__((always_inline)) void dot_4rows_w8(int32_t out[4], const uint8_t *x, const uint8_t *w,
+                                                               int32_t w_row, int32_t k, int sgn) {
+    const uint8_t *const wrow[4] = {w, w + w_row, w + 2 * w_row, w + 3 * w_row};
+#ifdef BP_HAVE_DSP
+    const int32_t k4 = k & ~3;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (k4 > 0) {
+        const uint8_t *xp = x, *wp = w;
+        const uint8_t *const end = x + k4;
+        const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
+        uint32_t xw, xe, ww, wt;
+#define BP_FC_ASM_ROW(addr, acc)                                                                           \
+    "ldr %[ww], " addr "\n\t"                                                                              \
+    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
+    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
+    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
+    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
+#define BP_FC_ASM_LOOP(ext)                                                                                \
+    "1:\n\t"                                                                                               \
+    "ldr %[xw], [%[xp]], #4\n\t" ext " %[xe], %[xw]\n\t" ext " %[xw], %[xw], ror #8\n\t"                    \
+        BP_FC_ASM_ROW("[%[wp], %[wr]]", "a1") BP_FC_ASM_ROW("[%[wp], %[wr], lsl #1]", "a2")                   \
+            BP_FC_ASM_ROW("[%[wp], %[wr3]]", "a3") BP_FC_ASM_ROW("[%[wp]], #4", "a0") "cmp %[xp], %[end]\n\t" \
+                                                                                  "bne 1b\n\t"
+#define BP_FC_ASM_OPERANDS                                                                                 \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),              \
+      [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
+    : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end)                                                         \
+    : "cc", "memory"
+        if (sgn) {
+            __asm__(BP_FC_ASM_LOOP("sxtb16") BP_FC_ASM_OPERANDS);
+        } else {
+            __asm__(BP_FC_ASM_LOOP("uxtb16") BP_FC_ASM_OPERANDS);
+        }
+#undef BP_FC_ASM_ROW
+#undef BP_FC_ASM_LOOP
+#undef BP_FC_ASM_OPERANDS
+    }
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t xv = sgn ? (int32_t)(int8_t)x[i] : (int32_t)x[i];
+        a0 += xv * (int32_t)(int8_t)wrow[0][i];
+        a1 += xv * (int32_t)(int8_t)wrow[1][i];
+        a2 += xv * (int32_t)(int8_t)wrow[2][i];
+        a3 += xv * (int32_t)(int8_t)wrow[3][i];
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+#else
+    dot_1x4_impl(out, x, 8, sgn, wrow, k, 0);
+#endif
+}
+
+// W8A8 dot products of the last out_features % 4 rows (1 to 3, w_row bytes apart), two rows sharing
+// each unpacked input word: no wasted rows.
+static inline void dot_tail_w8(int32_t out[3], const uint8_t *x, const uint8_t *w, int32_t w_row, int32_t n,
+                               int32_t k, int sgn) {
+    for (int32_t r = 0; r < n; r += 2, w += 2 * (ptrdiff_t)w_row) {
+        const uint8_t *w1 = r + 1 < n ? w + w_row : w; // a lone last row pairs with itself
+        int32_t a = 0, b = 0, i = 0;
+        for (; i + 4 <= k; i += 4) {
+            uint32_t xe, xo;
+            bp_unpack4_s16(x, i, 8, sgn, &xe, &xo);
+            const uint32_t w0w = bp_load32(w + i), w1w = bp_load32(w1 + i);
+            a = bp_smlad(xe, bp_sxtb16(w0w), a);
+            a = bp_smlad(xo, bp_sxtb16_ror8(w0w), a);
+            b = bp_smlad(xe, bp_sxtb16(w1w), b);
+            b = bp_smlad(xo, bp_sxtb16_ror8(w1w), b);
+        }
+        for (; i < k; i++) {
+            const int32_t xv = sgn ? (int32_t)(int8_t)x[i] : (int32_t)x[i];
+            a += xv * (int32_t)(int8_t)w[i];
+            b += xv * (int32_t)(int8_t)w1[i];
+        }
+        out[r] = a;
+        if (r + 1 < n) {
+            out[r + 1] = b;
+        }
+    }
+}
+
+// 8-bit output value: with s >= 33, (SMMLA(acc, M, 2^(s-33))) >> (s-32) equals bp_requant's rounding
+// (see bp_depthwise_conv2d.c); other shifts take bp_requant.
+static inline int32_t fc_requant8(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
+    if (s < 33) {
+        return bp_requant(acc, m, s, lo, hi);
+    }
+    const int32_t v = bp_smmla(acc, m, (int32_t)1 << (s - 33)) >> (s - 32);
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
 bp_status_t bp_fully_connected(const bp_quant_t *q,
                                const bp_requant_t *rq,
                                int32_t batches,
@@ -125,29 +216,59 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
     // 8-bit inputs signed or not, 4/2-bit inputs unsigned (after ReLU); weights stored at 8 bits.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
                      (int64_t)in_features * xmax * 128 <= INT32_MAX;
+    const int w8a8 = fast && q->w_stored == 8 && q->w_view == 8 && q->in.bits == 8;
 
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *x = input + (int64_t)b * in_row;
-        if (out_row > 0) {
-            bp_clear_row((uint8_t *)output + (int64_t)b * out_row, out_row);
+        uint8_t *orow = (uint8_t *)output + (int64_t)b * out_row;
+        if (out_row > 0 && q->out.bits != 8) { // sub-byte values are ORed into their bytes
+            bp_clear_row(orow, out_row);
         }
         for (int32_t o = 0; o < out_features; o += 4) {
-            // rows past the last one repeat it; their results are dropped
-            const uint8_t *wrow[4];
-            for (int32_t j = 0; j < 4; j++) {
-                wrow[j] = filter + (int64_t)(o + j < out_features ? o + j : o) * w_row;
-            }
+            const uint8_t *const w0 = filter + (ptrdiff_t)o * w_row;
             int32_t acc[4];
-            if (fast) {
-                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
+            const int32_t n = out_features - o < 4 ? out_features - o : 4;
+            if (w8a8 && n == 4) {
+                if (q->in.is_signed) {
+                    dot_4rows_w8(acc, x, w0, w_row, in_features, 1);
+                } else {
+                    dot_4rows_w8(acc, x, w0, w_row, in_features, 0);
+                }
+            } else if (w8a8) { // the last out_features % 4 rows
+                if (q->in.is_signed) {
+                    dot_tail_w8(acc, x, w0, w_row, n, in_features, 1);
+                } else {
+                    dot_tail_w8(acc, x, w0, w_row, n, in_features, 0);
+                }
             } else {
+                // rows past the last one repeat it; their results are dropped
+                const uint8_t *wrow[4];
                 for (int32_t j = 0; j < 4; j++) {
-                    acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
+                    wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
+                }
+                if (fast) {
+                    dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
+                } else {
+                    for (int32_t j = 0; j < 4; j++) {
+                        acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
+                    }
                 }
             }
-            for (int32_t j = 0; j < 4 && o + j < out_features; j++) {
-                // |bias + acc| <= INT32_MAX (bp_check_acc).
-                bp_emit(output, b, out_features, o + j, q, rq, (bias ? bias[o + j] : 0) + acc[j]);
+            // |bias + acc| <= INT32_MAX (bp_check_acc).
+            if (bias) {
+                for (int32_t j = 0; j < n; j++) {
+                    acc[j] += bias[o + j];
+                }
+            }
+            if (q->out.bits == 8) {
+                const int32_t lo = q->act_min, hi = q->act_max;
+                for (int32_t j = 0; j < n; j++) {
+                    orow[o + j] = (uint8_t)fc_requant8(acc[j], rq->multiplier[o + j], rq->shift[o + j], lo, hi);
+                }
+            } else {
+                for (int32_t j = 0; j < n; j++) {
+                    bp_emit(output, b, out_features, o + j, q, rq, acc[j]);
+                }
             }
         }
     }
