@@ -67,3 +67,23 @@ bp_status_t bp_runtime_run(const bp_network_t *net,
     }
     return BP_OK;
 }
+
+int32_t bp_runtime_choose(const int32_t *scores, const int32_t *penalty, const int8_t *order, int32_t num_paths) {
+    if (scores == NULL || penalty == NULL || order == NULL || num_paths <= 0) {
+        return -1;
+    }
+    int32_t best_path = -1;
+    int64_t best = 0;
+    for (int32_t i = 0; i < num_paths; i++) {
+        const int32_t k = order[i];
+        if (k < 0 || k >= num_paths) {
+            return -1;
+        }
+        const int64_t v = (int64_t)scores[k] - (int64_t)penalty[k];
+        if (best_path < 0 || v > best) {  // strictly greater: a tie keeps the earlier (cheaper) path
+            best = v;
+            best_path = k;
+        }
+    }
+    return best_path;
+}

@@ -80,6 +80,17 @@ bp_status_t bp_runtime_run(const bp_network_t *net,
                            uint32_t *layer_cycles,
                            bp_clock_fn clock);
 
+/**
+ * @brief The controller's decision rule: the path k with the largest scores[k] - penalty[k]
+ *        (computed in int64, so it cannot overflow); ties go to the path listed first in `order`
+ *        (the generator lists paths cheapest first). Host twin: bitpath.export.runner.choose.
+ * @param[in] scores   int32 [num_paths], the controller network's outputs
+ * @param[in] penalty  int32 [num_paths], per-path cost penalty in score units
+ * @param[in] order    [num_paths], a permutation of 0..num_paths-1
+ * @return the chosen path, or -1 when an argument is invalid
+ */
+int32_t bp_runtime_choose(const int32_t *scores, const int32_t *penalty, const int8_t *order, int32_t num_paths);
+
 #ifdef __cplusplus
 }
 #endif

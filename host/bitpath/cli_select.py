@@ -1,14 +1,15 @@
-"""`bitpath select`: offline bit-path selection (issue 5, first slice).
+"""`bitpath select`: bit-path selection and the on-device controller (issue 5).
 
 Sub-steps, each usable alone:
 
 - `bitpath select costs IR`: the per-layer device cost table (measured on the emulated board);
 - `bitpath select sensitivity IR`: per-layer sensitivity to lowering (KL of the logits, imprinting);
 - `bitpath select paths IR`: K candidate bit-paths by an integer program -> a `--paths` JSON for
-  `bitpath train`.
+  `bitpath train`;
+- `bitpath select controller IR`: train the on-device controller and write an IR that carries it;
+- `bitpath select report IR`: static paths, the dynamic model, cascades and the oracle on a test set.
 
-Not yet: fine-tuning with the chosen table (run `bitpath train --paths FILE` yourself) and the
-on-device controller.
+Not yet automated: fine-tuning with a chosen table (run `bitpath train --paths FILE` yourself).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import typer
 
-HELP = ("Offline bit-path selection: measured device costs, layer sensitivity, candidate paths by ILP. "
-        "Fine-tuning with the chosen table (`bitpath train --paths`) and the controller come later.")
+HELP = ("Bit-path selection: measured device costs, layer sensitivity, candidate paths by ILP, the on-device "
+        "controller and its report. Fine-tune with a chosen table through `bitpath train --paths`.")
 
 
 def _fail(msg: str) -> None:
@@ -201,8 +202,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Choose K bit-paths jointly: minimise summed sensitivity under budgets on measured cost, flash, RAM.
 
-        Writes a path table for `bitpath train --paths FILE`; fine-tuning with it and the controller
-        are the next steps (not automated yet).
+        Writes a path table for `bitpath train --paths FILE`; after fine-tuning and export,
+        `bitpath select controller` adds the controller.
         """
         from bitpath.ir import IRError, load
         from bitpath.select import costs as C
@@ -230,4 +231,104 @@ def register(app: typer.Typer) -> None:
         out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + ".paths.json")
         out.write_text(json.dumps(ilp.to_paths_json(problem, sol), indent=1) + "\n")
         typer.echo(ilp.summary(problem, sol))
-        typer.echo(f"wrote {out}  (next: `bitpath train --paths {out}`, then export; the controller comes later)")
+        typer.echo(f"wrote {out}  (next: `bitpath train --paths {out}`, then export and `bitpath select controller`)")
+
+    @sel.command("controller")
+    def controller_cmd(
+        ir_path: Path = typer.Argument(..., help="Trained multi-path IR (.bpir.npz)."),
+        out: Path = typer.Option(None, "--out", "-o", help="IR with the controller (default: <ir>.ctrl.bpir.npz)."),
+        dataset: str = typer.Option("fashion-mnist", help="Training data (its training split)."),
+        data_dir: Path = typer.Option(None, help="Dataset folder."),
+        images: int = typer.Option(20000, help="Training images used (the last --held-out of them are held out)."),
+        held_out: int = typer.Option(5000, "--held-out", help="Held-out images the knob is chosen on."),
+        max_loss: float = typer.Option(None, help="Knob: allowed accuracy loss (pp) against --reference on the "
+                                       "held-out images; take the cheapest setting within it (default 0.3)."),
+        target_cost: float = typer.Option(None, help="Knob instead: mean cost as a fraction of --reference's; "
+                                          "take the most accurate setting within it."),
+        reference: str = typer.Option(None, help="Reference path (default: the first, normally all-8-bit)."),
+        pool: int = typer.Option(4, help="Average-pool window on the raw input."),
+        hidden: int = typer.Option(16, help="Hidden units."),
+        epochs: int = typer.Option(30, help="Training epochs of the controller."),
+        seed: int = typer.Option(0, help="Seed."),
+        cost_images: int = typer.Option(3, help="Images per path when measuring device costs."),
+        work: Path = typer.Option(None, help="Work folder for caches and builds (default: <out>.work)."),
+        progress: bool = typer.Option(True, help="Progress bars."),
+    ) -> None:
+        """Train the on-device controller for an IR and write a new IR that carries it.
+
+        Labels are the integer model's own answers (the generated C run on the host) on training
+        images; the controller predicts, per path, whether it will be right; the device takes
+        argmax(score - penalty), the penalty being the path's measured cost times the knob. Device
+        costs (every path, and the controller itself) are measured on the emulated board.
+        """
+        from bitpath.ir import IRError, load
+        from bitpath.select import controller as C
+        from bitpath.select import dynamic as D
+
+        if max_loss is not None and target_cost is not None:
+            _fail("give --max-loss or --target-cost, not both")
+        if max_loss is None and target_cost is None:
+            max_loss = 0.3
+        try:
+            ir = load(ir_path)
+            ref = ir.path_index(reference) if reference is not None else 0
+        except IRError as e:
+            _fail(str(e))
+        x, y = _images(ir, dataset, data_dir, images, split="train")
+        if len(x) < images:
+            _fail(f"{dataset} has only {len(x)} training images; lower --images")
+        out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + ".ctrl.bpir.npz")
+        work = work or out.with_name(out.name + ".work")
+        cfg = C.ControllerConfig(pool=pool, hidden=hidden, epochs=epochs, seed=seed)
+        old = ir.header.get("controller")
+        try:
+            new, info = D.fit(ir, x, y, val=held_out, cfg=cfg, reference=ref, max_loss_pp=max_loss,
+                              target_cost=target_cost, work=work, cost_images=cost_images,
+                              costs=old.get("costs") if old else None, log=typer.echo,
+                              progress=_progress(progress))
+        except (C.ControllerError, IRError) as e:
+            _fail(str(e))
+        new.save(out)
+        typer.echo(f"wrote {out}  (next: `bitpath select report {out}`, `bitpath codegen {out}`)")
+
+    @sel.command("report")
+    def report_cmd(
+        ir_path: Path = typer.Argument(..., help="IR with a controller (`bitpath select controller`)."),
+        out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: <ir>.report)."),
+        dataset: str = typer.Option("fashion-mnist", help="Test data (its test split)."),
+        data_dir: Path = typer.Option(None, help="Dataset folder."),
+        images: int = typer.Option(10000, help="Test images (from the start of the test split)."),
+        board_images: int = typer.Option(200, help="Images run with `bp-path auto` on the emulated board "
+                                         "(chosen path and logits compared with the host); 0 skips it."),
+        work: Path = typer.Option(None, help="Work folder for caches and builds (default: <out>/work)."),
+        progress: bool = typer.Option(True, help="Progress bars."),
+    ) -> None:
+        """Static paths, the dynamic model (knob sweep and chosen setting), cascades and the oracle on a
+        test set; JSON + Markdown + PNG Pareto plot (accuracy vs mean device cost)."""
+        import sys
+
+        from bitpath.ir import IRError, load
+        from bitpath.select import controller as C
+        from bitpath.select import dynamic as D
+
+        try:
+            ir = load(ir_path)
+        except IRError as e:
+            _fail(str(e))
+        x, y = _images(ir, dataset, data_dir, images, split="test")
+        out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + ".report")
+        try:
+            r = D.evaluate(ir, x, y, work or out / "work", board_images=board_images, log=typer.echo,
+                           progress=_progress(progress))
+        except C.ControllerError as e:
+            _fail(str(e))
+        files = D.write_report(r, out, "bitpath select report " + " ".join(sys.argv[3:]))
+        typer.echo(D.markdown(r))
+        typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
+
+    def _progress(show: bool):
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return lambda it: tqdm(it, leave=False, dynamic_ncols=True)

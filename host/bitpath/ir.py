@@ -6,7 +6,9 @@ The file layout is documented in docs/ir.md. In short: a ``.npz`` (zip of ``.npy
 - ``header``: UTF-8 JSON (format, version, input, graph, layers, paths, source);
 - ``hash``: hex SHA-256 over the canonical header and every array (name, dtype, shape, bytes);
 - ``w:<layer>``: packed nested weight codes (uint8 rows, LSB first, at the stored width);
-- ``bias:<layer>:<p>`` int32, ``mult:<layer>:<p>`` int32, ``shift:<layer>:<p>`` int32 per path index ``p``.
+- ``bias:<layer>:<p>`` int32, ``mult:<layer>:<p>`` int32, ``shift:<layer>:<p>`` int32 per path index ``p``;
+- ``ctrl/...``: the same arrays for the optional on-device controller, a small network of its own
+  (``header["controller"]["net"]``) whose int32 outputs score the paths (see :func:`controller_ir`).
 
 :func:`load` validates everything and raises :class:`IRError` naming the layer and the field.
 """
@@ -32,6 +34,8 @@ VERSION = 1
 OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "add", "flatten")
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 INPUT = "input"
+CTRL_PREFIX = "ctrl/"
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 class IRError(ValueError):
@@ -234,6 +238,55 @@ def validate(ir: IR) -> None:
         raise IRError(f"header: field 'paths': duplicate path names {names}")
     for pi, p in enumerate(paths):
         _validate_path(ir, pi, p, graph, layers, output)
+    if h.get("controller") is not None:
+        _validate_controller(ir, in_shape, len(paths))
+
+
+def controller_ir(ir: IR) -> IR | None:
+    """The controller of ``ir`` as an IR of its own (one path, int32 scores, one per bit-path), or None.
+
+    The controller reads the same uint8 input as the network. Its header lives in
+    ``header["controller"]["net"]`` (input, graph, output, layers, paths) and its arrays carry the
+    ``ctrl/`` prefix, so the numpy reference, the planner and codegen run it like any network.
+    """
+    c = ir.header.get("controller")
+    if c is None:
+        return None
+    net = _need(c, "net", "controller")
+    if not isinstance(net, dict):
+        raise IRError("controller: field 'net' must be a JSON object")
+    header = {"format": FORMAT, "version": VERSION, **net}
+    arrays = {k[len(CTRL_PREFIX):]: v for k, v in ir.arrays.items() if k.startswith(CTRL_PREFIX)}
+    return IR(header, arrays)
+
+
+def _validate_controller(ir: IR, in_shape: list[int], num_paths: int) -> None:
+    c = ir.header["controller"]
+    if not isinstance(c, dict):
+        raise IRError("controller: must be a JSON object or null")
+    if isinstance(c.get("net"), dict) and c["net"].get("controller") is not None:
+        raise IRError("controller: field 'net.controller': a controller cannot have a controller")
+    sub = controller_ir(ir)
+    assert sub is not None
+    try:
+        validate(sub)
+    except IRError as e:
+        raise IRError(f"controller: {e}") from e
+    if sub.header["input"]["shape"] != in_shape:
+        raise IRError(f"controller: field 'net.input.shape' is {sub.header['input']['shape']}, "
+                      f"the network reads {in_shape}")
+    if len(sub.header["paths"]) != 1:
+        raise IRError("controller: field 'net.paths' must hold exactly one path")
+    out_node = next(n for n in sub.graph if n["name"] == sub.header["output"])
+    if out_node["attrs"]["out_ch"] != num_paths:
+        raise IRError(f"controller: field 'net.output' scores {out_node['attrs']['out_ch']} paths, "
+                      f"the IR has {num_paths}")
+    penalty = _int_list(_need(c, "penalty", "controller"), num_paths, "controller", "penalty")
+    if not all(INT32_MIN <= v <= INT32_MAX for v in penalty):
+        raise IRError(f"controller: field 'penalty' must hold int32 values, got {penalty}")
+    order = _int_list(_need(c, "order", "controller"), num_paths, "controller", "order")
+    if sorted(order) != list(range(num_paths)):
+        raise IRError(f"controller: field 'order' must be a permutation of 0..{num_paths - 1}, got {order}")
 
 
 def _expected_shape(op: str, x: tuple, a: dict, where: str, in_shapes: list) -> tuple:

@@ -85,3 +85,38 @@ def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4) -> IR:
         "paths": paths,
     }
     return IR(header, arrays)
+
+
+def with_controller(ir: IR, seed: int = 11, penalty=(12445, 0), order=(1, 0)) -> IR:
+    """``ir`` (the tiny IR) plus a hand-built controller: 4x4 average pool of the 8x8 input, flatten,
+    fc 4 -> 6 (uint8, ReLU), fc 6 -> 2 int32 scores; the decision constants are arguments."""
+    rng = np.random.default_rng(seed)
+    net = {
+        "input": {"shape": [8, 8, 1]},
+        "graph": [
+            {"name": "pool", "op": "avg_pool2d", "inputs": ["input"], "out_shape": [2, 2, 1],
+             "attrs": {"kernel": [4, 4], "stride": [4, 4]}},
+            {"name": "flat", "op": "flatten", "inputs": ["pool"], "out_shape": [4], "attrs": {}},
+            {"name": "fc1", "op": "fully_connected", "inputs": ["flat"], "out_shape": [6],
+             "attrs": {"in_ch": 4, "out_ch": 6}},
+            {"name": "fc2", "op": "fully_connected", "inputs": ["fc1"], "out_shape": [2],
+             "attrs": {"in_ch": 6, "out_ch": 2}},
+        ],
+        "output": "fc2",
+        "layers": {"fc1": {"w_stored": 8, "w_shape": [6, 4], "row_len": 4},
+                   "fc2": {"w_stored": 8, "w_shape": [2, 6], "row_len": 6}},
+        "paths": [{"name": "controller", "nodes": {
+            "fc1": {"in": [8, False], "out": [8, False], "w_view": 8, "act_min": 0, "act_max": 255},
+            "fc2": {"in": [8, False], "out": [32, True], "w_view": 8, "act_min": -(2**31), "act_max": 2**31 - 1},
+        }}],
+    }
+    arrays = dict(ir.arrays)
+    arrays["ctrl/w:fc1"] = pack(rng.integers(-128, 128, (6, 4)), 8, True)
+    arrays["ctrl/bias:fc1:0"] = rng.integers(-3000, 3000, 6).astype(np.int32)
+    arrays["ctrl/mult:fc1:0"] = rng.integers(2**30, 2**31 - 1, 6).astype(np.int32)
+    arrays["ctrl/shift:fc1:0"] = np.full(6, 38, np.int32)
+    arrays["ctrl/w:fc2"] = pack(rng.integers(-128, 128, (2, 6)), 8, True)
+    arrays["ctrl/bias:fc2:0"] = rng.integers(-500, 500, 2).astype(np.int32)
+    header = dict(ir.header)
+    header["controller"] = {"net": net, "penalty": list(penalty), "order": list(order)}
+    return IR(header, arrays)

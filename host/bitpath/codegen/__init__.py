@@ -16,7 +16,7 @@ import numpy as np
 
 from bitpath import __version__
 from bitpath.codegen.plan import CodegenError, Plan, check_plan, plan
-from bitpath.ir import IR
+from bitpath.ir import IR, controller_ir
 from bitpath.ref.formats import ActFormat
 
 __all__ = ["CodegenError", "Generated", "render", "templates_dir"]
@@ -78,7 +78,8 @@ def _fmt(f: ActFormat) -> dict:
     return {"bits": f.bits, "signed": int(f.signed)}
 
 
-def _context(ir: IR, p: Plan, prefix: str, ir_hash: str, name: str) -> dict:
+def _net_context(ir: IR, p: Plan, prefix: str) -> dict:
+    """Tables of one network (the bit-path network, or the controller) for the template's macros."""
     pool = _Pool(prefix)
     paths = ir.header["paths"]
     layers = []
@@ -143,21 +144,14 @@ def _context(ir: IR, p: Plan, prefix: str, ir_hash: str, name: str) -> dict:
                 ent["out"] = ent["in"]
             layer["paths"].append(ent)
         layers.append(layer)
-    num_classes = int(np.prod(_shape_of(ir, ir.header["output"])))
     return {
-        "version": __version__,
-        "ir_hash": ir_hash,
         "prefix": prefix,
-        "name": name,
-        "mlperf_id": ir.header.get("mlperf_id", "fmnist01"),
-        "input_bytes": int(np.prod(ir.header["input"]["shape"])),
-        "num_classes": num_classes,
+        "num_classes": int(np.prod(_shape_of(ir, ir.header["output"]))),
         "path_names": [pp["name"] for pp in paths],
         "layers": layers,
         "weights": weights,
         "consts": list(pool.arrays.values()),
-        "c_ints": _c_ints,
-        "arena_bytes": max(p.arena_bytes, 4),
+        "arena_bytes": p.arena_bytes,
         "tensors": sorted(p.tensors.values(), key=lambda t: t.offset),
     }
 
@@ -189,7 +183,31 @@ def render(ir: IR, out_dir: str | Path, name: str | None = None, prefix: str = "
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    ctx = _context(ir, p, prefix, ir_hash, name or ir.header.get("name", "bitpath-model"))
+    net = _net_context(ir, p, prefix)
+    ctrl = None
+    sub = controller_ir(ir)
+    if sub is not None:
+        cp = plan(sub)
+        check_plan(cp)
+        ctrl = _net_context(sub, cp, f"{prefix}_ctrl")
+        c = ir.header["controller"]
+        ctrl.update(penalty=np.asarray(c["penalty"], dtype=np.int64), order=list(c["order"]),
+                    rule=c.get("rule", "argmax(score - penalty)"))
+    ctx = {
+        "version": __version__,
+        "ir_hash": ir_hash,
+        "prefix": prefix,
+        "name": name or ir.header.get("name", "bitpath-model"),
+        "mlperf_id": ir.header.get("mlperf_id", "fmnist01"),
+        "input_bytes": int(np.prod(ir.header["input"]["shape"])),
+        "num_classes": net["num_classes"],
+        "path_names": net["path_names"],
+        "net": net,
+        "ctrl": ctrl,
+        "c_ints": _c_ints,
+        # one arena: the controller runs to completion before the network starts
+        "arena_bytes": max(net["arena_bytes"], ctrl["arena_bytes"] if ctrl else 0, 4),
+    }
     text = env.get_template("model.c.j2").render(**ctx)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,4 +215,5 @@ def render(ir: IR, out_dir: str | Path, name: str | None = None, prefix: str = "
     tmp = target.with_suffix(".c.tmp")
     tmp.write_text(text)
     tmp.replace(target)
-    return Generated(target, ir_hash, ctx["arena_bytes"], sum(w["size"] for w in ctx["weights"]), p)
+    weight_bytes = sum(w["size"] for w in net["weights"]) + (sum(w["size"] for w in ctrl["weights"]) if ctrl else 0)
+    return Generated(target, ir_hash, ctx["arena_bytes"], weight_bytes, p)

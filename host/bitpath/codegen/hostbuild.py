@@ -20,11 +20,14 @@ int32_t bp_host_num_classes(void);
 int32_t bp_host_num_paths(void);
 int32_t bp_host_input_bytes(void);
 int32_t bp_host_arena_bytes(void);
+int32_t bp_host_has_controller(void);
 const char *bp_host_ir_hash(void);
+int32_t bp_runtime_choose(const int32_t *scores, const int32_t *penalty, const int8_t *order, int32_t num_paths);
 """
 
 GLUE = """
 #include "bp_model.h"
+#include "bp_runtime.h"
 int bp_host_run(int32_t path, const uint8_t *input, int32_t input_len, int32_t *logits, bp_run_info_t *info) {
     return (int)bp_model.run(path, input, input_len, logits, info, NULL);
 }
@@ -32,6 +35,7 @@ int32_t bp_host_num_classes(void) { return bp_model.num_classes; }
 int32_t bp_host_num_paths(void) { return bp_model.num_paths; }
 int32_t bp_host_input_bytes(void) { return bp_model.input_bytes; }
 int32_t bp_host_arena_bytes(void) { return bp_model.arena_bytes; }
+int32_t bp_host_has_controller(void) { return bp_model.has_controller; }
 const char *bp_host_ir_hash(void) { return bp_model.ir_hash; }
 """
 
@@ -51,14 +55,26 @@ class HostModel:
         self.num_paths = int(self.lib.bp_host_num_paths())
         self.input_bytes = int(self.lib.bp_host_input_bytes())
         self.arena_bytes = int(self.lib.bp_host_arena_bytes())
+        self.has_controller = bool(self.lib.bp_host_has_controller())
 
-    def run(self, x: np.ndarray, path: int) -> np.ndarray:
+    def _run(self, x: np.ndarray, path: int) -> tuple[int, np.ndarray]:
         xb = np.ascontiguousarray(x, dtype=np.uint8).ravel()
         logits = self.ffi.new("int32_t[]", self.num_classes)
-        st = self.lib.bp_host_run(path, self.ffi.from_buffer(xb), xb.size, logits, self.ffi.NULL)
+        info = self.ffi.new("bp_run_info_t *")
+        st = self.lib.bp_host_run(path, self.ffi.from_buffer(xb), xb.size, logits, info)
         if st != 0:
             raise RuntimeError(f"generated model returned status {st} on path {path}")
-        return np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64)
+        return int(info.path), np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64)
+
+    def run(self, x: np.ndarray, path: int) -> np.ndarray:
+        """Int32 logits (as int64) of one image on a forced path."""
+        return self._run(x, path)[1]
+
+    def run_auto(self, x: np.ndarray) -> tuple[int, np.ndarray]:
+        """Let the generated controller choose (``BP_PATH_AUTO``): the chosen path and its logits."""
+        if not self.has_controller:
+            raise RuntimeError("this generated model has no controller")
+        return self._run(x, -1)
 
 
 def build_host_model(model_c: Path, variant: str = "ref", cache: Path | None = None) -> HostModel:

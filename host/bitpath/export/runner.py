@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from bitpath.ir import INPUT, IR, layer_quant
+from bitpath.ir import INPUT, IR, controller_ir, layer_quant
 from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, Window
 
@@ -24,6 +24,24 @@ class Runner:
         self._w = {n["name"]: ir.weights(n["name"]) for n in ir.graph if n["op"] in ("conv2d", "depthwise_conv2d",
                                                                                      "fully_connected")}
         self._q = {}
+        sub = controller_ir(ir)
+        self.controller = Runner(sub) if sub is not None else None
+
+    def controller_scores(self, x: np.ndarray) -> np.ndarray:
+        """The controller's int32 scores (one per path) for one image; the IR must have a controller."""
+        if self.controller is None:
+            raise ValueError("this IR has no controller; force a path instead")
+        return self.controller.run(x, 0)
+
+    def choose(self, x: np.ndarray) -> int:
+        """The path the controller picks for one image (what the device does under ``bp-path auto``)."""
+        c = self.ir.header["controller"]
+        return int(choose(self.controller_scores(x)[None], c["penalty"], c["order"])[0])
+
+    def run_auto(self, x: np.ndarray) -> tuple[int, np.ndarray]:
+        """The controller's path for one image and that path's logits."""
+        p = self.choose(x)
+        return p, self.run(x, p)
 
     def _quant(self, p: int, name: str):
         k = (p, name)
@@ -92,6 +110,17 @@ class Runner:
         if progress is not None:
             it = progress(it)
         return np.stack([self.run(xs[i], path) for i in it]).astype(np.int64)
+
+
+def choose(scores: np.ndarray, penalty, order) -> np.ndarray:
+    """The controller's decision rule, exactly as ``bp_runtime_choose`` in C: for each row of int32
+    ``scores`` ``(N, K)``, the path ``k`` with the largest ``scores[k] - penalty[k]`` (in int64); ties go to
+    the path that comes first in ``order`` (cheapest first)."""
+    s = np.asarray(scores, dtype=np.int64)
+    adj = s - np.asarray(penalty, dtype=np.int64)[None, :]
+    order = np.asarray(order, dtype=np.int64)
+    ranked = adj[:, order]  # argmax takes the first maximum: the earliest in `order`
+    return order[ranked.argmax(axis=1)]
 
 
 def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, path: int | str,

@@ -8,7 +8,7 @@
 #include "bp_model.h"
 #include "bp_runtime.h"
 
-// ---- weights: stored once per layer at its widest width, packed LSB first; paths read nested views
+// ---- network weights: stored once per layer at its widest width, packed LSB first; paths read nested views
 // conv1: 36 bytes, 8-bit codes
 static const uint8_t bpm_w_0[36] = {
     0x71, 0x20, 0x2f, 0x65, 0x14, 0x46, 0x55, 0xb9, 0x8e, 0xcc, 0xc8, 0x5f, 0x69, 0x81, 0xff, 0x52, 0xa1, 0x4c, 0x9e, 0xf7,
@@ -28,7 +28,7 @@ static const uint8_t bpm_w_3[12] = {
     0x35, 0x23, 0x8a, 0x3d, 0xf9, 0x97, 0xbe, 0x0a, 0x3a, 0x01, 0x1c, 0x5f
 };
 
-// ---- per-path constants (identical tables are shared)
+// ---- network per-path constants (identical tables are shared)
 static const int32_t bpm_bias0[4] = {
     74, -56, 57, 39
 };
@@ -78,7 +78,7 @@ static const int32_t bpm_bias15[3] = {
     345, -18, 444
 };
 
-// ---- layer table
+// ---- network layer table
 static const bp_layer_path_t bpm_paths_0[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255},
@@ -174,7 +174,7 @@ static const bp_layer_t bpm_layers[7] = {
      .win = {1, 1, 0, 0, 0, 0}, .weights = bpm_w_3, .paths = bpm_paths_6},  // fc
 };
 
-// ---- activation arena, planned at generation time (offset: tensor, bytes, live layers)
+// ---- network activations in the arena, planned at generation time (offset: tensor, bytes, live layers)
 //        0: conv1 (256 B, layers 0..1)
 //        0: dw2 (64 B, layers 2..3)
 //        0: res (64 B, layers 4..5)
@@ -183,8 +183,10 @@ static const bp_layer_t bpm_layers[7] = {
 //      128: pw2.scratch (16 B, layers 3..3)
 //      256: conv1.scratch (48 B, layers 0..0)
 //      256: pool1 (64 B, layers 1..4)
-static _Alignas(4) uint8_t bpm_arena[320];
 
+
+// ---- activation arena
+static _Alignas(4) uint8_t bpm_arena[320];
 static const bp_network_t bpm_net = {
     .layers = bpm_layers,
     .num_layers = 7,
@@ -194,6 +196,7 @@ static const bp_network_t bpm_net = {
     .arena = bpm_arena,
     .arena_bytes = 320,
 };
+
 
 static bp_status_t bpm_run(int32_t path,
                          const uint8_t *input,

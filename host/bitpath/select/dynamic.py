@@ -1,0 +1,371 @@
+"""Fit the controller to a trained IR and report the dynamic model against its baselines.
+
+``fit``: integer predictions of every path on training images (the generated C, run on the host) ->
+float controller -> integer controller -> device costs measured on the emulated board (every path
+forced, then the controller) -> the knob chosen on held-out training images -> a new IR.
+
+``report``: on a test set, every static path, the dynamic sweep (controller included), confidence
+cascades, the oracle and the best static path at equal cost; optionally the controller run on the
+emulated board for N images, its choice and logits compared with the host. JSON + Markdown + PNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from bitpath.export.runner import choose
+from bitpath.ir import CTRL_PREFIX, IR, content_hash
+from bitpath.select import controller as C
+
+BOARD = "qemu_f405"
+UNIT = "instructions (emulated)"
+
+
+def network_hash(ir: IR) -> str:
+    """Content hash of the bit-path network alone (no controller): predictions depend only on it."""
+    header = {k: v for k, v in ir.header.items() if k != "controller"}
+    arrays = {k: v for k, v in ir.arrays.items() if not k.startswith(CTRL_PREFIX)}
+    return content_hash(header, arrays)
+
+
+def without_controller(ir: IR) -> IR:
+    header = dict(ir.header)
+    header["controller"] = None
+    return IR(header, {k: v for k, v in ir.arrays.items() if not k.startswith(CTRL_PREFIX)})
+
+
+def _atomic_json(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------- predictions
+def predictions(ir: IR, x: np.ndarray, work: Path, tag: str,
+                progress: Callable[[Iterable], Iterable] | None = None) -> np.ndarray:
+    """Int32 logits ``(N, K, classes)`` of every path, from the generated C compiled for the host
+    (the code the board runs). Cached in ``work`` by network hash and image bytes."""
+    from bitpath.codegen import render
+    from bitpath.codegen.hostbuild import build_host_model
+
+    h = hashlib.sha256(network_hash(ir).encode() + np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+    cache = work / f"logits-{tag}-{h}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    gen = render(without_controller(ir), work / "host-model")
+    model = build_host_model(gen.model_c, "ref")
+    k = len(ir.path_names)
+    it: Iterable[int] = range(len(x))
+    if progress is not None:
+        it = progress(it)
+    out = np.empty((len(x), k, model.num_classes), dtype=np.int64)
+    for i in it:
+        for p in range(k):
+            out[i, p] = model.run(x[i], p)
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.tmp{os.getpid()}.npy")
+    np.save(tmp, out)
+    os.replace(tmp, cache)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- device costs
+def measure_costs(ir: IR, work: Path, images: np.ndarray, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Mean device cost of every forced path and of the controller (``bp-path auto``), measured on the
+    emulated board with the firmware built from ``ir`` (which must carry a controller)."""
+    from bitpath.codegen import render
+    from bitpath.device import build as fw
+    from bitpath.device.client import Client
+    from bitpath.device.emulate import Emulator
+    from bitpath.select.costs import firmware_hash, kernels_hash
+
+    model_dir = work / "board-model"
+    render(ir, model_dir)
+    log(f"building the firmware for {BOARD} with the controller ({model_dir})")
+    elf = fw.build(BOARD, model_dir=model_dir)
+    paths = [[] for _ in ir.path_names]
+    ctrl: list[int] = []
+    with Emulator(elf) as emu, Client(emu.url, timeout=60.0) as dev:
+        dev.sync()
+        info = dev.info()
+        if info.ir_hash != ir.content_hash()[:16]:
+            raise C.ControllerError(f"the board runs IR {info.ir_hash}, not {ir.content_hash()[:16]}")
+        unit = None
+        for x in images:
+            for p in range(len(paths)):
+                _, chosen, costs = dev.run(x.tobytes(), p)
+                paths[p].append(costs.total)
+                unit = costs.unit
+            _, chosen, costs = dev.run(x.tobytes(), "auto")
+            ctrl.append(costs.controller)
+    return {"board": BOARD, "unit": unit or UNIT, "images": len(images),
+            "paths": [float(np.mean(v)) for v in paths], "controller": float(np.mean(ctrl)),
+            "key": {"network": network_hash(ir)[:16], "kernels": kernels_hash("dsp"), "firmware": firmware_hash(),
+                    "controller_shape": [n["out_shape"] for n in ir.header["controller"]["net"]["graph"]]}}
+
+
+def _costs_key_current(costs: dict, ir: IR) -> bool:
+    from bitpath.select.costs import firmware_hash, kernels_hash
+
+    k = costs.get("key", {})
+    return (k.get("network") == network_hash(ir)[:16] and k.get("kernels") == kernels_hash("dsp")
+            and k.get("firmware") == firmware_hash()
+            and k.get("controller_shape") == [n["out_shape"] for n in ir.header["controller"]["net"]["graph"]])
+
+
+# ---------------------------------------------------------------------------------------- fit
+def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConfig, reference: int,
+        max_loss_pp: float | None, target_cost: float | None, work: Path, cost_images: int = 3,
+        costs: dict | None = None, log: Callable[[str], None] = print,
+        progress: Callable[[Iterable], Iterable] | None = None) -> tuple[IR, dict]:
+    """Train, quantize, measure and tune the controller; the last ``val`` images are held out."""
+    if not 0 < val < len(x):
+        raise C.ControllerError(f"need 0 < held-out images ({val}) < images ({len(x)})")
+    base = without_controller(ir)
+    k = len(ir.path_names)
+    t0 = time.time()
+    log(f"[1/5] integer predictions of {k} paths on {len(x)} training images (generated C on the host)")
+    logits = predictions(base, x, work, "train", progress)
+    correct = logits.argmax(2) == y[:, None]
+    tr, va = slice(0, len(x) - val), slice(len(x) - val, len(x))
+    feats = C.pooled(x, cfg.pool)
+    log(f"[2/5] training the controller ({cfg.pool}x{cfg.pool} pooled input, {cfg.hidden} hidden units, "
+        f"{cfg.epochs} epochs) on {len(x) - val} images")
+    net = C.train_float(feats[tr], correct[tr], cfg, progress)
+    net_header, arrays, score_scale = C.quantize(base, net, feats[tr], cfg)
+    order0 = list(range(k))
+    probe = C.attach(base, net_header, arrays, penalty=[0] * k, order=order0, info={})
+    if costs is None or not _costs_key_current(costs, probe):
+        log(f"[3/5] measuring device costs on the emulated board ({cost_images} images per path, and the controller)")
+        costs = measure_costs(probe, work, x[:cost_images], log)
+    else:
+        log("[3/5] device costs: current measurement reused")
+    log(f"[4/5] integer controller scores on {val} held-out images; choosing the knob")
+    scores = C.integer_scores(probe, x[va])
+    pc = costs["paths"]
+    points = C.sweep(scores, correct[va], pc, costs["controller"], reference, score_scale)
+    ref_acc = float(correct[va, reference].mean())
+    op, why = C.pick_operating(points, ref_accuracy=ref_acc, ref_cost=pc[reference], max_loss_pp=max_loss_pp,
+                               target_cost=target_cost)
+    info = {
+        "features": f"{cfg.pool}x{cfg.pool} average pool of the raw input",
+        "score_scale": score_scale,
+        "lambda": op.lam,
+        "reference": ir.path_names[reference],
+        "knob": {"max_loss_pp": max_loss_pp, "target_cost": target_cost, "chosen_by": why},
+        "costs": costs,
+        "train": {"images": len(x) - val, "held_out": val, "config": asdict(cfg),
+                  "held_out_accuracy": op.accuracy, "held_out_cost": op.cost,
+                  "held_out_reference_accuracy": ref_acc, "seconds": round(time.time() - t0, 1)},
+    }
+    final = C.attach(base, net_header, arrays, penalty=op.penalty, order=C.cost_order(pc), info=info)
+    log(f"[5/5] lambda {op.lam:.4g}: held-out accuracy {100 * op.accuracy:.2f} % (reference "
+        f"{ir.path_names[reference]} {100 * ref_acc:.2f} %), mean cost {op.cost / pc[reference]:.3f}x; {why}")
+    return final, info
+
+
+# ---------------------------------------------------------------------------------------- report
+def board_check(ir: IR, x: np.ndarray, work: Path, host_paths: np.ndarray, host_logits: np.ndarray,
+                log: Callable[[str], None] = lambda s: None,
+                progress: Callable[[Iterable], Iterable] | None = None) -> dict:
+    """Run ``bp-path auto`` on the emulated board for every image of ``x``; compare the chosen path
+    and the logits with the host's."""
+    from bitpath.codegen import render
+    from bitpath.device import build as fw
+    from bitpath.device.client import Client
+    from bitpath.device.emulate import Emulator
+
+    model_dir = work / "board-model"
+    render(ir, model_dir)
+    log(f"building the firmware for {BOARD} ({model_dir})")
+    elf = fw.build(BOARD, model_dir=model_dir)
+    path_mismatch, logit_mismatch, ctrl, total = [], [], [], []
+    it: Iterable[int] = range(len(x))
+    if progress is not None:
+        it = progress(it)
+    with Emulator(elf) as emu, Client(emu.url, timeout=60.0) as dev:
+        dev.sync()
+        dev.set_path("auto")
+        for i in it:
+            got, chosen, costs = dev.run(x[i].tobytes())
+            if chosen != int(host_paths[i]):
+                path_mismatch.append(i)
+            if list(got) != [int(v) for v in host_logits[i, chosen]]:
+                logit_mismatch.append(i)
+            ctrl.append(costs.controller)
+            total.append(costs.total)
+    return {"images": len(x), "path_mismatches": path_mismatch, "logit_mismatches": logit_mismatch,
+            "controller_cost_mean": float(np.mean(ctrl)) if ctrl else 0.0,
+            "total_cost_mean": float(np.mean(total)) if total else 0.0}
+
+
+def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: int = 0,
+             log: Callable[[str], None] = print, progress: Callable[[Iterable], Iterable] | None = None) -> dict:
+    """Everything the report shows, on images ``x`` with labels ``y``."""
+    c = ir.header.get("controller")
+    if c is None:
+        raise C.ControllerError("this IR has no controller: run `bitpath select controller` first")
+    names = ir.path_names
+    k = len(names)
+    costs = c["costs"]
+    pc = np.asarray(costs["paths"], dtype=np.float64)
+    ctrl_cost = float(costs["controller"])
+    ref = names.index(c["reference"])
+    log(f"integer predictions of {k} paths on {len(x)} images (generated C on the host)")
+    logits = predictions(ir, x, work, "eval", progress)
+    correct = logits.argmax(2) == y[:, None]
+    log("controller scores (numpy reference) and the generated controller in C, on every image")
+    scores = C.integer_scores(ir, x)
+    chosen = choose(scores, c["penalty"], c["order"])
+    host_c = _host_auto(ir, x, work, progress)
+    static = [{"path": names[p], "accuracy": float(correct[:, p].mean()), "cost": float(pc[p]),
+               "relative_cost": float(pc[p] / pc[ref])} for p in range(k)]
+    acc = float(correct[np.arange(len(y)), chosen].mean())
+    dyn_cost = ctrl_cost + float(pc[chosen].mean())
+    points = C.sweep(scores, correct, pc, ctrl_cost, ref, c["score_scale"])
+    cheap = int(np.argmin(pc))
+    best_acc = int(np.argmax([s["accuracy"] for s in static]))
+    cascades = {}
+    for second in range(k):
+        if second != cheap:
+            cascades[names[second]] = C.cascade(logits, y, pc, cheap, second)
+    at_equal = [s for s in static if s["cost"] <= dyn_cost]
+    best_static_equal = max(at_equal, key=lambda s: s["accuracy"]) if at_equal else None
+    casc_equal = [e for v in cascades.values() for e in v if e["cost"] <= dyn_cost]
+    best_cascade_equal = max(casc_equal, key=lambda e: e["accuracy"]) if casc_equal else None
+    orc = C.oracle(correct, pc)
+    r = {
+        "date": time.strftime("%Y-%m-%d"),
+        "ir_hash": ir.content_hash(),
+        "images": len(y),
+        "unit": costs["unit"],
+        "board": costs["board"],
+        "paths": names,
+        "reference": names[ref],
+        "static": static,
+        "dynamic": {
+            "accuracy": acc, "cost": dyn_cost, "relative_cost": dyn_cost / pc[ref], "lambda": c["lambda"],
+            "share": [float(v) for v in np.bincount(chosen, minlength=k) / len(chosen)],
+            "controller_cost": ctrl_cost, "controller_share": ctrl_cost / dyn_cost,
+            "controller_parameter_bytes": C.parameter_bytes(ir),
+            "host_c_path_mismatches": int((host_c != chosen).sum()),
+            "chosen_by": c["knob"]["chosen_by"],
+        },
+        "sweep": [p.asdict() for p in points],
+        "cascades": cascades,
+        "oracle": orc,
+        "best_static_at_equal_cost": best_static_equal,
+        "best_cascade_at_equal_cost": best_cascade_equal,
+        "most_accurate_static": static[best_acc],
+        "costs": costs,
+    }
+    if board_images:
+        n = min(board_images, len(x))
+        log(f"controller on the emulated board: {n} images under `bp-path auto`")
+        r["board_check"] = board_check(ir, x[:n], work, chosen[:n], logits[:n], log, progress)
+    return r
+
+
+def _host_auto(ir: IR, x: np.ndarray, work: Path, progress) -> np.ndarray:
+    from bitpath.codegen import render
+    from bitpath.codegen.hostbuild import build_host_model
+
+    gen = render(ir, work / "host-model-ctrl")
+    model = build_host_model(gen.model_c, "ref")
+    return np.array([model.run_auto(xi)[0] for xi in x], dtype=np.int64)
+
+
+def markdown(r: dict, command: str = "") -> str:
+    u = r["unit"]
+    d = r["dynamic"]
+    names = r["paths"]
+    lines = [
+        "# Dynamic bit-path selection: controller vs static paths, cascades and the oracle", "",
+        f"Date: {r['date']}. IR `{r['ir_hash'][:16]}`, {r['images']:,} test images, integer model. Costs: mean "
+        f"{u} per inference on `{r['board']}`, measured on the board (controller included where it runs).", "",
+    ]
+    if command:
+        lines += ["```sh", command, "```", ""]
+    lines += ["| strategy | accuracy | mean cost | vs " + r["reference"] + " |", "|---|---:|---:|---:|"]
+    ref_cost = next(s["cost"] for s in r["static"] if s["path"] == r["reference"])
+    for s in r["static"]:
+        lines.append(f"| static {s['path']} | {100 * s['accuracy']:.2f} % | {s['cost']:,.0f} | "
+                     f"{s['cost'] / ref_cost:.3f}x |")
+    lines.append(f"| **dynamic (controller, lambda {d['lambda']:.3g})** | **{100 * d['accuracy']:.2f} %** | "
+                 f"**{d['cost']:,.0f}** | **{d['relative_cost']:.3f}x** |")
+    o = r["oracle"]
+    lines.append(f"| oracle (hindsight) | {100 * o['accuracy']:.2f} % | {o['cost']:,.0f} | "
+                 f"{o['cost'] / ref_cost:.3f}x |")
+    b = r["best_cascade_at_equal_cost"]
+    if b:
+        lines.append(f"| best cascade at <= the dynamic cost ({names[b['first']]} -> {names[b['second']]}, margin < "
+                     f"{b['threshold']:,}, {100 * b['escalated']:.1f} % escalated) | {100 * b['accuracy']:.2f} % | "
+                     f"{b['cost']:,.0f} | {b['cost'] / ref_cost:.3f}x |")
+    s = r["best_static_at_equal_cost"]
+    lines += ["", "- Paths chosen by the controller: " + ", ".join(
+        f"{n} {100 * v:.1f} %" for n, v in zip(names, d["share"], strict=True)) + ".",
+        f"- Controller: {d['controller_cost']:,.0f} {u} per inference ({100 * d['controller_share']:.2f} % of the "
+        f"dynamic mean), {d['controller_parameter_bytes']:,} bytes of parameters.",
+        f"- Knob: {d['chosen_by']}.",
+        "- Best static path at <= the dynamic cost: " + (f"{s['path']} at {100 * s['accuracy']:.2f} %" if s else
+                                                          "none (every static path costs more)") + ".",
+        f"- Generated controller in C on the host: {d['host_c_path_mismatches']} path choices differ from the numpy "
+        f"reference over {r['images']:,} images."]
+    if "board_check" in r:
+        bc = r["board_check"]
+        lines.append(f"- On the emulated board, {bc['images']} images under `bp-path auto`: "
+                     f"{len(bc['path_mismatches'])} chosen paths differ from the host's, "
+                     f"{len(bc['logit_mismatches'])} logit vectors differ; controller "
+                     f"{bc['controller_cost_mean']:,.0f} {u} on average.")
+    lines += ["", "![accuracy vs cost](pareto.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref_cost = next(s["cost"] for s in r["static"] if s["path"] == r["reference"])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s in r["static"]:
+        ax.scatter(s["cost"] / ref_cost, 100 * s["accuracy"], marker="s", color="tab:blue", zorder=3)
+        ax.annotate(s["path"], (s["cost"] / ref_cost, 100 * s["accuracy"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    sw = sorted((p["cost"] / ref_cost, 100 * p["accuracy"]) for p in r["sweep"])
+    ax.plot(*zip(*sw, strict=True), "-", color="tab:orange", alpha=0.8, label="dynamic (knob sweep)")
+    for name, pts in r["cascades"].items():
+        cs = sorted((p["cost"] / ref_cost, 100 * p["accuracy"]) for p in pts)
+        ax.plot(*zip(*cs, strict=True), ":", alpha=0.7, label=f"cascade -> {name}")
+    d = r["dynamic"]
+    ax.scatter(d["relative_cost"], 100 * d["accuracy"], marker="*", s=160, color="tab:red", zorder=4,
+               label="dynamic (chosen)")
+    o = r["oracle"]
+    ax.scatter(o["cost"] / ref_cost, 100 * o["accuracy"], marker="^", color="black", zorder=4, label="oracle")
+    ax.set_xlabel(f"mean cost / {r['reference']} ({r['unit']}, controller included)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(r: dict, out: Path, command: str = "") -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": out / "report.json", "md": out / "report.md", "png": out / "pareto.png"}
+    _atomic_json(r, files["json"])
+    files["md"].write_text(markdown(r, command))
+    plot(r, files["png"])
+    return files
