@@ -76,7 +76,8 @@ def markdown(r: dict) -> str:
         if "auto" in r["paths"]:
             a = r["paths"]["auto"]
             lines.append(f"| controller (auto, on the device) | {100 * a['accuracy']:.2f} % "
-                         f"| {_fmt(a['cost']['mean'])} | includes the controller's own cost |")
+                         f"| {_fmt(a['cost']['mean'])} | includes the controller's own cost; "
+                         f"{a.get('path_mismatches', 0)} choices differ from the host's |")
         lines.append(f"| oracle | {100 * o['accuracy']:.2f} % | {_fmt(o['cost_mean'])} | {o['how']} |")
         c = r.get("cascade")
         if c:

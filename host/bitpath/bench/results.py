@@ -73,6 +73,8 @@ def aggregate(header: dict, records: list[dict], *, firmware: dict | None = None
         layers = np.array([r["layers"] for r in rs], dtype=np.float64)
         t_us, t_how = _time_us(cost, device, profile)
         mism = [r["i"] for r in rs if not r["match"]]
+        # under `auto`: images where the device's controller chose another path than the host's
+        path_mism = [r["i"] for r in rs if r.get("host_chosen") is not None and r["host_chosen"] != r["chosen"]]
         chosen = Counter(header["path_names"][r["chosen"]] for r in rs)
         by_class: dict[str, dict[str, int]] = {}
         for r in rs:
@@ -87,6 +89,8 @@ def aggregate(header: dict, records: list[dict], *, firmware: dict | None = None
             "accuracy": float((pred == y).mean()),
             "mismatches": len(mism),
             "mismatch_images": mism,
+            "path_mismatches": len(path_mism),
+            "path_mismatch_images": path_mism,
             "cost": summarize(cost),
             "time_us": {**summarize(t_us), "how": t_how},
             "lap_us": summarize([r["lap_us"] for r in rs]),

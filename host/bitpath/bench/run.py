@@ -250,6 +250,10 @@ class Bench:
             self._ref[(i, p)] = [int(v) for v in self.runner.run(self.x[i], p)]
         return self._ref[(i, p)]
 
+    def _host_choice(self, i: int) -> int | None:
+        """The path the host's reference controller picks for image ``i`` (None: the IR has none)."""
+        return self.runner.choose(self.x[i]) if self.runner.controller is not None else None
+
     def _with_retries(self, what: str, fn: Callable[[], object], where: dict):
         for attempt in range(self.cfg.retries + 1):
             try:
@@ -293,8 +297,9 @@ class Bench:
                         self._loaded = None
                         raise _Recheck
                     # the same wrong answer twice from a fresh load: the device really computes it
+                host = {} if forced is not None else {"host_chosen": self._host_choice(i)}
                 return {
-                    "kind": "m", "i": i, "label": int(self.y[i]), "path": label, "chosen": chosen,
+                    "kind": "m", "i": i, "label": int(self.y[i]), "path": label, "chosen": chosen, **host,
                     "logits": got, "pred": int(np.argmax(got)), "match": got == expected,
                     **({} if got == expected else {"expected": expected}),
                     "controller": costs.controller, "layers": list(costs.layers), "total": costs.total,
