@@ -81,7 +81,7 @@ static inline void dot_1x4_s4_impl(int32_t out[4], const uint8_t *x, int32_t bit
 
 // Specialised by input width, signedness and whether the view is the full 8 bits (no mask), so the
 // loop has no branches and no needless ANDs.
-static void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[4],
+static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[4],
                     int32_t k, int32_t sh, int32_t stored) {
     if (stored == 4) {
         if (bits == 8) {
@@ -185,14 +185,31 @@ static inline void dot_tail_w8(int32_t out[3], const uint8_t *x, const uint8_t *
     }
 }
 
-// 8-bit output value: with s >= 33, (SMMLA(acc, M, 2^(s-33))) >> (s-32) equals bp_requant's rounding
+// Output value: with s >= 33, (SMMLA(acc, M, 2^(s-33))) >> (s-32) equals bp_requant's rounding
 // (see bp_depthwise_conv2d.c); other shifts take bp_requant.
-static inline int32_t fc_requant8(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
+static inline int32_t fc_requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
     if (s < 33) {
         return bp_requant(acc, m, s, lo, hi);
     }
     const int32_t v = bp_smmla(acc, m, (int32_t)1 << (s - 33)) >> (s - 32);
     return v < lo ? lo : (v > hi ? hi : v);
+}
+
+// One W8A8 block of n <= 4 output rows. Not inlined: the asm loop's 13 registers would otherwise
+// change the register allocation of the other paths in bp_fully_connected.
+static __attribute__((noinline)) void fc_block_w8a8(int32_t acc[4], const uint8_t *x, const uint8_t *w0,
+                                                    int32_t w_row, int32_t n, int32_t k, int sgn) {
+    if (n == 4) {
+        if (sgn) {
+            dot_4rows_w8(acc, x, w0, w_row, k, 1);
+        } else {
+            dot_4rows_w8(acc, x, w0, w_row, k, 0);
+        }
+    } else if (sgn) { // the last out_features % 4 rows
+        dot_tail_w8(acc, x, w0, w_row, n, k, 1);
+    } else {
+        dot_tail_w8(acc, x, w0, w_row, n, k, 0);
+    }
 }
 
 bp_status_t bp_fully_connected(const bp_quant_t *q,
@@ -221,25 +238,15 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *x = input + (int64_t)b * in_row;
         uint8_t *orow = (uint8_t *)output + (int64_t)b * out_row;
-        if (out_row > 0 && q->out.bits != 8) { // sub-byte values are ORed into their bytes
+        if (out_row > 0 && q->out.bits != 8) { // sub-byte values are ORed into their bytes (bp_write)
             bp_clear_row(orow, out_row);
         }
         for (int32_t o = 0; o < out_features; o += 4) {
             const uint8_t *const w0 = filter + (ptrdiff_t)o * w_row;
             int32_t acc[4];
             const int32_t n = out_features - o < 4 ? out_features - o : 4;
-            if (w8a8 && n == 4) {
-                if (q->in.is_signed) {
-                    dot_4rows_w8(acc, x, w0, w_row, in_features, 1);
-                } else {
-                    dot_4rows_w8(acc, x, w0, w_row, in_features, 0);
-                }
-            } else if (w8a8) { // the last out_features % 4 rows
-                if (q->in.is_signed) {
-                    dot_tail_w8(acc, x, w0, w_row, n, in_features, 1);
-                } else {
-                    dot_tail_w8(acc, x, w0, w_row, n, in_features, 0);
-                }
+            if (w8a8) {
+                fc_block_w8a8(acc, x, w0, w_row, n, in_features, q->in.is_signed);
             } else {
                 // rows past the last one repeat it; their results are dropped
                 const uint8_t *wrow[4];
@@ -255,19 +262,20 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
                 }
             }
             // |bias + acc| <= INT32_MAX (bp_check_acc).
-            if (bias) {
+            if (out_row == 0) { // int32 logits
                 for (int32_t j = 0; j < n; j++) {
-                    acc[j] += bias[o + j];
+                    ((int32_t *)output)[(ptrdiff_t)b * out_features + o + j] = (bias ? bias[o + j] : 0) + acc[j];
                 }
+                continue;
             }
-            if (q->out.bits == 8) {
-                const int32_t lo = q->act_min, hi = q->act_max;
-                for (int32_t j = 0; j < n; j++) {
-                    orow[o + j] = (uint8_t)fc_requant8(acc[j], rq->multiplier[o + j], rq->shift[o + j], lo, hi);
-                }
-            } else {
-                for (int32_t j = 0; j < n; j++) {
-                    bp_emit(output, b, out_features, o + j, q, rq, acc[j]);
+            const int32_t lo = q->act_min, hi = q->act_max, obits = q->out.bits;
+            for (int32_t j = 0; j < n; j++) {
+                const int32_t v = fc_requant((bias ? bias[o + j] : 0) + acc[j], rq->multiplier[o + j],
+                                             rq->shift[o + j], lo, hi);
+                if (obits == 8) {
+                    orow[o + j] = (uint8_t)v;
+                } else {
+                    bp_write(orow, o + j, obits, v);
                 }
             }
         }
