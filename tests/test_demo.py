@@ -1,6 +1,6 @@
-"""`bitpath demo` end to end in a small configuration: train, export, host accuracy, generate C,
-build, and 200 real Fashion-MNIST test images per path on the emulated board, every logit
-bit-exact with the host reference."""
+"""`bitpath demo` end to end in a small configuration: train, export, controller, host accuracy,
+generate C, build, and 200 real Fashion-MNIST test images per path and under the controller on the
+emulated board, every logit bit-exact and every chosen path equal to the host reference."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ def test_quick_demo_is_bit_exact_on_the_board(tmp_path: Path) -> None:
 
     cfg = replace(DemoConfig.quick(tmp_path / "demo"), board_images=200, progress=False)
     r = run(cfg, log=lambda s: None)
-    assert set(r["host"]) == set(r["device"]) and len(r["device"]) >= 2
+    assert set(r["host"]) == set(r["device"]) and len(r["device"]) >= 3 and "auto" in r["device"]
     for name, d in r["device"].items():
         assert d["images"] == 200
         assert d["mismatches"] == 0, f"path {name}: board logits differ from the host reference"
+        assert d["path_mismatches"] == 0, f"path {name}: the board's controller chose another path than the host's"
         assert d["mean_instructions"] > 0 and len(d["layer_instructions"]) == len(r["layers"])
     assert 0.0 <= min(h["accuracy"] for h in r["host"].values())
     # a smoke run still learns something on the widest path (10 classes: chance is 10 %)

@@ -1,9 +1,11 @@
 """`bitpath demo`: the main job end to end on the embedded default.
 
-train (reusing a finished run with the same configuration) -> export the integer IR -> accuracy per
-path on the host (numpy reference) -> generate C -> build the firmware for the emulated Cortex-M4 ->
-stream test images over the MLPerf Tiny serial protocol, check every logit against the host, and
-record emulated instructions per path and layer -> report (JSON + Markdown).
+train (reusing a finished run with the same configuration) -> export the integer IR -> train the
+on-device controller (device costs measured on the emulated board) -> generate C -> accuracy per
+path and under the controller on the host (generated C, checked against numpy) -> build the
+firmware for the emulated Cortex-M4 -> stream test images over the MLPerf Tiny serial protocol on
+every path and under the controller, check every logit and chosen path against the host, and record
+emulated instructions per path and layer -> report (JSON + Markdown).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class DemoConfig:
     host_images: int | None = None  # None: the full test set
     board_images: int = 200
     numpy_check: int = 100  # host images also run through the numpy reference
+    controller_images: int = 12000  # training images for the controller (the last quarter held out)
     bn_batches: int = 50
     threads: int | None = None
     progress: bool = True
@@ -34,7 +37,7 @@ class DemoConfig:
     def quick(cls, out: Path = Path("runs/demo-quick")) -> DemoConfig:
         """A smoke configuration: minutes, not accuracy."""
         return cls(out=out, epochs_float=1, epochs_qat=1, limit_train=3000, host_images=300, board_images=10,
-                   bn_batches=4)
+                   bn_batches=4, controller_images=1200)
 
 
 def _train(cfg: DemoConfig, log: Callable[[str], None]) -> Path:
@@ -86,6 +89,8 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     from bitpath.device.emulate import Emulator
     from bitpath.export.exporter import export
     from bitpath.export.runner import Runner
+    from bitpath.select import dynamic
+    from bitpath.select.controller import ControllerConfig
     from bitpath.train.trainer import load_final
 
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -97,11 +102,11 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
         log(f"      ({now - stage_t[0]:.1f} s)")
         stage_t[0] = now
 
-    log("[1/6] train one network for every bit-path (Fashion-MNIST, default CNN)")
+    log("[1/7] train one network for every bit-path (Fashion-MNIST, default CNN)")
     final = _train(cfg, log)
 
     done()
-    log("[2/6] export the integer IR")
+    log("[2/7] export the integer IR")
     net, st = load_final(final)
     ir = export(net, source={"config": st["config"], "metrics": st.get("metrics")})
     ir_path = cfg.out / "model.bpir.npz"
@@ -109,13 +114,25 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     log(f"      {ir_path} (sha256 {ir_hash[:16]})")
 
     done()
+    log(f"[3/7] train the on-device controller ({cfg.controller_images} training images, knob: within 0.3 pp "
+        "of the all-8-bit path)")
+    train = load_dataset("fashion-mnist", "train").subset(cfg.controller_images)
+    ir, _ = dynamic.fit(ir, train.x, train.y, val=max(1, cfg.controller_images // 4),
+                        cfg=ControllerConfig(), reference=0, max_loss_pp=0.3, target_cost=None,
+                        work=cfg.out / "controller", log=lambda s: log(f"      {s}"),
+                        progress=(lambda it: tqdm(it, leave=False)) if cfg.progress else None)
+    ir_path = cfg.out / "model.ctrl.bpir.npz"
+    ir_hash = ir.save(ir_path)
+    log(f"      {ir_path} (sha256 {ir_hash[:16]})")
+
+    done()
     test = load_dataset("fashion-mnist", "test").subset(cfg.host_images)
-    log("[3/6] generate C")
+    log("[4/7] generate C")
     gen = render(ir, cfg.out / "model")
     log(f"      {gen.model_c}: weights {gen.weight_bytes} B for all paths, arena {gen.arena_bytes} B")
 
     done()
-    log(f"[4/6] accuracy of the integer model per path on {len(test)} test images (host)")
+    log(f"[5/7] accuracy of the integer model per path on {len(test)} test images (host)")
     # The generated C compiled for the host is ~10x faster than the numpy reference; both are the
     # same integer network, and the first images are checked against numpy to prove it here too.
     model = build_host_model(gen.model_c, "ref")
@@ -132,9 +149,23 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
                 raise RuntimeError(f"path {name}, image {i}: generated C and numpy reference differ")
         host[name] = {"accuracy": float((logits.argmax(1) == test.y).mean()), "numpy_checked": n_check}
         log(f"      {name:12s} {100 * host[name]['accuracy']:.2f} %  (first {n_check} images equal to numpy)")
+    it = range(len(test))
+    if cfg.progress:
+        it = tqdm(it, desc="      auto", leave=False)
+    auto = [model.run_auto(test.x[i]) for i in it]
+    for i in range(n_check):
+        want_p, want = runner.run_auto(test.x[i])
+        if auto[i][0] != want_p or not np.array_equal(auto[i][1], want):
+            raise RuntimeError(f"controller, image {i}: generated C and numpy reference differ")
+    pred = np.array([int(np.argmax(lg)) for _, lg in auto])
+    chosen = np.bincount([p for p, _ in auto], minlength=len(ir.path_names))
+    host["auto"] = {"accuracy": float((pred == test.y).mean()), "numpy_checked": n_check,
+                    "chosen": {n: int(c) for n, c in zip(ir.path_names, chosen, strict=True)}}
+    log(f"      {'auto':12s} {100 * host['auto']['accuracy']:.2f} %  (controller; paths chosen: "
+        + ", ".join(f"{n} {c}" for n, c in host["auto"]["chosen"].items()) + ")")
 
     done()
-    log("[5/6] build the firmware for the emulated Cortex-M4 (QEMU netduinoplus2)")
+    log("[6/7] build the firmware for the emulated Cortex-M4 (QEMU netduinoplus2)")
     elf = fw.build("qemu_f405", model_dir=cfg.out / "model")
     from bitpath.device.size import measure
 
@@ -143,7 +174,8 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
 
     done()
     n_board = min(cfg.board_images, len(test))
-    log(f"[6/6] {n_board} test images per path through the serial protocol on the emulated board")
+    log(f"[7/7] {n_board} test images per path and under the controller (auto), through the serial protocol "
+        "on the emulated board")
     bench_dir = cfg.out / "bench"
     log_path = bench_dir / "bench.jsonl"
     log_path.unlink(missing_ok=True)  # a demo run measures afresh (`bitpath bench --resume` continues a log)
@@ -160,6 +192,7 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
         name: {
             "images": m["images"],
             "mismatches": m["mismatches"],
+            "path_mismatches": m.get("path_mismatches", 0),
             "mean_instructions": m["cost"]["mean"],
             "median_instructions": m["cost"]["median"],
             "p99_instructions": m["cost"]["p99"],
@@ -181,6 +214,7 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
         "host": host,
         "device": board,
         "oracle": measured.get("oracle"),
+        "controller": {k: ir.header["controller"][k] for k in ("lambda", "knob", "costs", "train")},
         "bench_report": str(files["html"]),
         "seconds": round(time.time() - t_all, 1),
         "config": {k: str(v) for k, v in asdict(replace(cfg)).items()},
@@ -206,10 +240,17 @@ def markdown(r: dict) -> str:
     ]
     for name, h in r["host"].items():
         d = r["device"][name]
+        label = name if name != "auto" else "auto (controller picks the path)"
         lines.append(
-            f"| {name} | {100 * h['accuracy']:.2f} % | {d['images']} | {d['mismatches']} | "
-            f"{d['mean_instructions']:,.0f} | {d['mean_instructions'] / w8:.2f}x |"
+            f"| {label} | {100 * h['accuracy']:.2f} % | {d['images']} | {d['mismatches']} | "
+            f"{d['mean_instructions']:,.0f} | {d['mean_instructions'] / w8:.3f}x |"
         )
+    if "auto" in r["device"]:
+        c = r["controller"]
+        lines += ["", f"Controller: knob lambda {c['lambda']:.3g} ({c['knob']['chosen_by']}); on the board, "
+                  f"{r['device']['auto']['path_mismatches']} of {r['device']['auto']['images']} chosen paths differ "
+                  f"from the host's. Paths chosen on the host: "
+                  + ", ".join(f"{n} {v}" for n, v in r["host"]["auto"]["chosen"].items()) + "."]
     lines += ["", f"Plots (accuracy vs cost, per-layer cost, path histogram): `{r['bench_report']}`."]
     lines += ["", "Per-layer mean instructions:", "", "| path | " + " | ".join(r["layers"]) + " |",
               "|---|" + "---:|" * len(r["layers"])]

@@ -343,10 +343,12 @@ def plot(r: dict, path: Path) -> None:
         ax.annotate(s["path"], (s["cost"] / ref_cost, 100 * s["accuracy"]), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
     sw = sorted((p["cost"] / ref_cost, 100 * p["accuracy"]) for p in r["sweep"])
-    ax.plot(*zip(*sw, strict=True), "-", color="tab:orange", alpha=0.8, label="dynamic (knob sweep)")
-    for name, pts in r["cascades"].items():
+    ax.plot(*zip(*sw, strict=True), "-", color="tab:red", alpha=0.8, label="dynamic (knob sweep)")
+    colors = ["tab:green", "tab:purple", "tab:brown", "tab:gray", "tab:olive", "tab:cyan"]
+    for j, (name, pts) in enumerate(r["cascades"].items()):
         cs = sorted((p["cost"] / ref_cost, 100 * p["accuracy"]) for p in pts)
-        ax.plot(*zip(*cs, strict=True), ":", alpha=0.7, label=f"cascade -> {name}")
+        ax.plot(*zip(*cs, strict=True), ":", color=colors[j % len(colors)], alpha=0.8,
+                label=f"cascade {r['paths'][pts[0]['first']]} -> {name}" if pts else f"cascade -> {name}")
     d = r["dynamic"]
     ax.scatter(d["relative_cost"], 100 * d["accuracy"], marker="*", s=160, color="tab:red", zorder=4,
                label="dynamic (chosen)")
