@@ -201,6 +201,38 @@ def test_depthwise_8bit_out_paths(c: int, in_signed: bool, out_signed: bool, cla
                 compare("depthwise_conv2d", xe, np.full((kh, kw, c), whi), -bias, m, s, q, win)
 
 
+@pytest.mark.parametrize("c", [4, 7])
+@pytest.mark.parametrize(("in_bits", "in_signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
+@pytest.mark.parametrize(("out_bits", "out_signed", "tight"), [(8, False, True), (4, False, False), (4, True, True),
+                                                               (2, False, False), (2, True, False)])
+@pytest.mark.parametrize("shifts", ["fast", "mixed"])
+def test_depthwise_packed_paths(c: int, in_bits: int, in_signed: bool, out_bits: int, out_signed: bool, tight: bool,
+                                shifts: str) -> None:
+    # Unsigned 4/2-bit inputs in the row runs (signed ones take the portable loop), and 2/4/8-bit
+    # outputs whose groups of four values fill whole bytes, next to the bp_emit tail channels.
+    rng = np.random.default_rng(c * 1000 + in_bits * 100 + in_signed * 50 + out_bits * 10 + out_signed + len(shifts))
+    out = ActFormat(out_bits, out_signed)
+    lo, hi = out.range
+    clamp = (lo + 1, hi - 1) if tight else (None, None)
+    for stored, view in ((8, 8), (4, 2)):
+        q = LayerQuant(ActFormat(in_bits, in_signed), out, stored, view, *clamp)
+        xlo, xhi = q.inp.range
+        wlo, whi = ActFormat(stored, True).range
+        for (kh, kw), win in DW_CASES:
+            for h, w in ((7, 6), (2, 2)):
+                try:
+                    win.out_size(h, w, kh, kw)
+                except ValueError:
+                    continue
+                m, s = _dw_requant(rng, c, shifts)
+                s = np.where((s >= 33) & (s < 60), s + 3, s)  # spread the outputs over the small ranges
+                bias = rng.integers(-300, 300, c)
+                x = rng.integers(xlo, xhi + 1, (h, w, c))
+                compare("depthwise_conv2d", x, rng.integers(wlo, whi + 1, (kh, kw, c)), bias, m, s, q, win)
+                xe = np.full((h, w, c), xlo if in_signed else xhi)
+                compare("depthwise_conv2d", xe, np.full((kh, kw, c), wlo), bias, m, s, q, win)
+
+
 @pytest.mark.parametrize(("in_signed", "out_signed", "clamp"),
                          [(False, False, None), (True, False, (0, 100)), (False, True, None), (True, True, (-7, 60))])
 @pytest.mark.parametrize("shifts", ["fast", "mixed"])

@@ -156,3 +156,19 @@ def test_fully_connected_w8a8_paths_on_board(board: Board, in_signed: bool, out_
         for x in (rng.integers(xlo, xhi + 1, k), np.full(k, xlo if in_signed else xhi)):
             _check(board, "fully_connected", x, rng.integers(-128, 128, (cout, k)), bias, mult, shift, q)
             _check(board, "fully_connected", x, np.full((cout, k), -128), bias, mult, shift, q)
+
+
+@pytest.mark.parametrize(("in_bits", "out_bits"), [(4, 4), (2, 2), (4, 8), (8, 4), (8, 2)])
+def test_depthwise_packed_paths_on_board(board: Board, in_bits: int, out_bits: int) -> None:
+    # Unsigned 4/2-bit inputs in the row runs, and outputs packed a group of four values at a time
+    # (8-bit input: the asm 3x3 block), every shift >= 33.
+    rng = np.random.default_rng(in_bits * 10 + out_bits)
+    for c, win, signed_out in ((4, Window.same(3), False), (12, Window.same(3, 2), True), (7, Window(), False)):
+        out = ActFormat(out_bits, signed_out)
+        q = LayerQuant(ActFormat(in_bits), out, 8, 8, *((out.range[0] + 1, out.range[1] - 1) if signed_out else ()))
+        xlo, xhi = q.inp.range
+        mult = rng.integers(2**30, 2**31, c) * rng.choice(np.array([1, 1, -1]), c)
+        shift = rng.choice(np.array([36, 38, 40, 42]), c)
+        bias = rng.integers(-300, 300, c)
+        for x in (rng.integers(xlo, xhi + 1, (7, 6, c)), np.full((7, 6, c), xhi)):
+            _check(board, "depthwise_conv2d", x, rng.integers(-128, 128, (3, 3, c)), bias, mult, shift, q, win)

@@ -2,21 +2,26 @@
 // Refer to bp_kernels.h for documentation. ARMv7E-M DSP variant of bp_depthwise_conv2d: same symbol,
 // same results bit for bit as src/ref/bp_depthwise_conv2d.c.
 //
-// Fast path: 8-bit inputs (signed or not), weights at any storage width and view, kernels of at most
-// BP_DW_TAPS taps, four channels per step. The loop runs over groups of four channels outside and
-// pixels inside. Once per group, the nested weight views of every tap are read and packed as int16
-// pairs for channels (0,2) and (1,3), and the group's bias and requantization constants are set
-// aside, so a pixel costs per tap one input load, two (S|U)XTB16 (bytes 0,2 and, rotated by 8, 1,3)
-// and four SMLABB/SMLATT (each channel accumulates separately: SMLAD would add channel 0 to channel 2),
-// with the bias as the accumulators' start. Interior pixels of a 3x3 kernel run fully unrolled.
+// Fast path: 8-bit inputs (signed or not) or unsigned 4/2-bit inputs, weights at any storage width and
+// view, kernels of at most BP_DW_TAPS taps, four channels per step. The loop runs over groups of four
+// channels outside and pixels inside. Once per group, the nested weight views of every tap are read
+// and packed as int16 pairs for channels (0,2) and (1,3), and the group's bias and requantization
+// constants are set aside. Per tap a pixel then costs one input load, two (S|U)XTB16 (bytes 0,2 and,
+// rotated by 8, 1,3; masks for nibbles and crumbs, bp_unpack4_s16) and four SMLABB/SMLATT (each
+// channel accumulates separately: SMLAD would add channel 0 to channel 2), with the bias as the
+// accumulators' start. Each output row is cut into row runs of pixels with the same valid taps: the
+// border pixels one by one, and all the pixels whose window lies inside the input columns in one run.
+// Whole 3x3 windows of 8-bit input run as one asm block.
 //
-// Requantization of 8-bit outputs when every shift s is >= 33 (scales below 1/4): with the 64-bit
-// product p = acc*M and hi = p >> 32, bp_requant's ((p >> (s-1)) + 1) >> 1 is ((hi >> (s-33)) + 1) >> 1
+// Requantization when every shift s is >= 33 (scales below 1/4): with the 64-bit product p = acc*M
+// and hi = p >> 32, bp_requant's ((p >> (s-1)) + 1) >> 1 is ((hi >> (s-33)) + 1) >> 1
 // = (hi + 2^(s-33)) >> (s-32) (floor(floor(y)/2) = floor(y/2)), that is one SMMLA (hi + round) and one
 // ASR, then USAT #8 when the clamp is the full 0..255 (else a compare each side). |hi| <= 2^30 and the
-// rounding term <= 2^29, so nothing overflows. Other shifts and output widths use bp_emit.
-// Other input widths, and the last C % 4 channels, use the portable algorithm.
+// rounding term <= 2^29, so nothing overflows. The four values of a group fill whole output bytes at
+// 8, 4 and 2 bits. Other shifts, int32 outputs, signed sub-byte inputs and the last C % 4 channels use
+// the portable arithmetic (bp_emit).
 #include <stddef.h>
+#include <string.h>
 
 #include "bp_dsp.h"
 #include "bp_kernels.h"
@@ -35,28 +40,6 @@ typedef struct {
     int32_t sh;   // s - 32
 } dw_rq_t;
 
-enum { DW_GEN = 0, DW_U8 = 1, DW_C8 = 2 }; // bp_emit; 8-bit full 0..255; 8-bit with any clamp
-
-// One 8-bit output value from the fast constants (mode DW_U8 or DW_C8, every s >= 33).
-static inline int32_t dw_rq(int32_t acc, const dw_rq_t *p, int mode, int32_t lo, int32_t hi) {
-    const int32_t v = bp_smmla(acc, p->mult, p->rnd) >> p->sh;
-    if (mode == DW_U8) {
-        return bp_usat8(v);
-    }
-    return v < lo ? lo : (v > hi ? hi : v);
-}
-
-// Accumulate four channels of tap word xw (4 input bytes) with the packed weights w.
-#define BP_DW_MAC(xw, w)                                                                                   \
-    do {                                                                                                   \
-        const uint32_t xe_ = sgn ? bp_sxtb16(xw) : bp_uxtb16(xw);                                          \
-        const uint32_t xo_ = sgn ? bp_sxtb16_ror8(xw) : bp_uxtb16_ror8(xw);                                \
-        a0 = bp_smlabb(xe_, (w).e, a0);                                                                    \
-        a2 = bp_smlatt(xe_, (w).e, a2);                                                                    \
-        a1 = bp_smlabb(xo_, (w).o, a1);                                                                    \
-        a3 = bp_smlatt(xo_, (w).o, a3);                                                                    \
-    } while (0)
-
 // Per channel group: packed weight views of every tap, bias, fast requantization constants.
 typedef struct {
     dw_taps_t w[BP_DW_TAPS];
@@ -64,9 +47,72 @@ typedef struct {
     dw_rq_t rq[4];
 } dw_grp_t;
 
-// A whole 3x3 window of four channels: window pixel (0, 0) at xp, input rows rs bytes apart, pixels
-// c_n bytes apart, packed weights w[0..8]. On ARMv7E-M this is one asm block of 74 instructions (per
-// tap: LDR, LDRD, two (S|U)XTB16, four SMLAxy; GCC spills the 13 live values of the C version).
+// Input formats of the fast path (compile-time constants in each specialisation).
+enum { DW_IN_U8 = 0, DW_IN_S8 = 1, DW_IN_U4 = 2, DW_IN_U2 = 3 };
+
+// Geometry of one layer for the row runs.
+typedef struct {
+    ptrdiff_t px;   // bytes per input pixel
+    ptrdiff_t rs;   // bytes per input row
+    ptrdiff_t step; // bytes between the windows of consecutive output pixels (stride_w * px)
+    ptrdiff_t opx;  // bytes per output pixel
+    int32_t kw;
+    int32_t obits;  // 8, 4 or 2
+    int32_t lo, hi; // output clamp
+} dw_geo_t;
+
+// Four channels (0,2) and (1,3) of the input pixel at p (the group's first byte) as int16 pairs.
+static inline __attribute__((always_inline)) void dw_unpack(const uint8_t *p, int fmt, uint32_t *xe, uint32_t *xo) {
+    if (fmt == DW_IN_U8 || fmt == DW_IN_S8) {
+        const uint32_t xw = bp_load32(p);
+        *xe = fmt == DW_IN_S8 ? bp_sxtb16(xw) : bp_uxtb16(xw);
+        *xo = fmt == DW_IN_S8 ? bp_sxtb16_ror8(xw) : bp_uxtb16_ror8(xw);
+    } else {
+        bp_unpack4_s16(p, 0, fmt == DW_IN_U4 ? 4 : 2, 0, xe, xo);
+    }
+}
+
+// Accumulate the four channels of the input pixel at p with the packed weights w.
+#define BP_DW_MAC(p, w)                                                                                    \
+    do {                                                                                                   \
+        uint32_t xe_, xo_;                                                                                 \
+        dw_unpack((p), fmt, &xe_, &xo_);                                                                   \
+        a0 = bp_smlabb(xe_, (w).e, a0);                                                                    \
+        a2 = bp_smlatt(xe_, (w).e, a2);                                                                    \
+        a1 = bp_smlabb(xo_, (w).o, a1);                                                                    \
+        a3 = bp_smlatt(xo_, (w).o, a3);                                                                    \
+    } while (0)
+
+// One output value from the fast constants: USAT #8, or the clamp [lo, hi].
+static inline __attribute__((always_inline)) int32_t dw_rq(int32_t acc, const dw_rq_t *p, int32_t lo, int32_t hi,
+                                                           int usat) {
+    const int32_t v = bp_smmla(acc, p->mult, p->rnd) >> p->sh;
+    return usat ? bp_usat8(v) : (v < lo ? lo : (v > hi ? hi : v));
+}
+
+// Requantize four accumulators with the fast constants and store them as whole bytes at op.
+static inline __attribute__((always_inline)) void dw_store4(uint8_t *op, int32_t a0, int32_t a1, int32_t a2,
+                                                            int32_t a3, const dw_grp_t *g, int32_t obits,
+                                                            int32_t lo, int32_t hi, int usat) {
+    const int32_t v0 = dw_rq(a0, &g->rq[0], lo, hi, usat), v1 = dw_rq(a1, &g->rq[1], lo, hi, usat);
+    const int32_t v2 = dw_rq(a2, &g->rq[2], lo, hi, usat), v3 = dw_rq(a3, &g->rq[3], lo, hi, usat);
+    if (usat) { // 0..255 each: one word (three ORR and an unaligned STR)
+        const uint32_t word = (uint32_t)v0 | ((uint32_t)v1 << 8) | ((uint32_t)v2 << 16) | ((uint32_t)v3 << 24);
+        memcpy(op, &word, sizeof word);
+    } else if (obits == 8) {
+        op[0] = (uint8_t)v0, op[1] = (uint8_t)v1, op[2] = (uint8_t)v2, op[3] = (uint8_t)v3;
+    } else if (obits == 4) {
+        op[0] = (uint8_t)((v0 & 15) | ((v1 & 15) << 4));
+        op[1] = (uint8_t)((v2 & 15) | ((v3 & 15) << 4));
+    } else {
+        op[0] = (uint8_t)((v0 & 3) | ((v1 & 3) << 2) | ((v2 & 3) << 4) | ((v3 & 3) << 6));
+    }
+}
+
+// A whole 3x3 window of four channels of 8-bit input, accumulated on the group's bias: window pixel
+// (0, 0) at xp, input rows rs bytes apart, pixels px bytes apart. On ARMv7E-M this is one asm block of
+// 76 instructions (per tap: LDR, LDRD, two (S|U)XTB16, four SMLAxy; GCC spills the 13 live values
+// of the C version).
 #ifdef BP_HAVE_DSP
 #define BP_DW_ASM_TAP(ext, addr, off)                                                                      \
     "ldr %[x], " addr "\n\t"                                                                               \
@@ -76,28 +122,27 @@ typedef struct {
     "smlabb %[a1], %[x], %[wo], %[a1]\n\t"                                                                 \
     "smlatt %[a3], %[x], %[wo], %[a3]\n\t"
 #define BP_DW_ASM_3X3(ext)                                                                                 \
-    "ldrd %[a0], %[a1], [%[w], %[ob]]\n\t"                                                                  \
-    "ldrd %[a2], %[a3], [%[w], %[ob2]]\n\t" BP_DW_ASM_TAP(ext, "[%[xp]]", 0)                                                                       \
-    BP_DW_ASM_TAP(ext, "[%[xp], %[cn]]", 8)                                                                \
-    BP_DW_ASM_TAP(ext, "[%[xp], %[cn], lsl #1]", 16)                                                       \
-    "add %[t], %[xp], %[rs]\n\t" BP_DW_ASM_TAP(ext, "[%[t]]", 24) BP_DW_ASM_TAP(ext, "[%[t], %[cn]]", 32)   \
-        BP_DW_ASM_TAP(ext, "[%[t], %[cn], lsl #1]", 40) "add %[t], %[t], %[rs]\n\t"                       \
-        BP_DW_ASM_TAP(ext, "[%[t]]", 48) BP_DW_ASM_TAP(ext, "[%[t], %[cn]]", 56)                           \
-            BP_DW_ASM_TAP(ext, "[%[t], %[cn], lsl #1]", 64)
+    "ldrd %[a0], %[a1], [%[w], %[ob]]\n\t"                                                                 \
+    "ldrd %[a2], %[a3], [%[w], %[ob2]]\n\t" BP_DW_ASM_TAP(ext, "[%[xp]]", 0)                               \
+        BP_DW_ASM_TAP(ext, "[%[xp], %[px]]", 8) BP_DW_ASM_TAP(ext, "[%[xp], %[px], lsl #1]", 16)           \
+            "add %[t], %[xp], %[rs]\n\t" BP_DW_ASM_TAP(ext, "[%[t]]", 24) BP_DW_ASM_TAP(ext, "[%[t], %[px]]", 32) \
+                BP_DW_ASM_TAP(ext, "[%[t], %[px], lsl #1]", 40) "add %[t], %[t], %[rs]\n\t"                \
+                    BP_DW_ASM_TAP(ext, "[%[t]]", 48) BP_DW_ASM_TAP(ext, "[%[t], %[px]]", 56)               \
+                        BP_DW_ASM_TAP(ext, "[%[t], %[px], lsl #1]", 64)
 #define BP_DW_ASM_OPERANDS                                                                                 \
     : [a0] "=&r"(a[0]), [a1] "=&r"(a[1]), [a2] "=&r"(a[2]), [a3] "=&r"(a[3]), [x] "=&r"(x), [xe] "=&r"(xe), \
       [we] "=&r"(we), [wo] "=&r"(wo), [t] "=&r"(t)                                                         \
-    : [xp] "r"(xp), [cn] "r"(c_n), [rs] "r"(rs), [w] "r"(g), [ob] "i"(offsetof(dw_grp_t, bias)),           \
+    : [xp] "r"(xp), [px] "r"(px), [rs] "r"(rs), [w] "r"(g), [ob] "i"(offsetof(dw_grp_t, bias)),            \
       [ob2] "i"(offsetof(dw_grp_t, bias) + 8)                                                              \
     : "memory"
 #endif
 
-static inline __attribute__((always_inline)) void dw_3x3(int32_t a[4], const uint8_t *xp, ptrdiff_t rs,
-                                                         int32_t c_n, const dw_grp_t *g, int sgn) {
+static inline __attribute__((always_inline)) void dw_3x3_8(int32_t a[4], const uint8_t *xp, ptrdiff_t rs,
+                                                           ptrdiff_t px, const dw_grp_t *g, int fmt) {
 #ifdef BP_HAVE_DSP
     uint32_t x, xe, we, wo;
     const uint8_t *t;
-    if (sgn) {
+    if (fmt == DW_IN_S8) {
         __asm__(BP_DW_ASM_3X3("sxtb16") BP_DW_ASM_OPERANDS);
     } else {
         __asm__(BP_DW_ASM_3X3("uxtb16") BP_DW_ASM_OPERANDS);
@@ -107,63 +152,29 @@ static inline __attribute__((always_inline)) void dw_3x3(int32_t a[4], const uin
     const dw_taps_t *w = g->w;
     for (int32_t ky = 0; ky < 3; ky++, xp += rs, w += 3) {
         for (int32_t kx = 0; kx < 3; kx++) {
-            const uint32_t xw = bp_load32(xp + kx * c_n);
-            BP_DW_MAC(xw, w[kx]);
+            BP_DW_MAC(xp + kx * px, w[kx]);
         }
     }
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
 #endif
 }
 
-// Four channels of one output pixel over the valid taps [ky0,ky1) x [kx0,kx1). `base` is the offset
-// of window pixel (0, 0), which may lie in the padding: only offsets of valid taps are added to `img`.
+// `count` consecutive output pixels of one output row whose windows have the same valid taps: `rows`
+// kernel rows by `cols` kernel columns, the first of them at w. The first window's first valid input
+// pixel is at xp (the group's first byte), the next `step` bytes further; outputs at op, opx bytes
+// apart. `full`: a whole 3x3 window of 8-bit input (rows, cols and kw 3), in the asm block.
 // |acc| <= |bias| + KH*KW * xmax * wmax <= INT32_MAX (bp_check_acc) at every step.
-static inline void dw4(int32_t acc[4], const uint8_t *img, ptrdiff_t base, const dw_taps_t *w, int32_t ky0,
-                       int32_t ky1, int32_t kx0, int32_t kx1, int32_t iw, int32_t kw, int32_t c_n, int sgn) {
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    for (int32_t ky = ky0; ky < ky1; ky++) {
-        const uint8_t *xp = img + (base + ((ptrdiff_t)ky * iw + kx0) * c_n);
-        const dw_taps_t *wt = w + ky * kw;
-        for (int32_t kx = kx0; kx < kx1; kx++, xp += c_n) {
-            const uint32_t xw = bp_load32(xp);
-            BP_DW_MAC(xw, wt[kx]);
-        }
-    }
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
-}
-
-// Geometry of the row runs of one layer.
-typedef struct {
-    ptrdiff_t step; // bytes between the windows of consecutive output pixels (stride_w * C)
-    ptrdiff_t rs;   // bytes per input row
-    int32_t c_n;    // bytes per input pixel and per output pixel (8-bit)
-    int32_t kw;
-    int32_t lo, hi; // output clamp
-} dw_geo_t;
-
-// `count` consecutive output pixels of one output row (8-bit outputs, mode DW_U8 or DW_C8) whose
-// windows have the same valid taps: `rows` kernel rows by `cols` kernel columns, the first of them
-// at w. The first window's first valid input pixel is at xp, the next `step` bytes further; outputs
-// at op, C bytes apart. `full`: a whole 3x3 window (rows, cols and kw 3), fully unrolled.
 static inline __attribute__((always_inline)) void dw_run(uint8_t *op, const uint8_t *xp, int32_t count,
                                                          const dw_taps_t *w, int32_t rows, int32_t cols,
-                                                         const dw_grp_t *g, const dw_geo_t *geo, int sgn,
-                                                         int mode, int full) {
-    const int32_t c_n = geo->c_n, kw = full ? 3 : geo->kw;
-    const ptrdiff_t rs = geo->rs, step = geo->step;
-    const int32_t lo = geo->lo, hi = geo->hi;
-    for (; count > 0; count--, xp += step, op += c_n) {
+                                                         const dw_grp_t *g, const dw_geo_t *geo, int fmt,
+                                                         int usat, int full) {
+    const int32_t kw = full ? 3 : geo->kw, obits = geo->obits, lo = geo->lo, hi = geo->hi;
+    const ptrdiff_t px = geo->px, rs = geo->rs, step = geo->step, opx = geo->opx;
+    for (; count > 0; count--, xp += step, op += opx) {
         int32_t a0, a1, a2, a3;
-#define BP_DW_ROW3(r, wr)                                                                                  \
-    do {                                                                                                   \
-        const uint32_t x0 = bp_load32(r), x1 = bp_load32((r) + c_n), x2 = bp_load32((r) + 2 * c_n);     \
-        BP_DW_MAC(x0, (wr)[0]);                                                                            \
-        BP_DW_MAC(x1, (wr)[1]);                                                                            \
-        BP_DW_MAC(x2, (wr)[2]);                                                                            \
-    } while (0)
         if (full) {
             int32_t a[4];
-            dw_3x3(a, xp, rs, c_n, g, sgn);
+            dw_3x3_8(a, xp, rs, px, g, fmt);
             a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
         } else {
             a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
@@ -171,36 +182,37 @@ static inline __attribute__((always_inline)) void dw_run(uint8_t *op, const uint
             const dw_taps_t *wr = w;
             for (int32_t ky = 0; ky < rows; ky++, r += rs, wr += kw) {
                 if (cols == 3) {
-                    BP_DW_ROW3(r, wr);
+                    BP_DW_MAC(r, wr[0]);
+                    BP_DW_MAC(r + px, wr[1]);
+                    BP_DW_MAC(r + 2 * px, wr[2]);
                 } else {
                     const uint8_t *xc = r;
-                    for (int32_t kx = 0; kx < cols; kx++, xc += c_n) {
-                        const uint32_t xw = bp_load32(xc);
-                        BP_DW_MAC(xw, wr[kx]);
+                    for (int32_t kx = 0; kx < cols; kx++, xc += px) {
+                        BP_DW_MAC(xc, wr[kx]);
                     }
                 }
             }
         }
-#undef BP_DW_ROW3
-        op[0] = (uint8_t)dw_rq(a0, &g->rq[0], mode, lo, hi);
-        op[1] = (uint8_t)dw_rq(a1, &g->rq[1], mode, lo, hi);
-        op[2] = (uint8_t)dw_rq(a2, &g->rq[2], mode, lo, hi);
-        op[3] = (uint8_t)dw_rq(a3, &g->rq[3], mode, lo, hi);
+        dw_store4(op, a0, a1, a2, a3, g, obits, lo, hi, usat);
     }
 }
 
-// The specialisations: whole 3x3 windows of unsigned input into full-range uint8 (the common case),
-// and any valid taps for each input signedness and clamp.
+// The specialisations: unsigned 8-bit input into full-range uint8 (USAT) or any other output, whole
+// 3x3 windows or any valid taps, and any valid taps for the other input formats.
 #define BP_DW_RUN_ARGS                                                                                     \
     uint8_t *op, const uint8_t *xp, int32_t count, const dw_taps_t *w, int32_t rows, int32_t cols,       \
         const dw_grp_t *g, const dw_geo_t *geo
-static void dw_run_u_u8_3x3(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 0, DW_U8, 1); }
-static void dw_run_u_u8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 0, DW_U8, 0); }
-static void dw_run_u_c8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 0, DW_C8, 0); }
-static void dw_run_s_u8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 1, DW_U8, 0); }
-static void dw_run_s_c8(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, 1, DW_C8, 0); }
+#define BP_DW_RUN_FN(name, fmt, usat, full)                                                                \
+    static void name(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, fmt, usat, full); }
+BP_DW_RUN_FN(dw_run_u8_usat_3x3, DW_IN_U8, 1, 1)
+BP_DW_RUN_FN(dw_run_u8_3x3, DW_IN_U8, 0, 1)
+BP_DW_RUN_FN(dw_run_u8_usat, DW_IN_U8, 1, 0)
+BP_DW_RUN_FN(dw_run_u8, DW_IN_U8, 0, 0)
+BP_DW_RUN_FN(dw_run_s8, DW_IN_S8, 0, 0)
+BP_DW_RUN_FN(dw_run_u4, DW_IN_U4, 0, 0)
+BP_DW_RUN_FN(dw_run_u2, DW_IN_U2, 0, 0)
 
-// Everything the border pixels and other kernel sizes need.
+// Everything the slow pixels need.
 typedef struct {
     const bp_window_t *win;
     const bp_quant_t *q;
@@ -208,86 +220,114 @@ typedef struct {
     void *output;
     const uint8_t *img;
     int32_t ih, iw, kh, kw, c_n, oh, ow, n;
-    int mode;
+    int32_t in_row, out_row;
+    int fast; // every shift >= 33 and packed outputs: the fast constants
 } dw_ctx_t;
 
-// Output pixel (oy, ox) of channels c..c+3 through the tap loop, then requantize and store.
-static void dw_pixel(const dw_ctx_t *k, int32_t c, int32_t oy, int32_t ox, const dw_grp_t *g, int sgn) {
+// Four channels of one output pixel over the valid taps [ky0,ky1) x [kx0,kx1) (possibly none).
+static inline void dw4(int32_t acc[4], const uint8_t *img, int32_t y0, int32_t x0, int32_t cb, const dw_grp_t *g,
+                       int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1, const dw_ctx_t *k, int fmt) {
+    int32_t a0 = g->bias[0], a1 = g->bias[1], a2 = g->bias[2], a3 = g->bias[3];
+    for (int32_t ky = ky0; ky < ky1; ky++) {
+        const uint8_t *xp = img + ((ptrdiff_t)(y0 + ky) * k->iw + x0 + kx0) * k->in_row + cb;
+        const dw_taps_t *wt = g->w + ky * k->kw;
+        for (int32_t kx = kx0; kx < kx1; kx++, xp += k->in_row) {
+            BP_DW_MAC(xp, wt[kx]);
+        }
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+// Output pixel (oy, ox) of channels c..c+3 through the tap loop, then requantize and store: the
+// fast constants, or bp_emit.
+static void dw_pixel(const dw_ctx_t *k, int32_t c, int32_t oy, int32_t ox, const dw_grp_t *g, int fmt) {
     const int32_t y0 = oy * k->win->stride_h - k->win->pad_top, x0 = ox * k->win->stride_w - k->win->pad_left;
     const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = (y0 + k->kh > k->ih) ? k->ih - y0 : k->kh;
     const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = (x0 + k->kw > k->iw) ? k->iw - x0 : k->kw;
-    // Offsets in ptrdiff_t (32-bit on Cortex-M); negative when the window starts in the padding.
-    const ptrdiff_t base = ((ptrdiff_t)y0 * k->iw + x0) * k->c_n + c;
-    int32_t acc[4] = {g->bias[0], g->bias[1], g->bias[2], g->bias[3]};
-    if (sgn) {
-        dw4(acc, k->img, base, g->w, ky0, ky1, kx0, kx1, k->iw, k->kw, k->c_n, 1);
+    const int32_t cb = (int32_t)(((uint32_t)c * (uint32_t)k->q->in.bits) >> 3);
+    int32_t acc[4];
+    if (fmt == DW_IN_S8) {
+        dw4(acc, k->img, y0, x0, cb, g, ky0, ky1, kx0, kx1, k, DW_IN_S8);
+    } else if (fmt == DW_IN_U8) {
+        dw4(acc, k->img, y0, x0, cb, g, ky0, ky1, kx0, kx1, k, DW_IN_U8);
+    } else if (fmt == DW_IN_U4) {
+        dw4(acc, k->img, y0, x0, cb, g, ky0, ky1, kx0, kx1, k, DW_IN_U4);
     } else {
-        dw4(acc, k->img, base, g->w, ky0, ky1, kx0, kx1, k->iw, k->kw, k->c_n, 0);
+        dw4(acc, k->img, y0, x0, cb, g, ky0, ky1, kx0, kx1, k, DW_IN_U2);
     }
     const int64_t row = ((int64_t)k->n * k->oh + oy) * k->ow + ox;
-    if (k->mode == DW_GEN) {
+    if (k->fast) {
+        const int32_t ob = (int32_t)(((uint32_t)c * (uint32_t)k->q->out.bits) >> 3);
+        dw_store4((uint8_t *)k->output + row * k->out_row + ob, acc[0], acc[1], acc[2], acc[3], g, k->q->out.bits,
+                  k->q->act_min, k->q->act_max, 0);
+    } else {
         for (int32_t j = 0; j < 4; j++) {
             bp_emit(k->output, row, k->c_n, c + j, k->q, k->rq, acc[j]);
-        }
-    } else {
-        uint8_t *op = (uint8_t *)k->output + row * k->c_n + c;
-        for (int32_t j = 0; j < 4; j++) {
-            op[j] = (uint8_t)dw_rq(acc[j], &g->rq[j], DW_C8, k->q->act_min, k->q->act_max);
         }
     }
 }
 
-// Channels c..c+3 of every output pixel of image k->n. With 8-bit outputs and fast constants, each
-// output row is cut into row runs: the border pixels one by one (their own valid taps), and the
-// pixels whose window lies inside the input columns in one run.
-static void dw_group(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int sgn) {
+// Channels c..c+3 of every output pixel of image k->n. With the fast constants each output row is
+// cut into row runs: the border pixels one by one (their own valid taps), and the pixels whose window
+// lies inside the input columns in one run.
+static void dw_group(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int fmt) {
     const bp_window_t *win = k->win;
-    if (k->mode == DW_GEN) {
+    if (!k->fast) {
         for (int32_t oy = 0; oy < k->oh; oy++) {
             for (int32_t ox = 0; ox < k->ow; ox++) {
-                dw_pixel(k, c, oy, ox, g, sgn);
+                dw_pixel(k, c, oy, ox, g, fmt);
             }
         }
         return;
     }
-    const int32_t sw = win->stride_w, pl = win->pad_left, c_n = k->c_n, kw = k->kw, iw = k->iw;
-    const dw_geo_t geo = {(ptrdiff_t)sw * c_n, (ptrdiff_t)iw * c_n, c_n, kw, k->q->act_min, k->q->act_max};
+    const bp_quant_t *q = k->q;
+    const int32_t sw = win->stride_w, pl = win->pad_left, kw = k->kw, iw = k->iw;
+    const dw_geo_t geo = {k->in_row, (ptrdiff_t)iw * k->in_row, (ptrdiff_t)sw * k->in_row, k->out_row,
+                          kw,        q->out.bits,                q->act_min,                 q->act_max};
     // Output columns whose window lies inside the input: x0 = ox*sw - pl in [0, iw - kw].
     int32_t ox_lo = (pl + sw - 1) / sw, ox_hi = iw + pl >= kw ? (iw + pl - kw) / sw + 1 : 0;
     ox_hi = ox_hi > k->ow ? k->ow : ox_hi;
     ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
-    void (*run)(BP_DW_RUN_ARGS) = k->mode == DW_U8 ? (sgn ? dw_run_s_u8 : dw_run_u_u8)
-                                                    : (sgn ? dw_run_s_c8 : dw_run_u_c8);
-    const int full3 = k->kh == 3 && kw == 3 && k->mode == DW_U8 && !sgn;
-    uint8_t *orow = (uint8_t *)k->output + (ptrdiff_t)k->n * k->oh * k->ow * c_n + c;
-    for (int32_t oy = 0; oy < k->oh; oy++, orow += (ptrdiff_t)k->ow * c_n) {
+    const int usat = q->out.bits == 8 && !q->out.is_signed && q->act_min == 0 && q->act_max == 255;
+    void (*run)(BP_DW_RUN_ARGS) = fmt == DW_IN_U8 ? (usat ? dw_run_u8_usat : dw_run_u8)
+                                  : fmt == DW_IN_S8 ? dw_run_s8
+                                  : fmt == DW_IN_U4 ? dw_run_u4
+                                                    : dw_run_u2;
+    void (*run3x3)(BP_DW_RUN_ARGS) = NULL;
+    if (k->kh == 3 && kw == 3 && fmt == DW_IN_U8) {
+        run3x3 = usat ? dw_run_u8_usat_3x3 : dw_run_u8_3x3;
+    }
+    const int32_t cb = (int32_t)(((uint32_t)c * (uint32_t)q->in.bits) >> 3);
+    const int32_t ob = (int32_t)(((uint32_t)c * (uint32_t)q->out.bits) >> 3);
+    uint8_t *orow = (uint8_t *)k->output + (ptrdiff_t)k->n * k->oh * k->ow * k->out_row + ob;
+    for (int32_t oy = 0; oy < k->oh; oy++, orow += (ptrdiff_t)k->ow * k->out_row) {
         const int32_t y0 = oy * win->stride_h - win->pad_top;
         const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = (y0 + k->kh > k->ih) ? k->ih - y0 : k->kh;
         if (ky1 <= ky0) { // the window lies wholly in the padding: bias only
             for (int32_t ox = 0; ox < k->ow; ox++) {
-                dw_pixel(k, c, oy, ox, g, sgn);
+                dw_pixel(k, c, oy, ox, g, fmt);
             }
             continue;
         }
-        const uint8_t *xrow = k->img + (ptrdiff_t)(y0 + ky0) * geo.rs + c; // first valid kernel row
+        const uint8_t *xrow = k->img + (ptrdiff_t)(y0 + ky0) * geo.rs + cb; // first valid kernel row
         const dw_taps_t *wrow = g->w + ky0 * kw;
         for (int32_t ox = 0; ox < k->ow;) {
             const int32_t x0 = ox * sw - pl;
             if (ox == ox_lo && ox_lo < ox_hi) {
-                const uint8_t *xp = xrow + (ptrdiff_t)x0 * c_n;
-                if (full3 && ky1 - ky0 == 3) {
-                    dw_run_u_u8_3x3(orow + (ptrdiff_t)ox * c_n, xp, ox_hi - ox, g->w, 3, 3, g, &geo);
+                const uint8_t *xp = xrow + (ptrdiff_t)x0 * geo.px;
+                if (run3x3 != NULL && ky1 - ky0 == 3) {
+                    run3x3(orow + (ptrdiff_t)ox * geo.opx, xp, ox_hi - ox, g->w, 3, 3, g, &geo);
                 } else {
-                    run(orow + (ptrdiff_t)ox * c_n, xp, ox_hi - ox, wrow, ky1 - ky0, kw, g, &geo);
+                    run(orow + (ptrdiff_t)ox * geo.opx, xp, ox_hi - ox, wrow, ky1 - ky0, kw, g, &geo);
                 }
                 ox = ox_hi;
                 continue;
             }
             const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = (x0 + kw > iw) ? iw - x0 : kw;
             if (kx1 <= kx0) {
-                dw_pixel(k, c, oy, ox, g, sgn);
+                dw_pixel(k, c, oy, ox, g, fmt);
             } else {
-                run(orow + (ptrdiff_t)ox * c_n, xrow + (ptrdiff_t)(x0 + kx0) * c_n, 1, wrow + kx0, ky1 - ky0,
+                run(orow + (ptrdiff_t)ox * geo.opx, xrow + (ptrdiff_t)(x0 + kx0) * geo.px, 1, wrow + kx0, ky1 - ky0,
                     kx1 - kx0, g, &geo);
             }
             ox++;
@@ -311,26 +351,25 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
         return st;
     }
     const int32_t c_n = input_dims->c, kh = filter_dims->h, kw = filter_dims->w, taps = kh * kw;
-    if (q->in.bits != 8 || taps > BP_DW_TAPS || c_n < 4) {
+    if ((q->in.bits != 8 && q->in.is_signed) || taps > BP_DW_TAPS || c_n < 4) {
         bp_depthwise_conv2d_generic(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
         return BP_OK;
     }
+    const int fmt = q->in.bits == 8 ? (q->in.is_signed ? DW_IN_S8 : DW_IN_U8) : q->in.bits == 4 ? DW_IN_U4 : DW_IN_U2;
     const int32_t ih = input_dims->h, iw = input_dims->w, oh = output_dims->h, ow = output_dims->w;
     const int32_t c4 = c_n & ~3;
-    int mode = DW_GEN;
-    if (q->out.bits == 8) {
-        mode = !q->out.is_signed && q->act_min == 0 && q->act_max == 255 ? DW_U8 : DW_C8;
-        for (int32_t c = 0; c < c_n; c++) {
-            mode = rq->shift[c] < 33 ? DW_GEN : mode;
-        }
+    int fast = q->out.bits != 32;
+    for (int32_t c = 0; c < c_n && fast; c++) {
+        fast = rq->shift[c] >= 33;
     }
+    const int32_t in_row = bp_row_bytes(c_n, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(c_n, q->out.bits);
-    if (out_row > 0 && q->out.bits != 8) { // sub-byte values are ORed into their bytes: clear first
+    if (out_row > 0 && q->out.bits != 8) { // bp_emit ORs sub-byte values into their bytes: clear first
         bp_clear_row((uint8_t *)output, input_dims->n * oh * ow * out_row);
     }
     const int32_t tap_row = bp_row_bytes(c_n, q->w_stored);
     dw_grp_t g;
-    dw_ctx_t k = {win, q, rq, output, input, ih, iw, kh, kw, c_n, oh, ow, 0, mode};
+    dw_ctx_t k = {win, q, rq, output, input, ih, iw, kh, kw, c_n, oh, ow, 0, in_row, out_row, fast};
 
     for (int32_t c = 0; c < c4; c += 4) {
         for (int32_t t = 0; t < taps; t++) {
@@ -345,20 +384,20 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
         for (int32_t j = 0; j < 4; j++) {
             g.bias[j] = bias ? bias[c + j] : 0;
             g.rq[j] = (dw_rq_t){0, 0, 0};
-            if (mode != DW_GEN) { // rq is unused (and may be NULL) for int32 outputs
+            if (fast) { // rq is unused (and may be NULL) for int32 outputs
                 const int32_t s = rq->shift[c + j];
                 g.rq[j] = (dw_rq_t){rq->multiplier[c + j], (int32_t)1 << (s - 33), s - 32};
             }
         }
         for (int32_t n = 0; n < input_dims->n; n++) {
             k.n = n;
-            k.img = input + (ptrdiff_t)n * ih * iw * c_n;
-            dw_group(&k, c, &g, q->in.is_signed);
+            k.img = input + (ptrdiff_t)n * ih * iw * in_row;
+            dw_group(&k, c, &g, fmt);
         }
     }
     // The last C % 4 channels, one at a time as in the portable kernel.
     for (int32_t n = 0; n < input_dims->n && c4 < c_n; n++) {
-        const uint8_t *img = input + (ptrdiff_t)n * ih * iw * c_n;
+        const uint8_t *img = input + (ptrdiff_t)n * ih * iw * in_row;
         for (int32_t oy = 0; oy < oh; oy++) {
             for (int32_t ox = 0; ox < ow; ox++) {
                 const int64_t row = ((int64_t)n * oh + oy) * ow + ox;
@@ -369,7 +408,8 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
                         for (int32_t kx = 0; kx < kw && iy >= 0 && iy < ih; kx++) {
                             const int32_t ix = ox * win->stride_w - win->pad_left + kx;
                             if (ix >= 0 && ix < iw) {
-                                acc += bp_read(img + ((ptrdiff_t)iy * iw + ix) * c_n, c, 8, q->in.is_signed) *
+                                acc += bp_read(img + ((ptrdiff_t)iy * iw + ix) * in_row, c, q->in.bits,
+                                               q->in.is_signed) *
                                        bp_read_weight(filter + ((ptrdiff_t)ky * kw + kx) * tap_row, c, q->w_stored,
                                                       q->w_view);
                             }
