@@ -301,6 +301,8 @@ def register(app: typer.Typer) -> None:
         board_images: int = typer.Option(200, help="Images run with `bp-path auto` on the emulated board "
                                          "(chosen path and logits compared with the host); 0 skips it."),
         work: Path = typer.Option(None, help="Work folder for caches and builds (default: <out>/work)."),
+        what_if: str = typer.Option(None, "--what-if", help="Re-cost the same answers with hypothetical path costs, "
+                                    "e.g. 'w4a4=0.5,w2a2-fl8=0.3' (fractions of the reference path's cost)."),
         progress: bool = typer.Option(True, help="Progress bars."),
     ) -> None:
         """Static paths, the dynamic model (knob sweep and chosen setting), cascades and the oracle on a
@@ -317,8 +319,14 @@ def register(app: typer.Typer) -> None:
             _fail(str(e))
         x, y = _images(ir, dataset, data_dir, images, split="test")
         out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + ".report")
+        hyp = None
+        if what_if:
+            try:
+                hyp = {k.strip(): float(v) for k, v in (kv.split("=") for kv in what_if.split(","))}
+            except ValueError:
+                _fail(f"--what-if wants PATH=FRACTION[,PATH=FRACTION...], got {what_if!r}")
         try:
-            r = D.evaluate(ir, x, y, work or out / "work", board_images=board_images, log=typer.echo,
+            r = D.evaluate(ir, x, y, work or out / "work", board_images=board_images, what_if=hyp, log=typer.echo,
                            progress=_progress(progress))
         except C.ControllerError as e:
             _fail(str(e))

@@ -152,5 +152,12 @@ def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     assert rep["static"][0]["accuracy"] == truth[:, 0].mean() and rep["static"][1]["accuracy"] == truth[:, 1].mean()
     assert rep["dynamic"]["accuracy"] == truth[np.arange(50), picks].mean()
     assert rep["oracle"]["accuracy"] == truth.any(1).mean()
+    # what-if: the same answers re-costed; path 1 free -> the dynamic optimum can only get cheaper
+    hyp = D.evaluate(new, x[:50], y[:50], tmp_path, what_if={"alt": 0.0}, log=lambda s: None)["what_if"]
+    assert list(hyp["relative_costs"].values()) == [1.0, 0.0]
+    if hyp["best_within_loss"] is not None:
+        assert hyp["best_within_loss"]["cost"] <= rep["dynamic"]["cost"]
+    with pytest.raises(C.ControllerError, match="unknown paths"):
+        D.evaluate(new, x[:5], y[:5], tmp_path, what_if={"nope": 0.5}, log=lambda s: None)
     files = D.write_report(rep, tmp_path / "rep")
     assert files["png"].stat().st_size > 1000 and "oracle" in files["md"].read_text()

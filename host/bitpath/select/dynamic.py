@@ -209,8 +209,13 @@ def board_check(ir: IR, x: np.ndarray, work: Path, host_paths: np.ndarray, host_
 
 
 def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: int = 0,
-             log: Callable[[str], None] = print, progress: Callable[[Iterable], Iterable] | None = None) -> dict:
-    """Everything the report shows, on images ``x`` with labels ``y``."""
+             what_if: dict[str, float] | None = None, log: Callable[[str], None] = print,
+             progress: Callable[[Iterable], Iterable] | None = None) -> dict:
+    """Everything the report shows, on images ``x`` with labels ``y``.
+
+    ``what_if`` maps path names to hypothetical costs (fractions of the reference path's measured
+    cost): the same controller scores and answers are then re-costed, to say what kernels would have
+    to reach for a given saving."""
     c = ir.header.get("controller")
     if c is None:
         raise C.ControllerError("this IR has no controller: run `bitpath select controller` first")
@@ -268,11 +273,35 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         "most_accurate_static": static[best_acc],
         "costs": costs,
     }
+    if what_if:
+        r["what_if"] = _what_if(what_if, names, pc, ref, ctrl_cost, scores, correct, c)
     if board_images:
         n = min(board_images, len(x))
         log(f"controller on the emulated board: {n} images under `bp-path auto`")
         r["board_check"] = board_check(ir, x[:n], work, chosen[:n], logits[:n], log, progress)
     return r
+
+
+def _what_if(what_if: dict[str, float], names: list[str], pc: np.ndarray, ref: int, ctrl_cost: float,
+             scores: np.ndarray, correct: np.ndarray, c: dict) -> dict:
+    unknown = sorted(set(what_if) - set(names))
+    if unknown:
+        raise C.ControllerError(f"--what-if names unknown paths {unknown}; paths are {names}")
+    hyp = pc.copy()
+    for n, frac in what_if.items():
+        hyp[names.index(n)] = frac * pc[ref]
+    loss = c["knob"].get("max_loss_pp") or 0.3
+    ref_acc = float(correct[:, ref].mean())
+    pts = C.sweep(scores, correct, hyp, ctrl_cost, ref, c["score_scale"],
+                  lams=[0.0, *np.geomspace(0.001, 10000.0, 141)])
+    ok = [p for p in pts if p.accuracy >= ref_acc - loss / 100 - 1e-12]
+    best = min(ok, key=lambda p: p.cost) if ok else None
+    return {"relative_costs": {n: float(hyp[i] / pc[ref]) for i, n in enumerate(names)}, "max_loss_pp": loss,
+            "best_within_loss": best.asdict() if best else None,
+            "static_within_loss": [{"path": names[i], "relative_cost": float(hyp[i] / pc[ref]),
+                                    "accuracy": float(correct[:, i].mean())}
+                                   for i in range(len(names)) if correct[:, i].mean() >= ref_acc - loss / 100 - 1e-12],
+            "oracle": C.oracle(correct, hyp)}
 
 
 def _host_auto(ir: IR, x: np.ndarray, work: Path, progress) -> np.ndarray:
@@ -326,6 +355,19 @@ def markdown(r: dict, command: str = "") -> str:
                      f"{len(bc['path_mismatches'])} chosen paths differ from the host's, "
                      f"{len(bc['logit_mismatches'])} logit vectors differ; controller "
                      f"{bc['controller_cost_mean']:,.0f} {u} on average.")
+    if "what_if" in r:
+        w = r["what_if"]
+        b = w["best_within_loss"]
+        hyp = ", ".join(f"{n} {v:.2f}x" for n, v in w["relative_costs"].items())
+        lines += ["", f"**What if** the paths cost {hyp} (hypothetical kernels; same controller scores and answers, "
+                  "knob chosen on this test set, so an upper bound):"]
+        if b:
+            lines.append(f"- cheapest dynamic setting within {w['max_loss_pp']} pp of {r['reference']}: "
+                         f"{100 * b['accuracy']:.2f} % at {b['cost'] / ref_cost:.3f}x (paths: "
+                         + ", ".join(f"{n} {100 * v:.1f} %" for n, v in zip(names, b["share"], strict=True)) + ").")
+        for st_ in w["static_within_loss"]:
+            lines.append(f"- static {st_['path']}: {100 * st_['accuracy']:.2f} % at {st_['relative_cost']:.3f}x.")
+        lines.append(f"- oracle: {100 * w['oracle']['accuracy']:.2f} % at {w['oracle']['cost'] / ref_cost:.3f}x.")
     lines += ["", "![accuracy vs cost](pareto.png)", ""]
     return "\n".join(lines)
 
