@@ -251,3 +251,17 @@ def test_fully_connected_8bit_out_paths(in_signed: bool, out_signed: bool, clamp
                         m, s, q)
                 compare("fully_connected", np.full(k, xlo if in_signed else xhi), np.full((cout, k), -128), bias, m,
                         s, q)
+
+
+@pytest.mark.parametrize(("in_bits", "in_signed"), [(8, False), (4, True), (2, True)])
+@pytest.mark.parametrize("out_bits", [8, 4, 32])
+def test_depthwise_per_channel_fallback(in_bits: int, in_signed: bool, out_bits: int) -> None:
+    # More taps than the packed-weight table (8x7 = 56 > 49) with 8-bit input, and signed sub-byte
+    # inputs: every channel through the per-channel loop of the DSP kernel.
+    rng = np.random.default_rng(in_bits * 10 + out_bits + in_signed)
+    q = LayerQuant(ActFormat(in_bits, in_signed), ActFormat(out_bits, out_bits == 32), 8, 8)
+    xlo, xhi = q.inp.range
+    for (kh, kw), win, c in (((8, 7), Window(1, 1, 3, 4, 3, 3), 5), ((3, 3), Window.same(3), 6)):
+        m, s = _dw_requant(rng, c, "fast")
+        x = rng.integers(xlo, xhi + 1, (9, 8, c))
+        compare("depthwise_conv2d", x, rng.integers(-128, 128, (kh, kw, c)), rng.integers(-99, 99, c), m, s, q, win)

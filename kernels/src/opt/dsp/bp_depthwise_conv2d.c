@@ -351,13 +351,12 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
         return st;
     }
     const int32_t c_n = input_dims->c, kh = filter_dims->h, kw = filter_dims->w, taps = kh * kw;
-    if ((q->in.bits != 8 && q->in.is_signed) || taps > BP_DW_TAPS || c_n < 4) {
-        bp_depthwise_conv2d_generic(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
-        return BP_OK;
-    }
+    // Signed sub-byte inputs and kernels of more than BP_DW_TAPS taps: every channel in the portable
+    // per-channel loop at the end (no channel groups).
+    const int groups = (q->in.bits == 8 || !q->in.is_signed) && taps <= BP_DW_TAPS;
     const int fmt = q->in.bits == 8 ? (q->in.is_signed ? DW_IN_S8 : DW_IN_U8) : q->in.bits == 4 ? DW_IN_U4 : DW_IN_U2;
     const int32_t ih = input_dims->h, iw = input_dims->w, oh = output_dims->h, ow = output_dims->w;
-    const int32_t c4 = c_n & ~3;
+    const int32_t c4 = groups ? c_n & ~3 : 0;
     int fast = q->out.bits != 32;
     for (int32_t c = 0; c < c_n && fast; c++) {
         fast = rq->shift[c] >= 33;
@@ -395,7 +394,7 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
             dw_group(&k, c, &g, fmt);
         }
     }
-    // The last C % 4 channels, one at a time as in the portable kernel.
+    // The last C % 4 channels (or all of them), one at a time as in the portable kernel.
     for (int32_t n = 0; n < input_dims->n && c4 < c_n; n++) {
         const uint8_t *img = input + (ptrdiff_t)n * ih * iw * in_row;
         for (int32_t oy = 0; oy < oh; oy++) {
