@@ -7,9 +7,8 @@ Sub-steps, each usable alone:
 - `bitpath select paths IR`: K candidate bit-paths by an integer program -> a `--paths` JSON for
   `bitpath train`;
 - `bitpath select controller IR`: train the on-device controller and write an IR that carries it;
-- `bitpath select report IR`: static paths, the dynamic model, cascades and the oracle on a test set.
-
-Not yet automated: fine-tuning with a chosen table (run `bitpath train --paths FILE` yourself).
+- `bitpath select report IR`: static paths, the dynamic model, cascades and the oracle on a test set;
+- `bitpath select run RUN --out DIR`: all of it in a chain, fine-tuning with the chosen table included.
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import typer
 
-HELP = ("Bit-path selection: measured device costs, layer sensitivity, candidate paths by ILP, the on-device "
-        "controller and its report. Fine-tune with a chosen table through `bitpath train --paths`.")
+HELP = ("Bit-path selection: measured device costs, layer sensitivity, candidate paths by ILP, fine-tuning with "
+        "them, the on-device controller and its report (`bitpath select run` chains them all).")
 
 
 def _fail(msg: str) -> None:
@@ -333,6 +332,57 @@ def register(app: typer.Typer) -> None:
         files = D.write_report(r, out, "bitpath select report " + " ".join(sys.argv[3:]))
         typer.echo(D.markdown(r))
         typer.echo("wrote " + ", ".join(str(p) for p in files.values()))
+
+    @sel.command("run")
+    def run_cmd(
+        src: Path = typer.Argument(..., help="Finished training run folder (final.pt; model.bpir.npz is exported "
+                                   "if missing)."),
+        out: Path = typer.Option(..., "--out", "-o", help="New folder: cost table, sensitivity, paths, the "
+                                 "fine-tuned run (train/), its IR with the controller, the report."),
+        k: int = typer.Option(4, "-k", help="Number of candidate paths."),
+        method: str = typer.Option("kl", help="Sensitivity: kl, imprint or hessian."),
+        sens_images: int = typer.Option(128, help="Calibration images for the sensitivity."),
+        stored: str = typer.Option("8,4,2", help="Stored (nested) weight widths the cost table measures."),
+        flash: int = typer.Option(None, help="Flash budget for all weights, bytes."),
+        ram: int = typer.Option(None, help="Peak activation RAM budget per path, bytes."),
+        epochs_qat: int = typer.Option(4, help="Multi-path QAT epochs of the fine-tuning."),
+        lr_qat: float = typer.Option(None, help="QAT learning rate (default: the source run's)."),
+        limit_train: int = typer.Option(None, help="Fine-tune on the first N training images only."),
+        limit_test: int = typer.Option(None, help="Evaluate the fine-tuned run on the first N test images only."),
+        controller_images: int = typer.Option(20000, help="Training images for the controller."),
+        held_out: int = typer.Option(5000, "--held-out", help="Of those, held out to choose the knob."),
+        max_loss: float = typer.Option(0.3, help="Knob: allowed accuracy loss (pp) against the first path."),
+        report_images: int = typer.Option(10000, help="Test images in the report."),
+        board_images: int = typer.Option(200, help="Images under `bp-path auto` on the emulated board."),
+        dataset: str = typer.Option("fashion-mnist", help="Dataset."),
+        data_dir: Path = typer.Option(None, help="Dataset folder."),
+        threads: int = typer.Option(None, help="torch CPU threads."),
+        progress: bool = typer.Option(True, help="Progress bars."),
+    ) -> None:
+        """The whole chain on a trained run: costs -> sensitivity -> K paths (ILP) -> fine-tune with them ->
+        export -> controller -> report. Steps whose output exists are reused, so a killed run continues."""
+        from bitpath.data import DatasetError
+        from bitpath.ir import IRError
+        from bitpath.select import controller as C
+        from bitpath.select import costs as K
+        from bitpath.select import ilp
+        from bitpath.select.pipeline import SelectRun, run
+
+        cfg = SelectRun(src=src, out=out, k=k, method=method, sens_images=sens_images,
+                        stored=tuple(int(v) for v in stored.split(",") if v.strip()), flash=flash, ram=ram,
+                        epochs_qat=epochs_qat,
+                        lr_qat=lr_qat, limit_train=limit_train, limit_test=limit_test,
+                        controller_images=controller_images, held_out=held_out, max_loss=max_loss,
+                        report_images=report_images, board_images=board_images, dataset=dataset, data_dir=data_dir,
+                        threads=threads)
+        try:
+            r = run(cfg, log=typer.echo, progress=_progress(progress))
+        except (FileNotFoundError, IRError, DatasetError, K.CostTableError, ilp.Infeasible, C.ControllerError,
+                ValueError) as e:
+            _fail(str(e))
+        d = r["dynamic"]
+        typer.echo(f"dynamic: {100 * d['accuracy']:.2f} % at {d['relative_cost']:.3f}x the first path; "
+                   f"report in {out / 'report'}")
 
     def _progress(show: bool):
         if not show:
