@@ -3,14 +3,13 @@ same path as the host reference, with bit-exact logits, and reports the controll
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from board_util import emulated
 from tiny_ir import tiny_ir, with_controller
 
-from bitpath.codegen import render
 from bitpath.export.runner import Runner
 
 pytestmark = pytest.mark.emulator
@@ -18,17 +17,8 @@ pytestmark = pytest.mark.emulator
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory):
-    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc", "pio") if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"needs {', '.join(missing)}: bash host/run.sh setup")
-    from bitpath.device import build
-    from bitpath.device.emulate import Emulator
-
     ir = with_controller(tiny_ir())
-    gen_dir = Path(tmp_path_factory.mktemp("ctrl-model"))
-    render(ir, gen_dir)
-    elf = build.build("qemu_f405", model_dir=gen_dir)
-    with Emulator(elf) as emu:
+    with emulated(ir, Path(tmp_path_factory.mktemp("ctrl-model"))) as emu:
         yield ir, emu
 
 

@@ -3,14 +3,13 @@ exactly the numpy reference's logits, on every path, and survives malformed comm
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from board_util import emulated
 from tiny_ir import tiny_ir
 
-from bitpath.codegen import render
 from bitpath.export.runner import Runner
 
 pytestmark = pytest.mark.emulator
@@ -18,18 +17,10 @@ pytestmark = pytest.mark.emulator
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory):
-    missing = [t for t in ("qemu-system-arm", "arm-none-eabi-gcc", "pio") if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"needs {', '.join(missing)}: bash host/run.sh setup")
-    from bitpath.device import build
     from bitpath.device.client import Client
-    from bitpath.device.emulate import Emulator
 
     ir = tiny_ir()
-    gen_dir = Path(tmp_path_factory.mktemp("model"))
-    render(ir, gen_dir)
-    elf = build.build("qemu_f405", model_dir=gen_dir)
-    with Emulator(elf) as emu, Client(emu.url, timeout=10.0) as dev:
+    with emulated(ir, Path(tmp_path_factory.mktemp("model"))) as emu, Client(emu.url, timeout=10.0) as dev:
         dev.sync()
         yield ir, dev
 
