@@ -36,10 +36,10 @@ static const shape_t SHAPES[] = {
     {OP_FC, 1, 1, 256, 64},    {OP_FC, 1, 1, 1024, 128},
 };
 
-// name: weight view / storage, input activation bits
+// name: weight view / storage, input activation bits (-s4/-s2: weights stored at 4/2 bits)
 static const combo_t COMBOS[] = {
     {"w8a8", 8, 8, 8, 8},    {"w4a8-s4", 8, 4, 4, 8}, {"w4a8-v8", 8, 8, 4, 8}, {"w4a4", 4, 8, 4, 4},
-    {"w2a8", 8, 8, 2, 8},    {"w2a2", 2, 8, 2, 2},
+    {"w2a8", 8, 8, 2, 8},    {"w2a2", 2, 8, 2, 2},    {"w2a8-s2", 8, 2, 2, 8}, {"w2a2-s2", 2, 2, 2, 2},
 };
 
 #define IN_MAX (32 * 32 * 32)

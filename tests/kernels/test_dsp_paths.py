@@ -265,3 +265,41 @@ def test_depthwise_per_channel_fallback(in_bits: int, in_signed: bool, out_bits:
         m, s = _dw_requant(rng, c, "fast")
         x = rng.integers(xlo, xhi + 1, (9, 8, c))
         compare("depthwise_conv2d", x, rng.integers(-128, 128, (kh, kw, c)), rng.integers(-99, 99, c), m, s, q, win)
+
+
+# Weights stored at 2 bits (the view is the code): the table-driven SMLAD path for any input width,
+# and the packed 2-bit path (offset codes from a table) for unsigned 2-bit inputs. K = KH*KW*Cin
+# covers K % 4 tails (partially used last weight byte), the 7-SMLAD extraction period, odd pixel and
+# channel counts, and all-max / all-min operands.
+@pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
+@pytest.mark.parametrize("cin", [1, 2, 3, 4, 5, 8, 16, 29, 32])
+def test_conv_2bit_storage_path(in_bits: int, signed: bool, cin: int) -> None:
+    rng = np.random.default_rng(cin * 10 + in_bits + signed)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 2, 2)
+    lo, hi = q.inp.range
+    for cout, hw in ((1, 3), (2, 4), (5, 5)):
+        z = np.zeros(cout, np.int64)
+        b = rng.integers(-99, 99, cout)
+        x = rng.integers(lo, hi + 1, (hw, hw + 1, cin))
+        for win in (Window.same(3), Window(2, 1, 0, 1, 1, 0)):
+            compare("conv2d", x, rng.integers(-2, 2, (cout, 3, 3, cin)), b, z, z, q, win)
+        for xv, wv in ((lo, -2), (hi, -2), (hi, 1), (lo, 1)):
+            compare("conv2d", np.full((hw, hw, cin), xv), np.full((cout, 3, 3, cin), wv), z, z, z, q,
+                    Window.same(3))
+        for kk in (1, 2):  # K = cin and 4 * cin
+            compare("conv2d", x, rng.integers(-2, 2, (cout, kk, kk, cin)), b, z, z, q, Window())
+
+
+@pytest.mark.parametrize("cin", [1, 3, 4, 7, 16, 27, 28, 29, 32, 57, 64])
+@pytest.mark.parametrize("out_bits", [2, 4, 8])
+def test_conv_2bit_storage_requantized(cin: int, out_bits: int) -> None:
+    # Requantized packed outputs (the channels sharing an output byte are stored together).
+    rng = np.random.default_rng(cin * 7 + out_bits)
+    for in_bits in (2, 8):
+        q = LayerQuant(ActFormat(in_bits), ActFormat(out_bits), 2, 2)
+        for cout in (3, 4, 8):
+            x = rng.integers(0, 2**in_bits, (4, 5, cin))
+            w = rng.integers(-2, 2, (cout, 3, 3, cin))
+            m = rng.integers(2**30, 2**31, cout)
+            s = rng.integers(30 + in_bits // 2, 38, cout)
+            compare("conv2d", x, w, rng.integers(-50, 50, cout), m, s, q, Window.same(3))

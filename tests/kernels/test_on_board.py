@@ -172,3 +172,21 @@ def test_depthwise_packed_paths_on_board(board: Board, in_bits: int, out_bits: i
         bias = rng.integers(-300, 300, c)
         for x in (rng.integers(xlo, xhi + 1, (7, 6, c)), np.full((7, 6, c), xhi)):
             _check(board, "depthwise_conv2d", x, rng.integers(-128, 128, (3, 3, c)), bias, mult, shift, q, win)
+
+
+@pytest.mark.parametrize(("ib", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
+def test_conv_2bit_storage_on_board(board: Board, ib: int, signed: bool) -> None:
+    # Weights stored at 2 bits: the table-driven SMLAD asm loop on interleaved patches (any input) and
+    # the packed 2-bit path (unsigned 2-bit inputs), with K % 4 tails, odd pixel and channel counts,
+    # extreme operands and packed outputs.
+    rng = np.random.default_rng(ib * 2 + signed)
+    for cin, cout, (h, w), k, win, ob in ((1, 16, (6, 5), 3, Window.same(3), 8), (3, 5, (4, 4), 3, Window.same(3), 4),
+                                          (16, 8, (5, 3), 3, Window.same(3, 2), 2), (5, 3, (3, 3), 1, Window(), 32),
+                                          (32, 7, (3, 4), 3, Window(1, 1, 2, 2, 2, 2), 8), (29, 4, (2, 3), 2, Window(), 4)):
+        q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 2, 2)
+        lo, hi = q.inp.range
+        bias, mult, shift = _requant(rng, cout, k * k * cin, q)
+        _check(board, "conv2d", _values(rng, (h, w, cin), lo, hi), _values(rng, (cout, k, k, cin), -2, 1),
+               bias, mult, shift, q, win)
+        _check(board, "conv2d", np.full((h, w, cin), lo if signed else hi), np.full((cout, k, k, cin), -2),
+               bias, mult, shift, q, win)

@@ -29,19 +29,25 @@ typedef struct {
     int32_t ox[2];
 } bp_block_t;
 
+// Position of patch element i: itself, or with il (two pixels interleaved, the second at col + 4)
+// every group of 4 at twice its offset, | p0: 4 values | p1: 4 values | per group.
+#define IL(il, i) ((il) ? ((((i) & ~3) << 1) | ((i) & 3)) : (i))
+
 // Unpack the patch of output pixel (oy, ox) into `col` (int16, reordered x0 x2 x1 x3 per group of 4;
 // the tail beyond the last full group stays in natural order). Whole groups of 4 channels take the
-// bp_unpack4_s16 path when they cannot straddle a pixel (Cin % 4 == 0).
-static void im2col_s16(int16_t *col,
-                       const uint8_t *img,
-                       const bp_dims_t *in,
-                       int32_t in_row,
-                       const bp_window_t *win,
-                       const bp_quant_t *q,
-                       int32_t kh,
-                       int32_t kw,
-                       int32_t oy,
-                       int32_t ox) {
+// bp_unpack4_s16 path when they cannot straddle a pixel (Cin % 4 == 0). il (a constant): the
+// interleaved layout of IL().
+static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
+                                                                  const uint8_t *img,
+                                                                  const bp_dims_t *in,
+                                                                  int32_t in_row,
+                                                                  const bp_window_t *win,
+                                                                  const bp_quant_t *q,
+                                                                  int32_t kh,
+                                                                  int32_t kw,
+                                                                  int32_t oy,
+                                                                  int32_t ox,
+                                                                  const int il) {
     const int32_t cin = in->c, k = kh * kw * cin, k4 = k & ~3;
     const int32_t bits = q->in.bits, sgn = q->in.is_signed;
     const int32_t iy0 = oy * win->stride_h - win->pad_top, ix0 = ox * win->stride_w - win->pad_left;
@@ -56,7 +62,7 @@ static void im2col_s16(int16_t *col,
             for (int32_t kx = 0; kx < kw; kx++, i++) {
                 const int32_t m = i & 3;
                 const int32_t pos = (i < k4 && (m == 1 || m == 2)) ? (i ^ 3) : i;
-                col[pos] = (int16_t)(sgn ? (int32_t)(int8_t)p[kx] : (int32_t)p[kx]);
+                col[IL(il, pos)] = (int16_t)(sgn ? (int32_t)(int8_t)p[kx] : (int32_t)p[kx]);
             }
         }
         return;
@@ -72,7 +78,7 @@ static void im2col_s16(int16_t *col,
                     if (px) {
                         bp_unpack4_s16(px, c, bits, sgn, &pair[0], &pair[1]);
                     }
-                    memcpy(col + i + c, pair, sizeof pair); // (x0,x2), (x1,x3): 2 stores
+                    memcpy(col + IL(il, i + c), pair, sizeof pair); // (x0,x2), (x1,x3): 2 stores
                 }
                 i += cin;
                 continue;
@@ -85,10 +91,15 @@ static void im2col_s16(int16_t *col,
                 if (px != NULL) {
                     v = bits == 8 ? (sgn ? (int32_t)(int8_t)px[c] : (int32_t)px[c]) : bp_read(px, c, bits, sgn);
                 }
-                col[pos] = (int16_t)v;
+                col[IL(il, pos)] = (int16_t)v;
             }
         }
     }
+}
+
+static void im2col_s16(int16_t *col, const uint8_t *img, const bp_dims_t *in, int32_t in_row, const bp_window_t *win,
+                       const bp_quant_t *q, int32_t kh, int32_t kw, int32_t oy, int32_t ox) {
+    im2col_s16_impl(col, img, in, in_row, win, q, kh, kw, oy, ox, 0);
 }
 
 // im2col for weights stored at 4 bits: groups of 8 laid out x0 x4 x2 x6 x1 x5 x3 x7, the halves of the
@@ -298,6 +309,119 @@ static void dot_4x1_u2(int32_t out[4], const uint8_t *const col[4], const uint8_
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
 
+// Weights stored at 2 bits (four codes per byte, | c3 | c2 | c1 | c0 |): constant tables indexed by
+// one stored byte, built by the preprocessor.
+// - g_s2_pairs[2b], [2b+1]: the int16 pairs (w0,w2), (w1,w3) of the byte's signed codes, the same
+//   operands SXTB16 gives for an 8-bit weight word, so the SMLAD path's patch layout (x0 x2 x1 x3)
+//   and loop serve 2-bit storage with one byte load and two table loads per 4 weights (2 KiB).
+// - g_s2_off[b]: the offset codes w' = w + 2 = c ^ 2 as the bytes | w3' | w2' | w1' | w0' | of the
+//   packed 2-bit path (1 KiB).
+#define S2_V(c) ((((c) ^ 2u) - 2u) & 0xFFFFu) /* signed 2-bit code -> int16 bits */
+#define S2_C(b, j) (((b) >> (2u * (j))) & 3u)
+#define S2_EVEN(b) (S2_V(S2_C(b, 0u)) | (S2_V(S2_C(b, 2u)) << 16))
+#define S2_ODD(b) (S2_V(S2_C(b, 1u)) | (S2_V(S2_C(b, 3u)) << 16))
+#define S2_PAIR(b) S2_EVEN(b), S2_ODD(b)
+#define S2_OFF(b) \
+    ((S2_C(b, 0u) ^ 2u) | ((S2_C(b, 1u) ^ 2u) << 8) | ((S2_C(b, 2u) ^ 2u) << 16) | ((S2_C(b, 3u) ^ 2u) << 24))
+static const uint32_t g_s2_pairs[512] = {U2_R256(S2_PAIR)};
+static const uint32_t g_s2_off[256] = {U2_R256(S2_OFF)};
+
+// Signed code i of a row of 2-bit codes.
+static inline int32_t s2_code(const uint8_t *wrow, int32_t i) {
+    return (int32_t)((((uint32_t)wrow[i >> 2] >> (2 * (i & 3))) & 3u) ^ 2u) - 2;
+}
+
+// Dot products of 2 patches x 2 weight rows stored at 2 bits (the view is the code). The patches are
+// interleaved (IL(): per group of 4, pixel 0's (x0,x2) (x1,x3) then pixel 1's), and each stored
+// byte's SXTB16-style halves come from g_s2_pairs. On ARMv7E-M the loop is one asm block of 19
+// instructions per 16 MACs (GCC's C version spills: 32). Exact products, no final shift:
+// |a| <= k * xmax * 2 <= INT32_MAX (bp_check_acc).
+static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], const int16_t *col,
+                                                             const uint8_t *const wrow[2], int32_t k) {
+    const int32_t k4 = k & ~3;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+#ifdef BP_HAVE_DSP
+    if (k4 > 0) {
+        const int16_t *cp = col;
+        const uint8_t *w0 = wrow[0], *w1 = wrow[1];
+        const int16_t *const end = col + 2 * k4;
+        const uint32_t *const lut = g_s2_pairs;
+        uint32_t e, o, x0e, x0o, x1e, x1o;
+#define BP_S2_ROW(wp, acc0, acc1)                                                                          \
+    "ldrb %[e], [%[" wp "]], #1\n\t"                                                                       \
+    "add %[e], %[lut], %[e], lsl #3\n\t"                                                                   \
+    "ldrd %[e], %[o], [%[e]]\n\t"                                                                          \
+    "smlad %[" acc0 "], %[x0e], %[e], %[" acc0 "]\n\t"                                                     \
+    "smlad %[" acc0 "], %[x0o], %[o], %[" acc0 "]\n\t"                                                     \
+    "smlad %[" acc1 "], %[x1e], %[e], %[" acc1 "]\n\t"                                                     \
+    "smlad %[" acc1 "], %[x1o], %[o], %[" acc1 "]\n\t"
+        __asm__("1:\n\t"
+                "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"
+                "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_S2_ROW("w0", "a00", "a10") BP_S2_ROW("w1", "a01", "a11")
+                "ldr %[e], %[end]\n\t"
+                "cmp %[cp], %[e]\n\t"
+                "bne 1b\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0),
+                  [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e),
+                  [x1o] "=&r"(x1o)
+                : [lut] "r"(lut), [end] "m"(end)
+                : "cc", "memory");
+#undef BP_S2_ROW
+    }
+#else
+    for (int32_t i = 0; i < k4; i += 4) {
+        const uint32_t *p0 = &g_s2_pairs[2u * wrow[0][i >> 2]], *p1 = &g_s2_pairs[2u * wrow[1][i >> 2]];
+        const uint32_t x0e = bp_load32(col + 2 * i), x0o = bp_load32(col + 2 * i + 2);
+        const uint32_t x1e = bp_load32(col + 2 * i + 4), x1o = bp_load32(col + 2 * i + 6);
+        a00 = bp_smlad(x0o, p0[1], bp_smlad(x0e, p0[0], a00));
+        a10 = bp_smlad(x1o, p0[1], bp_smlad(x1e, p0[0], a10));
+        a01 = bp_smlad(x0o, p1[1], bp_smlad(x0e, p1[0], a01));
+        a11 = bp_smlad(x1o, p1[1], bp_smlad(x1e, p1[0], a11));
+    }
+#endif
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t v0 = s2_code(wrow[0], i), v1 = s2_code(wrow[1], i);
+        const int32_t x0 = col[IL(1, i)], x1 = col[IL(1, i) + 4];
+        a00 += x0 * v0;
+        a01 += x0 * v1;
+        a10 += x1 * v0;
+        a11 += x1 * v1;
+    }
+    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
+}
+
+// dot_4x1_u2 for a weight row stored at 2 bits: the offset-code word of each stored byte is one
+// table load (g_s2_off) instead of the shift, mask and XOR of an 8-bit word.
+static void dot_4x1_u2s2(int32_t out[4], const uint8_t *const col[4], const uint8_t *wrow, int32_t k) {
+    const int32_t k4 = k & ~3;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int32_t i = 0;
+    while (i < k4) {
+        // At most 7 SMLADs per field before extraction (see the file comment).
+        const int32_t end = (k4 - i > 28) ? i + 28 : k4;
+        int32_t f0 = 0, f1 = 0, f2 = 0, f3 = 0;
+        for (; i < end; i += 4) {
+            const uint32_t w = g_s2_off[wrow[i >> 2]];
+            f0 = bp_smlad(bp_load32(col[0] + i), w, f0);
+            f1 = bp_smlad(bp_load32(col[1] + i), w, f1);
+            f2 = bp_smlad(bp_load32(col[2] + i), w, f2);
+            f3 = bp_smlad(bp_load32(col[3] + i), w, f3);
+        }
+        s0 += (f0 >> 8) & 0xFF;
+        s1 += (f1 >> 8) & 0xFF;
+        s2 += (f2 >> 8) & 0xFF;
+        s3 += (f3 >> 8) & 0xFF;
+    }
+    for (; i < k; i++) {
+        const int32_t v = s2_code(wrow, i) + 2;
+        s0 += col[0][i] * v;
+        s1 += col[1][i] * v;
+        s2 += col[2][i] * v;
+        s3 += col[3][i] * v;
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
 // Requantize and store output channel o of a pixel whose packed row starts at orow (NULL for int32
 // logits, which go to output[row * cout + o]). 8-bit rows are stored byte by byte, no bit packing.
 static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, int32_t o, const bp_quant_t *q,
@@ -311,6 +435,106 @@ static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, 
         orow[o] = (uint8_t)v;
     } else {
         bp_write(orow, o, q->out.bits, v);
+    }
+}
+
+// Weights stored at 2 bits (w_view == 2), any input: the packed 2-bit path for unsigned 2-bit inputs
+// (offset codes from g_s2_off), else the SMLAD path on interleaved int16 patches (dot_2x2_s2). Out of
+// line, so that the 8/4-bit storage paths of bp_conv2d keep their register allocation.
+static __attribute__((noinline)) void conv_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                              const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                              const uint8_t *input, const bp_dims_t *filter_dims,
+                                              const uint8_t *filter, const int32_t *bias,
+                                              const bp_dims_t *output_dims, void *output) {
+    const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
+    const int32_t k = kh * kw * cin, k4 = (k + 3) & ~3, w_row = (k + 3) >> 2;
+    const int32_t in_row = bp_row_bytes(cin, q->in.bits);
+    const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
+    const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
+    if (q->in.bits == 2 && !q->in.is_signed) {
+        // The packed path of bp_conv2d (see there), with the weight words from g_s2_off.
+        uint8_t *col8[4];
+        for (int32_t j = 0; j < 4; j++) {
+            col8[j] = (uint8_t *)buf + (int64_t)j * k4;
+        }
+        for (int32_t n = 0; n < input_dims->n; n++) {
+            const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
+            for (int32_t p = 0; p < npix; p += 4) {
+                const int32_t np = (npix - p < 4) ? npix - p : 4;
+                int32_t xsum[4];
+                int64_t row[4];
+                uint8_t *orow[4] = {NULL, NULL, NULL, NULL};
+                for (int32_t j = 0; j < 4; j++) {
+                    const int32_t pp = p + (j < np ? j : 0);
+                    row[j] = (int64_t)n * npix + pp;
+                    xsum[j] = im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
+                    if (out_row > 0 && j < np) {
+                        orow[j] = (uint8_t *)output + row[j] * out_row;
+                        bp_clear_row(orow[j], out_row);
+                    }
+                }
+                const int32_t per = (q->out.bits < 8 && cout % (8 / q->out.bits) == 0) ? 8 / q->out.bits : 1;
+                for (int32_t o = 0; o < cout; o += per) {
+                    int32_t acc[4][4];
+                    for (int32_t t = 0; t < per; t++) {
+                        dot_4x1_u2s2(acc[t], (const uint8_t *const *)col8, filter + (int64_t)(o + t) * w_row, k);
+                    }
+                    for (int32_t j = 0; j < np; j++) {
+                        if (per == 1) {
+                            emit(output, orow[j], row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[0][j] - 2 * xsum[j]);
+                            continue;
+                        }
+                        uint32_t byte = 0;
+                        for (int32_t t = 0; t < per; t++) {
+                            const int32_t oc = o + t;
+                            const int32_t v = bp_requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
+                                                         rq->shift[oc], q->act_min, q->act_max);
+                            byte |= ((uint32_t)v & ((1u << q->out.bits) - 1u)) << (t * q->out.bits);
+                        }
+                        orow[j][(o * q->out.bits) >> 3] = (uint8_t)byte;
+                    }
+                }
+            }
+        }
+        return;
+    }
+    for (int32_t n = 0; n < input_dims->n; n++) {
+        const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
+        for (int32_t p = 0; p < npix; p += 2) {
+            const int32_t np = (p + 1 < npix) ? 2 : 1;
+            int64_t row[2];
+            uint8_t *orow[2] = {NULL, NULL};
+            for (int32_t j = 0; j < 2; j++) {
+                // A lone last pixel is computed twice into the same row.
+                const int32_t pp = p + (j < np ? j : 0);
+                row[j] = (int64_t)n * npix + pp;
+                im2col_s16_impl(buf + 4 * j, img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow, 1);
+                if (out_row > 0) {
+                    orow[j] = (uint8_t *)output + row[j] * out_row;
+                    bp_clear_row(orow[j], out_row);
+                }
+            }
+            for (int32_t o = 0; o < cout; o += 2) {
+                const int32_t o1 = (o + 1 < cout) ? o + 1 : o;
+                int32_t acc[2][2];
+                const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
+                dot_2x2_s2(acc, buf, wrow, k);
+                for (int32_t j = 0; j < np; j++) {
+                    const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
+                    if (q->out.bits == 4 && o1 != o) {
+                        const int32_t v1 = (bias ? bias[o1] : 0) + acc[j][1];
+                        const int32_t r0 = bp_requant(v0, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
+                        const int32_t r1 = bp_requant(v1, rq->multiplier[o1], rq->shift[o1], q->act_min, q->act_max);
+                        orow[j][o >> 1] = (uint8_t)((r0 & 0xF) | ((r1 & 0xF) << 4));
+                        continue;
+                    }
+                    emit(output, orow[j], row[j], cout, o, q, rq, v0);
+                    if (o1 != o) {
+                        emit(output, orow[j], row[j], cout, o1, q, rq, (bias ? bias[o1] : 0) + acc[j][1]);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -329,6 +553,10 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
         bp_conv2d_check(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
     if (st != BP_OK) {
         return st;
+    }
+    if (q->w_stored == 2) {
+        conv_s2((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
     }
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin, k4 = (k + 3) & ~3;
