@@ -390,6 +390,60 @@ static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], 
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
 }
 
+// W8A8-style dot products of 2 interleaved patches x 2 rows of 8-bit codes, full 8-bit view: the loop
+// of dot_2x2_s16 as one asm block of 18 instructions per 16 MACs (GCC's C version spills: 25).
+static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], const int16_t *col,
+                                                             const uint8_t *const wrow[2], int32_t k) {
+    const int32_t k4 = k & ~3;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+#ifdef BP_HAVE_DSP
+    if (k4 > 0) {
+        const int16_t *cp = col;
+        const uint8_t *w0 = wrow[0], *w1 = wrow[1];
+        const int16_t *const end = col + 2 * k4;
+        uint32_t e, o, x0e, x0o, x1e, x1o;
+#define BP_W8_ROW(wp, acc0, acc1)                                                                          \
+    "ldr %[e], [%[" wp "]], #4\n\t"                                                                        \
+    "sxtb16 %[o], %[e], ror #8\n\t"                                                                        \
+    "sxtb16 %[e], %[e]\n\t"                                                                                \
+    "smlad %[" acc0 "], %[x0e], %[e], %[" acc0 "]\n\t"                                                     \
+    "smlad %[" acc0 "], %[x0o], %[o], %[" acc0 "]\n\t"                                                     \
+    "smlad %[" acc1 "], %[x1e], %[e], %[" acc1 "]\n\t"                                                     \
+    "smlad %[" acc1 "], %[x1o], %[o], %[" acc1 "]\n\t"
+        __asm__("1:\n\t"
+                "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"
+                "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_W8_ROW("w0", "a00", "a10") BP_W8_ROW("w1", "a01", "a11")
+                "cmp %[cp], %[end]\n\t"
+                "bne 1b\n\t"
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0),
+                  [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e),
+                  [x1o] "=&r"(x1o)
+                : [end] "r"(end)
+                : "cc", "memory");
+#undef BP_W8_ROW
+    }
+#else
+    for (int32_t i = 0; i < k4; i += 4) {
+        const uint32_t v0 = bp_load32(wrow[0] + i), v1 = bp_load32(wrow[1] + i);
+        const uint32_t x0e = bp_load32(col + 2 * i), x0o = bp_load32(col + 2 * i + 2);
+        const uint32_t x1e = bp_load32(col + 2 * i + 4), x1o = bp_load32(col + 2 * i + 6);
+        a00 = bp_smlad(x0o, bp_sxtb16_ror8(v0), bp_smlad(x0e, bp_sxtb16(v0), a00));
+        a10 = bp_smlad(x1o, bp_sxtb16_ror8(v0), bp_smlad(x1e, bp_sxtb16(v0), a10));
+        a01 = bp_smlad(x0o, bp_sxtb16_ror8(v1), bp_smlad(x0e, bp_sxtb16(v1), a01));
+        a11 = bp_smlad(x1o, bp_sxtb16_ror8(v1), bp_smlad(x1e, bp_sxtb16(v1), a11));
+    }
+#endif
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t v0 = (int8_t)wrow[0][i], v1 = (int8_t)wrow[1][i];
+        const int32_t x0 = col[IL(1, i)], x1 = col[IL(1, i) + 4];
+        a00 += x0 * v0;
+        a01 += x0 * v1;
+        a10 += x1 * v0;
+        a11 += x1 * v1;
+    }
+    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
+}
+
 // dot_4x1_u2 for a weight row stored at 2 bits: the offset-code word of each stored byte is one
 // table load (g_s2_off) instead of the shift, mask and XOR of an 8-bit word.
 static void dot_4x1_u2s2(int32_t out[4], const uint8_t *const col[4], const uint8_t *wrow, int32_t k) {
@@ -422,6 +476,17 @@ static void dot_4x1_u2s2(int32_t out[4], const uint8_t *const col[4], const uint
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
 
+// bp_requant with the s >= 33 case (every scale below 1/4) clamped in 32 bits: the rounded value
+// (q + 1) >> 1 fits int32 there, so the clamp needs no 64-bit compares. Same results bit for bit.
+static inline int32_t requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
+    if (s >= 33) {
+        const int32_t t = (int32_t)(((int64_t)acc * (int64_t)m) >> 32) >> (s - 33); // |t| <= 2^30
+        const int32_t v = (t + 1) >> 1;
+        return v < lo ? lo : (v > hi ? hi : v);
+    }
+    return bp_requant(acc, m, s, lo, hi);
+}
+
 // Requantize and store output channel o of a pixel whose packed row starts at orow (NULL for int32
 // logits, which go to output[row * cout + o]). 8-bit rows are stored byte by byte, no bit packing.
 static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, int32_t o, const bp_quant_t *q,
@@ -430,7 +495,7 @@ static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, 
         ((int32_t *)output)[row * cout + o] = acc;
         return;
     }
-    const int32_t v = bp_requant(acc, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
+    const int32_t v = requant(acc, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
     if (q->out.bits == 8) {
         orow[o] = (uint8_t)v;
     } else {
@@ -438,10 +503,10 @@ static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, 
     }
 }
 
-// Weights stored at 2 bits (w_view == 2), any input: the packed 2-bit path for unsigned 2-bit inputs
-// (offset codes from g_s2_off), else the SMLAD path on interleaved int16 patches (dot_2x2_s2). Out of
-// line, so that the 8/4-bit storage paths of bp_conv2d keep their register allocation.
-static __attribute__((noinline)) void conv_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+// Weights stored at 2 bits (w_view == 2): unsigned 2-bit inputs take the packed 2-bit path (offset
+// codes from g_s2_off), other inputs conv_il_s2. Both out of line, so that the 8/4-bit storage paths
+// of bp_conv2d keep their register allocation.
+static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
                                               const bp_requant_t *rq, const bp_dims_t *input_dims,
                                               const uint8_t *input, const bp_dims_t *filter_dims,
                                               const uint8_t *filter, const int32_t *bias,
@@ -451,7 +516,7 @@ static __attribute__((noinline)) void conv_s2(int16_t *buf, const bp_window_t *w
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
-    if (q->in.bits == 2 && !q->in.is_signed) {
+    {
         // The packed path of bp_conv2d (see there), with the weight words from g_s2_off.
         uint8_t *col8[4];
         for (int32_t j = 0; j < 4; j++) {
@@ -487,7 +552,7 @@ static __attribute__((noinline)) void conv_s2(int16_t *buf, const bp_window_t *w
                         uint32_t byte = 0;
                         for (int32_t t = 0; t < per; t++) {
                             const int32_t oc = o + t;
-                            const int32_t v = bp_requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
+                            const int32_t v = requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
                                                          rq->shift[oc], q->act_min, q->act_max);
                             byte |= ((uint32_t)v & ((1u << q->out.bits) - 1u)) << (t * q->out.bits);
                         }
@@ -498,6 +563,21 @@ static __attribute__((noinline)) void conv_s2(int16_t *buf, const bp_window_t *w
         }
         return;
     }
+}
+
+// The SMLAD path on interleaved 2-pixel patches with an asm dot loop: weights stored at 2 bits
+// (s2, any input) or 8-bit codes read at their full 8-bit view (W8, any input width).
+static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, const bp_window_t *win,
+                                                               const bp_quant_t *q, const bp_requant_t *rq,
+                                                               const bp_dims_t *input_dims, const uint8_t *input,
+                                                               const bp_dims_t *filter_dims, const uint8_t *filter,
+                                                               const int32_t *bias, const bp_dims_t *output_dims,
+                                                               void *output, const int s2) {
+    const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
+    const int32_t k = kh * kw * cin, w_row = s2 ? (k + 3) >> 2 : k;
+    const int32_t in_row = bp_row_bytes(cin, q->in.bits);
+    const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
+    const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
     for (int32_t n = 0; n < input_dims->n; n++) {
         const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
         for (int32_t p = 0; p < npix; p += 2) {
@@ -518,13 +598,17 @@ static __attribute__((noinline)) void conv_s2(int16_t *buf, const bp_window_t *w
                 const int32_t o1 = (o + 1 < cout) ? o + 1 : o;
                 int32_t acc[2][2];
                 const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
-                dot_2x2_s2(acc, buf, wrow, k);
+                if (s2) {
+                    dot_2x2_s2(acc, buf, wrow, k);
+                } else {
+                    dot_2x2_w8(acc, buf, wrow, k);
+                }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
                     if (q->out.bits == 4 && o1 != o) {
                         const int32_t v1 = (bias ? bias[o1] : 0) + acc[j][1];
-                        const int32_t r0 = bp_requant(v0, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
-                        const int32_t r1 = bp_requant(v1, rq->multiplier[o1], rq->shift[o1], q->act_min, q->act_max);
+                        const int32_t r0 = requant(v0, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
+                        const int32_t r1 = requant(v1, rq->multiplier[o1], rq->shift[o1], q->act_min, q->act_max);
                         orow[j][o >> 1] = (uint8_t)((r0 & 0xF) | ((r1 & 0xF) << 4));
                         continue;
                     }
@@ -536,6 +620,22 @@ static __attribute__((noinline)) void conv_s2(int16_t *buf, const bp_window_t *w
             }
         }
     }
+}
+
+static __attribute__((noinline)) void conv_il_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                 const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                 const uint8_t *input, const bp_dims_t *filter_dims,
+                                                 const uint8_t *filter, const int32_t *bias,
+                                                 const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1);
+}
+
+static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                 const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                 const uint8_t *input, const bp_dims_t *filter_dims,
+                                                 const uint8_t *filter, const int32_t *bias,
+                                                 const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0);
 }
 
 bp_status_t bp_conv2d(const bp_context_t *ctx,
@@ -554,8 +654,14 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     if (st != BP_OK) {
         return st;
     }
-    if (q->w_stored == 2) {
-        conv_s2((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+    if (q->w_stored == 2 || (q->w_stored == 8 && q->w_view == 8)) {
+        // exact products: |acc| <= k * xmax * 2^(w_view-1) <= INT32_MAX (bp_conv2d_check)
+        void (*const run)(int16_t *, const bp_window_t *, const bp_quant_t *, const bp_requant_t *, const bp_dims_t *,
+                          const uint8_t *, const bp_dims_t *, const uint8_t *, const int32_t *, const bp_dims_t *,
+                          void *) = q->w_stored == 8                               ? conv_il_w8
+                                    : (q->in.bits == 2 && !q->in.is_signed) ? conv_packed_s2
+                                                                             : conv_il_s2;
+        run((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
         return BP_OK;
     }
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
@@ -612,7 +718,7 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                         uint32_t byte = 0;
                         for (int32_t t = 0; t < per; t++) {
                             const int32_t oc = o + t;
-                            const int32_t v = bp_requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
+                            const int32_t v = requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
                                                          rq->shift[oc], q->act_min, q->act_max);
                             byte |= ((uint32_t)v & ((1u << q->out.bits) - 1u)) << (t * q->out.bits);
                         }
@@ -661,8 +767,8 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                     if (q->out.bits == 4 && o1 != o) {
                         // channels o (even) and o + 1 share one output byte: one store, no read-modify-write
                         const int32_t v1 = (bias ? bias[o1] : 0) + acc[j][1];
-                        const int32_t r0 = bp_requant(v0, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
-                        const int32_t r1 = bp_requant(v1, rq->multiplier[o1], rq->shift[o1], q->act_min, q->act_max);
+                        const int32_t r0 = requant(v0, rq->multiplier[o], rq->shift[o], q->act_min, q->act_max);
+                        const int32_t r1 = requant(v1, rq->multiplier[o1], rq->shift[o1], q->act_min, q->act_max);
                         orow[j][o >> 1] = (uint8_t)((r0 & 0xF) | ((r1 & 0xF) << 4));
                         continue;
                     }
