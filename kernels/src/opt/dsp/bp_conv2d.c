@@ -17,6 +17,10 @@
 //    Per SMLAD that field gains at most 4*3*3 = 36 and the field below it at most 2*9 = 18, so after
 //    7 SMLADs the middle field is <= 252 and nothing has carried into it: extract it then.
 //    sum(x*w) = sum(x*w') - 2*sum(x), with sum(x) computed once per patch for all channels.
+//
+// Weights stored at 2 bits and the full 8-bit view of 8-bit codes leave path 1 for out-of-line
+// variants (conv_packed_s2, conv_il_s2, conv_il_w8): constant tables per stored byte, and two
+// patches interleaved per group of 4 so that an asm loop reads them with one pointer.
 #include <string.h>
 
 #include "bp_conv2d_internal.h"
