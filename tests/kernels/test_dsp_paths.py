@@ -303,3 +303,25 @@ def test_conv_2bit_storage_requantized(cin: int, out_bits: int) -> None:
             m = rng.integers(2**30, 2**31, cout)
             s = rng.integers(30 + in_bits // 2, 38, cout)
             compare("conv2d", x, w, rng.integers(-50, 50, cout), m, s, q, Window.same(3))
+
+
+# 4- and 2-bit views of 8-bit codes on the interleaved-patch W8 loop (masked codes, exact final
+# shift): K % 4 tails, odd pixel and channel counts, extreme and low-bit-set codes.
+@pytest.mark.parametrize("wv", [4, 2])
+@pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
+@pytest.mark.parametrize("cin", [1, 3, 4, 5, 16, 29, 32])
+def test_conv_narrow_views_of_8bit(wv: int, in_bits: int, signed: bool, cin: int) -> None:
+    rng = np.random.default_rng(wv * 1000 + cin * 10 + in_bits + signed)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, wv)
+    lo, hi = q.inp.range
+    for cout, hw in ((1, 3), (2, 4), (5, 5)):
+        z = np.zeros(cout, np.int64)
+        b = rng.integers(-99, 99, cout)
+        x = rng.integers(lo, hi + 1, (hw, hw + 1, cin))
+        for win in (Window.same(3), Window(2, 1, 0, 1, 1, 0)):
+            compare("conv2d", x, rng.integers(-128, 128, (cout, 3, 3, cin)), b, z, z, q, win)
+        for xv, wval in ((lo, -128), (hi, -128), (hi, 127), (lo, 127), (hi, -113)):
+            compare("conv2d", np.full((hw, hw, cin), xv), np.full((cout, 3, 3, cin), wval), z, z, z, q,
+                    Window.same(3))
+        for kk in (1, 2):
+            compare("conv2d", x, rng.integers(-128, 128, (cout, kk, kk, cin)), b, z, z, q, Window())

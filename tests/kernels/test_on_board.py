@@ -190,3 +190,24 @@ def test_conv_2bit_storage_on_board(board: Board, ib: int, signed: bool) -> None
                bias, mult, shift, q, win)
         _check(board, "conv2d", np.full((h, w, cin), lo if signed else hi), np.full((cout, k, k, cin), -2),
                bias, mult, shift, q, win)
+
+
+@pytest.mark.parametrize("wv", [4, 2])
+@pytest.mark.parametrize(("ib", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
+def test_conv_narrow_views_of_8bit_on_board(board: Board, wv: int, ib: int, signed: bool) -> None:
+    # 4- and 2-bit views of 8-bit codes: the W8 asm loop with one AND per weight word and an exact
+    # final shift (the packed 2-bit path for w_view 2 with unsigned 2-bit inputs), with K % 4 tails,
+    # odd pixel and channel counts, extreme codes (-128, 127, codes with low bits set) and packed outputs.
+    rng = np.random.default_rng(wv * 100 + ib * 2 + signed)
+    for cin, cout, (h, w), k, win, ob in ((1, 16, (6, 5), 3, Window.same(3), 8), (3, 5, (4, 4), 3, Window.same(3), 4),
+                                          (16, 8, (5, 3), 3, Window.same(3, 2), 2), (5, 3, (3, 3), 1, Window(), 32),
+                                          (32, 7, (3, 4), 3, Window(1, 1, 2, 2, 2, 2), 8), (29, 4, (2, 3), 2, Window(), 4),
+                                          (64, 3, (3, 3), 3, Window.same(3), 32)):
+        q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 8, wv)
+        lo, hi = q.inp.range
+        bias, mult, shift = _requant(rng, cout, k * k * cin, q)
+        _check(board, "conv2d", _values(rng, (h, w, cin), lo, hi), _values(rng, (cout, k, k, cin), -128, 127),
+               bias, mult, shift, q, win)
+        for xv, wval in ((lo if signed else hi, -128), (hi, 127), (hi, -113), (lo, 15)):
+            _check(board, "conv2d", np.full((h, w, cin), xv), np.full((cout, k, k, cin), wval), bias, mult, shift,
+                   q, win)

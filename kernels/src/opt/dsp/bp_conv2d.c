@@ -394,10 +394,15 @@ static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], 
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
 }
 
-// W8A8-style dot products of 2 interleaved patches x 2 rows of 8-bit codes, full 8-bit view: the loop
-// of dot_2x2_s16 as one asm block of 18 instructions per 16 MACs (GCC's C version spills: 25).
+// W8A8-style dot products of 2 interleaved patches x 2 rows of 8-bit codes at view 8 - sh (sh a
+// constant: 0, 4 or 6): the loop of dot_2x2_s16 as one asm block of 18 instructions per 16 MACs
+// (GCC's C version spills: 25). A narrower view clears the low sh bits of each code with one AND
+// (a Thumb-2 immediate, no register) per weight word, 20 instructions per 16 MACs: the products are
+// 2^sh x too large and one exact shift at the end recovers the sum; the caller checked
+// |a| <= k * xmax * 128 <= INT32_MAX before the shift.
 static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], const int16_t *col,
-                                                             const uint8_t *const wrow[2], int32_t k) {
+                                                             const uint8_t *const wrow[2], int32_t k,
+                                                             const int sh) {
     const int32_t k4 = k & ~3;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
 #ifdef BP_HAVE_DSP
@@ -406,29 +411,39 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
         const uint8_t *w0 = wrow[0], *w1 = wrow[1];
         const int16_t *const end = col + 2 * k4;
         uint32_t e, o, x0e, x0o, x1e, x1o;
-#define BP_W8_ROW(wp, acc0, acc1)                                                                          \
-    "ldr %[e], [%[" wp "]], #4\n\t"                                                                        \
+#define BP_W8_ROW(wp, acc0, acc1, mask)                                                                    \
+    "ldr %[e], [%[" wp "]], #4\n\t" mask                                                                   \
     "sxtb16 %[o], %[e], ror #8\n\t"                                                                        \
     "sxtb16 %[e], %[e]\n\t"                                                                                \
     "smlad %[" acc0 "], %[x0e], %[e], %[" acc0 "]\n\t"                                                     \
     "smlad %[" acc0 "], %[x0o], %[o], %[" acc0 "]\n\t"                                                     \
     "smlad %[" acc1 "], %[x1e], %[e], %[" acc1 "]\n\t"                                                     \
     "smlad %[" acc1 "], %[x1o], %[o], %[" acc1 "]\n\t"
-        __asm__("1:\n\t"
-                "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"
-                "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_W8_ROW("w0", "a00", "a10") BP_W8_ROW("w1", "a01", "a11")
-                "cmp %[cp], %[end]\n\t"
-                "bne 1b\n\t"
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0),
-                  [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e),
-                  [x1o] "=&r"(x1o)
-                : [end] "r"(end)
-                : "cc", "memory");
+#define BP_W8_LOOP(mask)                                                                                   \
+    __asm__("1:\n\t"                                                                                       \
+            "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"                                                         \
+            "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_W8_ROW("w0", "a00", "a10", mask)                    \
+                BP_W8_ROW("w1", "a01", "a11", mask) "cmp %[cp], %[end]\n\t"                                \
+                                                    "bne 1b\n\t"                                           \
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0), \
+              [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), \
+              [x1o] "=&r"(x1o)                                                                             \
+            : [end] "r"(end)                                                                               \
+            : "cc", "memory")
+        if (sh == 0) {
+            BP_W8_LOOP("");
+        } else if (sh == 4) {
+            BP_W8_LOOP("and %[e], %[e], #0xF0F0F0F0\n\t");
+        } else {
+            BP_W8_LOOP("and %[e], %[e], #0xC0C0C0C0\n\t");
+        }
+#undef BP_W8_LOOP
 #undef BP_W8_ROW
     }
 #else
+    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
     for (int32_t i = 0; i < k4; i += 4) {
-        const uint32_t v0 = bp_load32(wrow[0] + i), v1 = bp_load32(wrow[1] + i);
+        const uint32_t v0 = bp_load32(wrow[0] + i) & mask4, v1 = bp_load32(wrow[1] + i) & mask4;
         const uint32_t x0e = bp_load32(col + 2 * i), x0o = bp_load32(col + 2 * i + 2);
         const uint32_t x1e = bp_load32(col + 2 * i + 4), x1o = bp_load32(col + 2 * i + 6);
         a00 = bp_smlad(x0o, bp_sxtb16_ror8(v0), bp_smlad(x0e, bp_sxtb16(v0), a00));
@@ -437,8 +452,10 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
         a11 = bp_smlad(x1o, bp_sxtb16_ror8(v1), bp_smlad(x1e, bp_sxtb16(v1), a11));
     }
 #endif
+    // Masked codes are exact multiples of 2^sh: the shift is exact.
+    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
     for (int32_t i = k4; i < k; i++) {
-        const int32_t v0 = (int8_t)wrow[0][i], v1 = (int8_t)wrow[1][i];
+        const int32_t v0 = (int32_t)(int8_t)wrow[0][i] >> sh, v1 = (int32_t)(int8_t)wrow[1][i] >> sh;
         const int32_t x0 = col[IL(1, i)], x1 = col[IL(1, i) + 4];
         a00 += x0 * v0;
         a01 += x0 * v1;
@@ -576,7 +593,7 @@ static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, con
                                                                const bp_dims_t *input_dims, const uint8_t *input,
                                                                const bp_dims_t *filter_dims, const uint8_t *filter,
                                                                const int32_t *bias, const bp_dims_t *output_dims,
-                                                               void *output, const int s2) {
+                                                               void *output, const int s2, const int sh) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin, w_row = s2 ? (k + 3) >> 2 : k;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
@@ -605,7 +622,7 @@ static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, con
                 if (s2) {
                     dot_2x2_s2(acc, buf, wrow, k);
                 } else {
-                    dot_2x2_w8(acc, buf, wrow, k);
+                    dot_2x2_w8(acc, buf, wrow, k, sh);
                 }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
@@ -631,7 +648,7 @@ static __attribute__((noinline)) void conv_il_s2(int16_t *buf, const bp_window_t
                                                  const uint8_t *input, const bp_dims_t *filter_dims,
                                                  const uint8_t *filter, const int32_t *bias,
                                                  const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0);
 }
 
 static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
@@ -639,7 +656,24 @@ static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t
                                                  const uint8_t *input, const bp_dims_t *filter_dims,
                                                  const uint8_t *filter, const int32_t *bias,
                                                  const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0);
+}
+
+// The W8 loop for the 4-bit and 2-bit views of 8-bit codes (one AND per weight word, exact shift).
+static __attribute__((noinline)) void conv_il_w8v4(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                   const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                   const uint8_t *input, const bp_dims_t *filter_dims,
+                                                   const uint8_t *filter, const int32_t *bias,
+                                                   const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4);
+}
+
+static __attribute__((noinline)) void conv_il_w8v2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                   const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                   const uint8_t *input, const bp_dims_t *filter_dims,
+                                                   const uint8_t *filter, const int32_t *bias,
+                                                   const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6);
 }
 
 bp_status_t bp_conv2d(const bp_context_t *ctx,
@@ -674,6 +708,12 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     const int packed2 = q->w_stored == 8 && q->w_view == 2 && q->in.bits == 2 && !q->in.is_signed;
     // The SMLAD path multiplies masked 8-bit codes: its sums reach k * xmax * 128 before the shift.
     const int smlad = (q->w_stored == 8 || q->w_stored == 4) && (int64_t)k * xmax * 128 <= INT32_MAX;
+    if (!packed2 && smlad && q->w_stored == 8) {
+        // 4-bit and 2-bit views of 8-bit codes (other than the packed 2-bit case): the W8 asm loop
+        (q->w_view == 4 ? conv_il_w8v4 : conv_il_w8v2)((int16_t *)ctx->buf, win, q, rq, input_dims, input,
+                                                       filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
+    }
     if (!packed2 && !smlad) {
         bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
                           output_dims, output);
