@@ -309,7 +309,7 @@ def test_conv_2bit_storage_requantized(cin: int, out_bits: int) -> None:
 # shift): K % 4 tails, odd pixel and channel counts, extreme and low-bit-set codes.
 @pytest.mark.parametrize("wv", [4, 2])
 @pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
-@pytest.mark.parametrize("cin", [1, 3, 4, 5, 16, 29, 32])
+@pytest.mark.parametrize("cin", [1, 3, 4, 5, 16, 28, 29, 32, 56])
 def test_conv_narrow_views_of_8bit(wv: int, in_bits: int, signed: bool, cin: int) -> None:
     rng = np.random.default_rng(wv * 1000 + cin * 10 + in_bits + signed)
     q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, wv)

@@ -202,7 +202,9 @@ def test_conv_narrow_views_of_8bit_on_board(board: Board, wv: int, ib: int, sign
     for cin, cout, (h, w), k, win, ob in ((1, 16, (6, 5), 3, Window.same(3), 8), (3, 5, (4, 4), 3, Window.same(3), 4),
                                           (16, 8, (5, 3), 3, Window.same(3, 2), 2), (5, 3, (3, 3), 1, Window(), 32),
                                           (32, 7, (3, 4), 3, Window(1, 1, 2, 2, 2, 2), 8), (29, 4, (2, 3), 2, Window(), 4),
-                                          (64, 3, (3, 3), 3, Window.same(3), 32)):
+                                          (64, 3, (3, 3), 3, Window.same(3), 32),
+                                          (28, 5, (3, 3), 1, Window(), 8),
+                                          (56, 3, (2, 2), 1, Window(), 2), (4, 6, (3, 5), 3, Window.same(3), 4)):
         q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 8, wv)
         lo, hi = q.inp.range
         bias, mult, shift = _requant(rng, cout, k * k * cin, q)

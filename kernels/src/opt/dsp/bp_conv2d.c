@@ -18,9 +18,11 @@
 //    7 SMLADs the middle field is <= 252 and nothing has carried into it: extract it then.
 //    sum(x*w) = sum(x*w') - 2*sum(x), with sum(x) computed once per patch for all channels.
 //
-// Weights stored at 2 bits and the full 8-bit view of 8-bit codes leave path 1 for out-of-line
-// variants (conv_packed_s2, conv_il_s2, conv_il_w8): constant tables per stored byte, and two
-// patches interleaved per group of 4 so that an asm loop reads them with one pointer.
+// Weights stored at 2 bits and every view of 8-bit codes leave path 1 for out-of-line variants
+// (conv_packed_s2, conv_il_s2, conv_il_w8, conv_il_w8v4, conv_il_w8v2): constant tables per stored
+// byte, and two patches interleaved per group of 4 so that an asm loop reads them with one pointer
+// (the 4- and 2-bit views add one AND per weight word). Path 1 remains for 4-bit storage. The packed
+// 2-bit path interleaves its four byte patches the same way (IL4()) for an asm block per 28 values.
 #include <string.h>
 
 #include "bp_conv2d_internal.h"
@@ -163,8 +165,13 @@ static void im2col_s16_g8(int16_t *col,
 static const uint32_t g_u2_spread[256] = {U2_R256(U2_SPREAD)};
 static const uint8_t g_u2_sum[256] = {U2_R256(U2_SUM)};
 
-// Unpack a 2-bit unsigned patch to bytes | x2 | x3 | x0 | x1 | per group of 4 (tail natural);
-// returns sum(x) over the whole patch. With Cin % 4 == 0 every packed input byte is one group.
+// Byte position of element i of a patch when 4 patches are interleaved per group of 4 values (patch
+// j starts at byte 4 * j): | p0: 4 bytes | p1 | p2 | p3 | per group, so that one pointer walks all 4.
+#define IL4(i) ((((i) & ~3) << 2) | ((i) & 3))
+
+// Unpack a 2-bit unsigned patch to bytes | x2 | x3 | x0 | x1 | per group of 4 (tail natural), at the
+// IL4() positions from col; returns sum(x) over the whole patch. With Cin % 4 == 0 every packed input
+// byte is one group.
 static int32_t im2col_u2(uint8_t *col,
                          const uint8_t *img,
                          const bp_dims_t *in,
@@ -183,7 +190,7 @@ static int32_t im2col_u2(uint8_t *col,
             if ((cin & 3) == 0) {
                 for (int32_t c = 0; c < cin; c += 4) {
                     const uint32_t b = px ? px[c >> 2] : 0u;
-                    memcpy(col + i + c, &g_u2_spread[b], sizeof(uint32_t));
+                    memcpy(col + IL4(i + c), &g_u2_spread[b], sizeof(uint32_t));
                     sum += g_u2_sum[b];
                 }
                 i += cin;
@@ -191,7 +198,7 @@ static int32_t im2col_u2(uint8_t *col,
             }
             for (int32_t c = 0; c < cin; c++, i++) {
                 const int32_t v = px ? bp_read(px, c, 2, 0) : 0;
-                col[i < k4 ? (i ^ 1) : i] = (uint8_t)v;
+                col[IL4(i < k4 ? (i ^ 1) : i)] = (uint8_t)v;
                 sum += v;
             }
         }
@@ -278,39 +285,6 @@ static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const ui
     } else {
         dot_2x2_s16_impl(out, col, wrow, k, sh);
     }
-}
-
-// Packed 2-bit dot products of 4 patches with one weight row (2-bit view of 8-bit codes), without
-// the -2*sum(x) offset correction. Four pixels share each prepared weight word (shift, mask, XOR):
-// per 16 MACs one weight load and its preparation, four input loads and four SMLADs.
-static void dot_4x1_u2(int32_t out[4], const uint8_t *const col[4], const uint8_t *wrow, int32_t k) {
-    const int32_t k4 = k & ~3;
-    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int32_t i = 0;
-    while (i < k4) {
-        // At most 7 SMLADs per field before extraction (see the file comment).
-        const int32_t end = (k4 - i > 28) ? i + 28 : k4;
-        int32_t f0 = 0, f1 = 0, f2 = 0, f3 = 0;
-        for (; i < end; i += 4) {
-            const uint32_t w = ((bp_load32(wrow + i) >> 6) & 0x03030303u) ^ 0x02020202u;
-            f0 = bp_smlad(bp_load32(col[0] + i), w, f0);
-            f1 = bp_smlad(bp_load32(col[1] + i), w, f1);
-            f2 = bp_smlad(bp_load32(col[2] + i), w, f2);
-            f3 = bp_smlad(bp_load32(col[3] + i), w, f3);
-        }
-        s0 += (f0 >> 8) & 0xFF;
-        s1 += (f1 >> 8) & 0xFF;
-        s2 += (f2 >> 8) & 0xFF;
-        s3 += (f3 >> 8) & 0xFF;
-    }
-    for (; i < k; i++) {
-        const int32_t v = ((int32_t)(int8_t)wrow[i] >> 6) + 2;
-        s0 += col[0][i] * v;
-        s1 += col[1][i] * v;
-        s2 += col[2][i] * v;
-        s3 += col[3][i] * v;
-    }
-    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
 
 // Weights stored at 2 bits (four codes per byte, | c3 | c2 | c1 | c0 |): constant tables indexed by
@@ -465,36 +439,89 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
 }
 
-// dot_4x1_u2 for a weight row stored at 2 bits: the offset-code word of each stored byte is one
-// table load (g_s2_off) instead of the shift, mask and XOR of an 8-bit word.
-static void dot_4x1_u2s2(int32_t out[4], const uint8_t *const col[4], const uint8_t *wrow, int32_t k) {
+// Packed 2-bit dot products of 4 interleaved patches (IL4(), from col) with one weight row, without
+// the -2*sum(x) offset correction. The offset-code word of 4 weights is ((w >> 6) & 0x03030303) ^
+// 0x02020202 for 8-bit codes (s2 == 0) or g_s2_off[stored byte] for 2-bit storage (s2 == 1); four
+// pixels share it. On ARMv7E-M every full run of 7 groups (28 values, the extraction period, see the
+// file comment) is one straight asm block: per group 3 (8-bit codes) or 2 (2-bit storage) weight
+// instructions, 4 input loads and 4 SMLADs (SMUAD for the first group: no zeroing), then one UXTAB
+// ror 8 per pixel adds the middle field to its sum. About 12 instructions per 16 MACs (GCC's C loop
+// took 14 plus ~40 of field extraction and spills per 28 values).
+static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4], const uint8_t *col,
+                                                                 const uint8_t *wrow, int32_t k, const int s2) {
     const int32_t k4 = k & ~3;
-    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    uint32_t s0 = 0, s1 = 0, s2_ = 0, s3 = 0;
     int32_t i = 0;
+#ifdef BP_HAVE_DSP
+    {
+        const int32_t full = k4 - k4 % 28;
+        const uint8_t *cp = col, *wp = wrow;
+        const uint8_t *const end = col + 4 * full;
+        const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
+        uint32_t f0, f1, f2, f3, w, x;
+#define BP_PK_W8 "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
+#define BP_PK_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
+#define BP_PK_X(f, op)                                                                                     \
+    "ldr %[x], [%[cp]], #4\n\t" op " %[" f "], %[x], %[w]" 
+#define BP_PK_FIRST(W)                                                                                     \
+    W BP_PK_X("f0", "smuad") "\n\t" BP_PK_X("f1", "smuad") "\n\t" BP_PK_X("f2", "smuad") "\n\t"         \
+        BP_PK_X("f3", "smuad") "\n\t"
+#define BP_PK_NEXT(W)                                                                                      \
+    W BP_PK_X("f0", "smlad") ", %[f0]\n\t" BP_PK_X("f1", "smlad") ", %[f1]\n\t" BP_PK_X("f2", "smlad")   \
+        ", %[f2]\n\t" BP_PK_X("f3", "smlad") ", %[f3]\n\t"
+#define BP_PK_CHUNK(W)                                                                                     \
+    __asm__(BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W)            \
+                BP_PK_NEXT(W) "uxtab %[s0], %[s0], %[f0], ror #8\n\t"                                      \
+                              "uxtab %[s1], %[s1], %[f1], ror #8\n\t"                                      \
+                              "uxtab %[s2], %[s2], %[f2], ror #8\n\t"                                      \
+                              "uxtab %[s3], %[s3], %[f3], ror #8\n\t"                                      \
+            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2_), [s3] "+r"(s3), [cp] "+r"(cp), [wp] "+r"(wp),   \
+              [f0] "=&r"(f0), [f1] "=&r"(f1), [f2] "=&r"(f2), [f3] "=&r"(f3), [w] "=&r"(w), [x] "=&r"(x)    \
+            : [aux] "r"(aux)                                                                               \
+            : "memory")
+        while (cp != end) {
+            if (s2) {
+                BP_PK_CHUNK(BP_PK_S2);
+            } else {
+                BP_PK_CHUNK(BP_PK_W8);
+            }
+        }
+#undef BP_PK_CHUNK
+#undef BP_PK_NEXT
+#undef BP_PK_FIRST
+#undef BP_PK_X
+#undef BP_PK_S2
+#undef BP_PK_W8
+        i = full;
+    }
+#endif
     while (i < k4) {
         // At most 7 SMLADs per field before extraction (see the file comment).
         const int32_t end = (k4 - i > 28) ? i + 28 : k4;
         int32_t f0 = 0, f1 = 0, f2 = 0, f3 = 0;
         for (; i < end; i += 4) {
-            const uint32_t w = g_s2_off[wrow[i >> 2]];
-            f0 = bp_smlad(bp_load32(col[0] + i), w, f0);
-            f1 = bp_smlad(bp_load32(col[1] + i), w, f1);
-            f2 = bp_smlad(bp_load32(col[2] + i), w, f2);
-            f3 = bp_smlad(bp_load32(col[3] + i), w, f3);
+            const uint32_t w = s2 ? g_s2_off[wrow[i >> 2]]
+                                  : ((bp_load32(wrow + i) >> 6) & 0x03030303u) ^ 0x02020202u;
+            const uint8_t *x = col + 4 * i;
+            f0 = bp_smlad(bp_load32(x), w, f0);
+            f1 = bp_smlad(bp_load32(x + 4), w, f1);
+            f2 = bp_smlad(bp_load32(x + 8), w, f2);
+            f3 = bp_smlad(bp_load32(x + 12), w, f3);
         }
         s0 += (f0 >> 8) & 0xFF;
         s1 += (f1 >> 8) & 0xFF;
-        s2 += (f2 >> 8) & 0xFF;
+        s2_ += (f2 >> 8) & 0xFF;
         s3 += (f3 >> 8) & 0xFF;
     }
     for (; i < k; i++) {
-        const int32_t v = s2_code(wrow, i) + 2;
-        s0 += col[0][i] * v;
-        s1 += col[1][i] * v;
-        s2 += col[2][i] * v;
-        s3 += col[3][i] * v;
+        const int32_t v = s2 ? s2_code(wrow, i) + 2 : ((int32_t)(int8_t)wrow[i] >> 6) + 2;
+        const uint8_t *x = col + IL4(i);
+        s0 += x[0] * v;
+        s1 += x[4] * v;
+        s2_ += x[8] * v;
+        s3 += x[12] * v;
     }
-    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+    out[0] = (int32_t)s0, out[1] = (int32_t)s1, out[2] = (int32_t)s2_, out[3] = (int32_t)s3;
 }
 
 // bp_requant with the s >= 33 case (every scale below 1/4) clamped in 32 bits: the rounded value
@@ -533,7 +560,7 @@ static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_wind
                                               const uint8_t *filter, const int32_t *bias,
                                               const bp_dims_t *output_dims, void *output) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
-    const int32_t k = kh * kw * cin, k4 = (k + 3) & ~3, w_row = (k + 3) >> 2;
+    const int32_t k = kh * kw * cin, w_row = (k + 3) >> 2;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
@@ -541,7 +568,7 @@ static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_wind
         // The packed path of bp_conv2d (see there), with the weight words from g_s2_off.
         uint8_t *col8[4];
         for (int32_t j = 0; j < 4; j++) {
-            col8[j] = (uint8_t *)buf + (int64_t)j * k4;
+            col8[j] = (uint8_t *)buf + 4 * j; // interleaved: IL4()
         }
         for (int32_t n = 0; n < input_dims->n; n++) {
             const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
@@ -563,7 +590,7 @@ static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_wind
                 for (int32_t o = 0; o < cout; o += per) {
                     int32_t acc[4][4];
                     for (int32_t t = 0; t < per; t++) {
-                        dot_4x1_u2s2(acc[t], (const uint8_t *const *)col8, filter + (int64_t)(o + t) * w_row, k);
+                        dot_4x1_packed(acc[t], col8[0], filter + (int64_t)(o + t) * w_row, k, 1);
                     }
                     for (int32_t j = 0; j < np; j++) {
                         if (per == 1) {
@@ -726,7 +753,7 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
         // 4 byte patches of k4 values: the same 4 * k4 bytes as the 2 int16 patches of the SMLAD path
         uint8_t *col8[4];
         for (int32_t j = 0; j < 4; j++) {
-            col8[j] = (uint8_t *)ctx->buf + (int64_t)j * k4;
+            col8[j] = (uint8_t *)ctx->buf + 4 * j; // interleaved: IL4()
         }
         for (int32_t n = 0; n < input_dims->n; n++) {
             const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
@@ -751,7 +778,7 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 for (int32_t o = 0; o < cout; o += per) {
                     int32_t acc[4][4];
                     for (int32_t t = 0; t < per; t++) {
-                        dot_4x1_u2(acc[t], (const uint8_t *const *)col8, filter + (int64_t)(o + t) * k, k);
+                        dot_4x1_packed(acc[t], col8[0], filter + (int64_t)(o + t) * k, k, 0);
                     }
                     for (int32_t j = 0; j < np; j++) {
                         if (per == 1) {
