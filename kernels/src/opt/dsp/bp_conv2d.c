@@ -53,9 +53,11 @@ static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
                                                                   int32_t kw,
                                                                   int32_t oy,
                                                                   int32_t ox,
-                                                                  const int il) {
+                                                                  const int il,
+                                                                  const int u4) {
     const int32_t cin = in->c, k = kh * kw * cin, k4 = k & ~3;
-    const int32_t bits = q->in.bits, sgn = q->in.is_signed;
+    // u4 (a constant): the caller guarantees unsigned 4-bit inputs
+    const int32_t bits = u4 ? 4 : q->in.bits, sgn = u4 ? 0 : q->in.is_signed;
     const int32_t iy0 = oy * win->stride_h - win->pad_top, ix0 = ox * win->stride_w - win->pad_left;
     if (cin == 1 && bits == 8 && iy0 >= 0 && ix0 >= 0 && iy0 + kh <= in->h && ix0 + kw <= in->w) {
         // First layers (one 8-bit channel), window inside the image: read the taps row by row, no
@@ -81,7 +83,15 @@ static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
             if ((cin & 3) == 0 && (bits == 8 || !sgn)) {
                 for (int32_t c = 0; c < cin; c += 4) {
                     uint32_t pair[2] = {0, 0};
-                    if (px) {
+                    if (px && u4) {
+                        // 4 unsigned nibbles = one halfword | x3 x2 | x1 x0 |: t holds its bytes at
+                        // bits 0..7 and 16..23, so one mask gives (x0,x2) and a shift and mask (x1,x3)
+                        uint16_t h;
+                        memcpy(&h, px + (c >> 1), sizeof h);
+                        const uint32_t t = (uint32_t)h | ((uint32_t)h << 8);
+                        pair[0] = t & 0x000F000Fu;
+                        pair[1] = (t >> 4) & 0x000F000Fu;
+                    } else if (px) {
                         bp_unpack4_s16(px, c, bits, sgn, &pair[0], &pair[1]);
                     }
                     memcpy(col + IL(il, i + c), pair, sizeof pair); // (x0,x2), (x1,x3): 2 stores
@@ -105,7 +115,7 @@ static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
 
 static void im2col_s16(int16_t *col, const uint8_t *img, const bp_dims_t *in, int32_t in_row, const bp_window_t *win,
                        const bp_quant_t *q, int32_t kh, int32_t kw, int32_t oy, int32_t ox) {
-    im2col_s16_impl(col, img, in, in_row, win, q, kh, kw, oy, ox, 0);
+    im2col_s16_impl(col, img, in, in_row, win, q, kh, kw, oy, ox, 0, 0);
 }
 
 // im2col for weights stored at 4 bits: groups of 8 laid out x0 x4 x2 x6 x1 x5 x3 x7, the halves of the
@@ -620,7 +630,8 @@ static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, con
                                                                const bp_dims_t *input_dims, const uint8_t *input,
                                                                const bp_dims_t *filter_dims, const uint8_t *filter,
                                                                const int32_t *bias, const bp_dims_t *output_dims,
-                                                               void *output, const int s2, const int sh) {
+                                                               void *output, const int s2, const int sh,
+                                                               const int u4) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin, w_row = s2 ? (k + 3) >> 2 : k;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
@@ -636,7 +647,7 @@ static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, con
                 // A lone last pixel is computed twice into the same row.
                 const int32_t pp = p + (j < np ? j : 0);
                 row[j] = (int64_t)n * npix + pp;
-                im2col_s16_impl(buf + 4 * j, img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow, 1);
+                im2col_s16_impl(buf + 4 * j, img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow, 1, u4);
                 if (out_row > 0) {
                     orow[j] = (uint8_t *)output + row[j] * out_row;
                     bp_clear_row(orow[j], out_row);
@@ -675,7 +686,7 @@ static __attribute__((noinline)) void conv_il_s2(int16_t *buf, const bp_window_t
                                                  const uint8_t *input, const bp_dims_t *filter_dims,
                                                  const uint8_t *filter, const int32_t *bias,
                                                  const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0, 0);
 }
 
 static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
@@ -683,7 +694,7 @@ static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t
                                                  const uint8_t *input, const bp_dims_t *filter_dims,
                                                  const uint8_t *filter, const int32_t *bias,
                                                  const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0, 0);
 }
 
 // The W8 loop for the 4-bit and 2-bit views of 8-bit codes (one AND per weight word, exact shift).
@@ -692,7 +703,16 @@ static __attribute__((noinline)) void conv_il_w8v4(int16_t *buf, const bp_window
                                                    const uint8_t *input, const bp_dims_t *filter_dims,
                                                    const uint8_t *filter, const int32_t *bias,
                                                    const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 0);
+}
+
+// conv_il_w8v4 for unsigned 4-bit inputs: the patch is built from one halfword per 4 values.
+static __attribute__((noinline)) void conv_il_w8v4_u4(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                      const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                      const uint8_t *input, const bp_dims_t *filter_dims,
+                                                      const uint8_t *filter, const int32_t *bias,
+                                                      const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 1);
 }
 
 static __attribute__((noinline)) void conv_il_w8v2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
@@ -700,7 +720,7 @@ static __attribute__((noinline)) void conv_il_w8v2(int16_t *buf, const bp_window
                                                    const uint8_t *input, const bp_dims_t *filter_dims,
                                                    const uint8_t *filter, const int32_t *bias,
                                                    const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6, 0);
 }
 
 bp_status_t bp_conv2d(const bp_context_t *ctx,
@@ -737,8 +757,9 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     const int smlad = (q->w_stored == 8 || q->w_stored == 4) && (int64_t)k * xmax * 128 <= INT32_MAX;
     if (!packed2 && smlad && q->w_stored == 8) {
         // 4-bit and 2-bit views of 8-bit codes (other than the packed 2-bit case): the W8 asm loop
-        (q->w_view == 4 ? conv_il_w8v4 : conv_il_w8v2)((int16_t *)ctx->buf, win, q, rq, input_dims, input,
-                                                       filter_dims, filter, bias, output_dims, output);
+        const int u4 = q->in.bits == 4 && !q->in.is_signed;
+        (q->w_view == 2 ? conv_il_w8v2 : u4 ? conv_il_w8v4_u4 : conv_il_w8v4)(
+            (int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
         return BP_OK;
     }
     if (!packed2 && !smlad) {
