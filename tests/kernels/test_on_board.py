@@ -84,6 +84,14 @@ def _check(board: Board, op: str, *args) -> None:
     np.testing.assert_array_equal(got, want, err_msg=f"{op} on the board")
 
 
+
+# (cin, cout, (h, w), k, window, output bits): K % 4 tails, odd pixel and channel counts, packed outputs
+_NARROW_CASES = ((1, 16, (6, 5), 3, Window.same(3), 8), (3, 5, (4, 4), 3, Window.same(3), 4),
+                 (16, 8, (5, 3), 3, Window.same(3, 2), 2), (5, 3, (3, 3), 1, Window(), 32),
+                 (32, 7, (3, 4), 3, Window(1, 1, 2, 2, 2, 2), 8), (29, 4, (2, 3), 2, Window(), 4))
+_VIEW_EXTRA_CASES = ((64, 3, (3, 3), 3, Window.same(3), 32), (28, 5, (3, 3), 1, Window(), 8),
+                     (56, 3, (2, 2), 1, Window(), 2), (4, 6, (3, 5), 3, Window.same(3), 4))
+
 @pytest.mark.parametrize(("wv", "ib", "ob"), COMBOS)
 def test_conv_dw_fc_on_board(board: Board, wv: int, ib: int, ob: int) -> None:
     rng = np.random.default_rng(wv * 100 + ib * 10 + ob)
@@ -180,9 +188,7 @@ def test_conv_2bit_storage_on_board(board: Board, ib: int, signed: bool) -> None
     # the packed 2-bit path (unsigned 2-bit inputs), with K % 4 tails, odd pixel and channel counts,
     # extreme operands and packed outputs.
     rng = np.random.default_rng(ib * 2 + signed)
-    for cin, cout, (h, w), k, win, ob in ((1, 16, (6, 5), 3, Window.same(3), 8), (3, 5, (4, 4), 3, Window.same(3), 4),
-                                          (16, 8, (5, 3), 3, Window.same(3, 2), 2), (5, 3, (3, 3), 1, Window(), 32),
-                                          (32, 7, (3, 4), 3, Window(1, 1, 2, 2, 2, 2), 8), (29, 4, (2, 3), 2, Window(), 4)):
+    for cin, cout, (h, w), k, win, ob in _NARROW_CASES:
         q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 2, 2)
         lo, hi = q.inp.range
         bias, mult, shift = _requant(rng, cout, k * k * cin, q)
@@ -199,12 +205,7 @@ def test_conv_narrow_views_of_8bit_on_board(board: Board, wv: int, ib: int, sign
     # final shift (the packed 2-bit path for w_view 2 with unsigned 2-bit inputs), with K % 4 tails,
     # odd pixel and channel counts, extreme codes (-128, 127, codes with low bits set) and packed outputs.
     rng = np.random.default_rng(wv * 100 + ib * 2 + signed)
-    for cin, cout, (h, w), k, win, ob in ((1, 16, (6, 5), 3, Window.same(3), 8), (3, 5, (4, 4), 3, Window.same(3), 4),
-                                          (16, 8, (5, 3), 3, Window.same(3, 2), 2), (5, 3, (3, 3), 1, Window(), 32),
-                                          (32, 7, (3, 4), 3, Window(1, 1, 2, 2, 2, 2), 8), (29, 4, (2, 3), 2, Window(), 4),
-                                          (64, 3, (3, 3), 3, Window.same(3), 32),
-                                          (28, 5, (3, 3), 1, Window(), 8),
-                                          (56, 3, (2, 2), 1, Window(), 2), (4, 6, (3, 5), 3, Window.same(3), 4)):
+    for cin, cout, (h, w), k, win, ob in (*_NARROW_CASES, *_VIEW_EXTRA_CASES):
         q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 8, wv)
         lo, hi = q.inp.range
         bias, mult, shift = _requant(rng, cout, k * k * cin, q)

@@ -100,6 +100,24 @@ def test_sweep_accounts_controller_cost_and_choices() -> None:
     assert pts[1].penalty == [50, 0] and pts[1].share == [0.0, 1.0] and pts[1].cost == 57.0
 
 
+def test_refine_reaches_settings_the_lambda_family_cannot() -> None:
+    """Uninformative scores: every lambda >= 0 sends all images to the cheap path (ties go to it), which
+    is right only half the time; refining the penalties finds 'always the accurate path'."""
+    n = 200
+    scores = np.zeros((n, 2), np.int64)
+    correct = np.stack([np.ones(n, bool), np.arange(n) % 2 == 0], 1)
+    costs = [100.0, 50.0]
+    pts = C.sweep(scores, correct, costs, 1.0, ref=0, score_scale=1.0)
+    assert all(p.share == [0.0, 1.0] for p in pts)
+    start, _ = C.pick_operating(pts, ref_accuracy=1.0, ref_cost=100.0, max_loss_pp=0.3)
+    best = C.refine(start, scores, correct, costs, 1.0, ref_accuracy=1.0, ref_cost=100.0, max_loss_pp=0.3)
+    assert best.accuracy == 1.0 and best.share == [1.0, 0.0] and best.cost == 101.0
+    assert choose(scores, best.penalty, C.cost_order(costs)).tolist() == [0] * n
+    # with a cost budget instead, refining never breaks the budget
+    cheap = C.refine(start, scores, correct, costs, 1.0, ref_accuracy=1.0, ref_cost=100.0, target_cost=0.6)
+    assert cheap.cost <= 60.0
+
+
 def test_cascade_counts_both_runs() -> None:
     # 4 images, 2 paths, 3 classes; path 0 margins 1, 5, 10, 20
     logits = np.zeros((4, 2, 3), np.int64)

@@ -264,6 +264,60 @@ def pick_operating(points: Sequence[Operating], *, ref_accuracy: float, ref_cost
     return best, f"no setting reaches {target_cost:.3f}x the reference path's cost: took the cheapest one"
 
 
+def _evaluate(scores: np.ndarray, correct: np.ndarray, costs: np.ndarray, ctrl_cost: float, pen: np.ndarray,
+              order: list[int], lam: float) -> Operating:
+    pick = choose(scores, pen, order)
+    share = np.bincount(pick, minlength=len(costs)) / max(len(pick), 1)
+    acc = float(correct[np.arange(len(pick)), pick].mean()) if len(pick) else 0.0
+    return Operating(lam, [int(v) for v in pen], acc, float(ctrl_cost + costs[pick].mean()), [float(v) for v in share])
+
+
+def _better(a: Operating, b: Operating, *, floor: float | None, budget: float | None) -> bool:
+    """Is ``a`` a better setting than ``b`` for the knob (accuracy floor, or cost budget)?"""
+    if floor is not None:
+        fa, fb = a.accuracy >= floor - 1e-12, b.accuracy >= floor - 1e-12
+        if fa != fb:
+            return fa
+        return (a.cost, -a.accuracy) < (b.cost, -b.accuracy) if fa else a.accuracy > b.accuracy
+    assert budget is not None
+    fa, fb = a.cost <= budget, b.cost <= budget
+    if fa != fb:
+        return fa
+    return (a.accuracy, -a.cost) > (b.accuracy, -b.cost) if fa else a.cost < b.cost
+
+
+def refine(start: Operating, scores: np.ndarray, correct: np.ndarray, costs: Sequence[float], ctrl_cost: float, *,
+           ref_accuracy: float, ref_cost: float, max_loss_pp: float | None = None, target_cost: float | None = None,
+           rounds: int = 3, grid: int = 41) -> Operating:
+    """Refine the knob's penalty vector one path at a time (coordinate search on the held-out images).
+
+    ``lambda * cost`` fixes the penalties' ratios; the search lets each path's penalty move on its
+    own, so settings such as "almost always path A, path B only when very sure" become reachable.
+    The knob's meaning is unchanged: the accuracy floor or the cost budget is the constraint."""
+    floor = ref_accuracy - max_loss_pp / 100.0 if max_loss_pp is not None else None
+    budget = target_cost * ref_cost if target_cost is not None else None
+    c = np.asarray(costs, dtype=np.float64)
+    order = cost_order(costs)
+    s = np.asarray(scores, dtype=np.int64)
+    best = start
+    pen = np.asarray(start.penalty, dtype=np.int64)
+    spread = np.abs(s[:, :, None] - s[:, None, :]).reshape(-1)
+    top = int(np.quantile(spread, 0.999)) + 1 if spread.size else 1
+    cands = np.unique(np.concatenate([np.linspace(-top, top, grid).round(), [-(2**31), 2**31 - 1]])).astype(np.int64)
+    for _ in range(rounds):
+        improved = False
+        for k in range(len(c)):
+            for v in cands:
+                trial = pen.copy()
+                trial[k] = v
+                op = _evaluate(s, correct, c, ctrl_cost, trial, order, start.lam)
+                if _better(op, best, floor=floor, budget=budget):
+                    best, pen, improved = op, trial, True
+        if not improved:
+            break
+    return best
+
+
 # ---------------------------------------------------------------------------------------- baselines
 def margins(logits: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 logit per row (int64)."""

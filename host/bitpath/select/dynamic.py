@@ -156,11 +156,23 @@ def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConf
     ref_acc = float(correct[va, reference].mean())
     op, why = C.pick_operating(points, ref_accuracy=ref_acc, ref_cost=pc[reference], max_loss_pp=max_loss_pp,
                                target_cost=target_cost)
+    swept = op
+    op = C.refine(op, scores, correct[va], pc, costs["controller"], ref_accuracy=ref_acc, ref_cost=pc[reference],
+                  max_loss_pp=max_loss_pp, target_cost=target_cost)
+    if op is not swept:
+        why += f"; penalties then refined path by path (lambda sweep alone: {100 * swept.accuracy:.2f} % at " \
+               f"{swept.cost / pc[reference]:.3f}x)"
+    statics = [(p, float(correct[va, p].mean()), pc[p]) for p in range(k)]
+    dominated = [ir.path_names[p] for p, a, cst in statics if a >= op.accuracy and cst <= op.cost]
+    if dominated:
+        log(f"      note: on the held-out images static {', '.join(dominated)} is as accurate and no dearer than the "
+            "controller: with these kernels and paths the controller does not pay")
     info = {
         "features": f"{cfg.pool}x{cfg.pool} average pool of the raw input",
         "score_scale": score_scale,
         "lambda": op.lam,
         "reference": ir.path_names[reference],
+        "dominated_by_static": dominated,
         "knob": {"max_loss_pp": max_loss_pp, "target_cost": target_cost, "chosen_by": why},
         "costs": costs,
         "train": {"images": len(x) - val, "held_out": val, "config": asdict(cfg),
@@ -264,6 +276,7 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
             "controller_parameter_bytes": C.parameter_bytes(ir),
             "host_c_path_mismatches": int((host_c != chosen).sum()),
             "chosen_by": c["knob"]["chosen_by"],
+            "dominated_by_static": c.get("dominated_by_static", []),
         },
         "sweep": [p.asdict() for p in points],
         "cascades": cascades,
@@ -345,6 +358,8 @@ def markdown(r: dict, command: str = "") -> str:
         f"- Controller: {d['controller_cost']:,.0f} {u} per inference ({100 * d['controller_share']:.2f} % of the "
         f"dynamic mean), {d['controller_parameter_bytes']:,} bytes of parameters.",
         f"- Knob: {d['chosen_by']}.",
+        *([f"- On the held-out images, static {', '.join(d['dominated_by_static'])} was as accurate and no dearer: "
+           "the controller does not pay with these paths and kernels."] if d.get("dominated_by_static") else []),
         "- Best static path at <= the dynamic cost: " + (f"{s['path']} at {100 * s['accuracy']:.2f} %" if s else
                                                           "none (every static path costs more)") + ".",
         f"- Generated controller in C on the host: {d['host_c_path_mismatches']} path choices differ from the numpy "
