@@ -18,7 +18,7 @@ SHAPES = {  # (op, shape) -> MACs, computed here from the shapes of the fast-ker
     ("fc", "1x1x256->64"): 256 * 64,
     ("fc", "1x1x1024->128"): 1024 * 128,
 }
-COMBOS = {"w8a8", "w4a8-s4", "w4a8-v8", "w4a4", "w2a8", "w2a2"}
+COMBOS = {"w8a8", "w4a8-s4", "w4a8-v8", "w4a4", "w2a8", "w2a2", "w2a8-s2", "w2a2-s2"}
 
 
 @pytest.mark.emulator
