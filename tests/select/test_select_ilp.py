@@ -114,7 +114,8 @@ def test_sweep_budgets_flash_ram_and_paths_json() -> None:
     _check(p, sol, sol.budgets, flash, 120)
     assert sol.budgets == sorted(sol.budgets, reverse=True)
     free = ilp.sweep(p, k=2)  # no flash budget: the widest path lets the cheapest one read views of 8-bit storage
-    assert free.costs[-1] <= ilp.min_cost(p) + 1e-6
+    assert free.costs[-1] <= ilp.min_cost(ilp._widest_storage(p), nested_rule=False) + 1e-6
+    assert free.stored == [8, 8, 8]
     assert sol.stored[1] == 4  # the flash budget forces the middle layer to 4-bit storage
     d = ilp.to_paths_json(p, sol)
     assert [set(e["layers"]) for e in d["paths"]] == [{"l0", "l1", "l2"}] * 3
@@ -154,3 +155,16 @@ def test_paths_json_loads_as_a_path_table() -> None:
     d.pop("select")
     table = PathTable.from_dict(d, spec)
     assert len(table) == 2
+
+
+def test_default_sweep_keeps_room_for_the_all_8_path() -> None:
+    """Narrow storage can be the cheapest of all (2-bit storage reads less flash), but it narrows
+    every path's views: the default budgets start at the cheapest path that keeps the widest storage."""
+    opts = [Option(8, 8, 8, 32, 10.0, 0.0), Option(8, 2, 8, 32, 8.0, 1.0), Option(2, 2, 8, 32, 6.0, 1.0)]
+    p = Problem([Layer("l0", "input", "logits", opts, {2: 4, 8: 16})])
+    sol = ilp.sweep(p, k=2)
+    assert [(o.stored, o.w) for c in sol.paths for o in c] == [(8, 8), (8, 2)]
+    assert sum(o.sens for c in sol.paths for o in c) == 1.0
+    # the cheapest path is still reachable with an explicit budget
+    cheap = ilp.sweep(p, k=1, fractions=[0.6])
+    assert [(o.stored, o.w) for o in cheap.paths[0]] == [(2, 2)]

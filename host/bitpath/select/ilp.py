@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pulp
@@ -378,16 +378,34 @@ def _min_cost_either(problem: Problem, **kw) -> tuple[float, float]:
     return shared, alone
 
 
+def _widest_storage(problem: Problem) -> Problem:
+    """``problem`` with every layer's options restricted to its widest stored width."""
+    layers = []
+    for lay in problem.layers:
+        top = max(o.stored for o in lay.options)
+        layers.append(replace(lay, options=[o for o in lay.options if o.stored == top]))
+    return replace(problem, layers=layers)
+
+
 def sweep(problem: Problem, k: int = 4, fractions: Sequence[float] | None = None, *,
           flash_bytes: int | None = None, ram_bytes: int | None = None, distinct: bool = True) -> Solution:
     """K paths under cost budgets given as fractions of the all-8-bit path's measured cost.
 
     Default fractions: K evenly spaced from the cheapest feasible path to the least sensitive
-    feasible path (the all-8-bit path when the flash and RAM budgets allow it).
+    feasible path (the all-8-bit path when the flash and RAM budgets allow it). When the flash and
+    RAM budgets allow every layer at its widest storage, the cheapest end is the cheapest path that
+    keeps that storage: a path needing narrower storage (cheaper to read) would narrow every other
+    path's views with it. Ask for such a path with explicit ``fractions``.
     """
     ref = problem.ref_cost()
     if fractions is None:
         lo, lo_alone = _min_cost_either(problem, flash_bytes=flash_bytes, ram_bytes=ram_bytes)
+        try:  # cheapest path that leaves every layer stored at its widest width (room for the all-8 path):
+            # a cheaper path that needs narrower storage would narrow every other path's views too
+            lo = max(lo, min_cost(_widest_storage(problem), nested_rule=False, flash_bytes=flash_bytes,
+                                  ram_bytes=ram_bytes))
+        except Infeasible:  # the flash/RAM budgets themselves forbid the widest storage
+            pass
         hi = sum(max(o.cost for o in lay.options) for lay in problem.layers) + sum(
             max(per.values(), default=0.0) for per in problem.group_cost.values())
         best = solve(problem, [hi * 1.01 + 1], flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=False)
