@@ -168,3 +168,18 @@ def test_default_sweep_keeps_room_for_the_all_8_path() -> None:
     # the cheapest path is still reachable with an explicit budget
     cheap = ilp.sweep(p, k=1, fractions=[0.6])
     assert [(o.stored, o.w) for o in cheap.paths[0]] == [(2, 2)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_keep_ref_makes_path_0_the_all_8_path(seed: int) -> None:
+    p = _problem(seed)
+    budgets = [p.ref_cost() * 1.0001, 1e9]
+    free = ilp.solve(p, budgets)
+    kept = ilp.solve(p, budgets, keep_ref=True)
+    _check(p, kept, budgets)
+    assert all(ilp._is_ref(o) for o in kept.paths[0])
+    s_free = sum(o.sens for c in free.paths for o in c)
+    s_kept = sum(o.sens for c in kept.paths for o in c)
+    assert s_free <= s_kept + 1e-9  # a constraint can only cost sensitivity
+    # the default sweep keeps it whenever the budgets allow it
+    assert all(ilp._is_ref(o) for o in ilp.sweep(p, k=2).paths[0])

@@ -46,6 +46,11 @@ class Option:
     sens: float = 0.0
 
 
+def _is_ref(o: Option) -> bool:
+    """An option of the all-8-bit reference path: 8-bit storage and view, 8-bit input, 8-bit (or logits) output."""
+    return o.stored == 8 and o.w == 8 and o.a_in == 8 and o.a_out in (8, 32)
+
+
 @dataclass
 class Layer:
     name: str
@@ -126,7 +131,7 @@ class Problem:
         """Cost of the all-8-bit path (stored 8, w 8, 8-bit activations)."""
         choice = []
         for lay in self.layers:
-            o = [o for o in lay.options if o.stored == 8 and o.w == 8 and o.a_in in (8,) and o.a_out in (8, 32)]
+            o = [o for o in lay.options if _is_ref(o)]
             if not o:
                 raise Infeasible(f"layer {lay.name!r}: the cost table has no all-8-bit entry")
             choice.append(o[0])
@@ -224,12 +229,14 @@ class Solution:
 
 def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None = None,
           ram_bytes: int | None = None, distinct: bool = True, time_limit: int = 60,
-          objective: str = "sens", nested_rule: bool = True) -> Solution:
+          objective: str = "sens", nested_rule: bool = True, keep_ref: bool = False) -> Solution:
     """Jointly choose ``len(budgets)`` paths; path ``k`` costs at most ``budgets[k]``.
 
     ``objective="sens"``: least summed sensitivity, then least summed cost; ``"cost"``: least cost only.
     ``nested_rule=False`` lets a layer be stored wider than any of these paths reads it (used to bound
-    the cheapest path of a table whose other paths set the storage).
+    the cheapest path of a table whose other paths set the storage). ``keep_ref=True`` makes path 0
+    the all-8-bit reference path (the controller's reference, and the accuracy every other path is
+    judged against), which a summed-sensitivity objective would otherwise trade away.
     """
     K = len(budgets)
     L = problem.layers
@@ -290,6 +297,11 @@ def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None
 
     for k, b in enumerate(budgets):
         m += cost_expr(k) <= float(b), f"budget_{k}"
+    if keep_ref:
+        for li, lay in enumerate(L):
+            for oi, o in enumerate(lay.options):
+                if not _is_ref(o):
+                    m += x[0, li, oi] == 0
     if flash_bytes is not None:
         m += pulp.lpSum(s[li, S] * lay.flash[S] for li, lay in enumerate(L)
                         for S in sorted({o.stored for o in lay.options})) + problem.fixed_flash <= flash_bytes, "flash"
@@ -388,7 +400,8 @@ def _widest_storage(problem: Problem) -> Problem:
 
 
 def sweep(problem: Problem, k: int = 4, fractions: Sequence[float] | None = None, *,
-          flash_bytes: int | None = None, ram_bytes: int | None = None, distinct: bool = True) -> Solution:
+          flash_bytes: int | None = None, ram_bytes: int | None = None, distinct: bool = True,
+          keep_ref: bool = True) -> Solution:
     """K paths under cost budgets given as fractions of the all-8-bit path's measured cost.
 
     Default fractions: K evenly spaced from the cheapest feasible path to the least sensitive
@@ -396,6 +409,9 @@ def sweep(problem: Problem, k: int = 4, fractions: Sequence[float] | None = None
     RAM budgets allow every layer at its widest storage, the cheapest end is the cheapest path that
     keeps that storage: a path needing narrower storage (cheaper to read) would narrow every other
     path's views with it. Ask for such a path with explicit ``fractions``.
+
+    ``keep_ref``: path 0 is the all-8-bit path whenever the budgets allow it (else it is dropped
+    from the constraints rather than failing).
     """
     ref = problem.ref_cost()
     if fractions is None:
@@ -414,12 +430,23 @@ def sweep(problem: Problem, k: int = 4, fractions: Sequence[float] | None = None
         fractions = [f * (1 + 1e-9) for f in fractions]  # the cheapest budget itself is feasible
         budgets = [f * ref for f in sorted(fractions, reverse=True)]
         try:
-            return solve(problem, budgets, flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=distinct)
+            return _solve_keeping_ref(problem, budgets, keep_ref, flash_bytes=flash_bytes, ram_bytes=ram_bytes,
+                                      distinct=distinct)
         except Infeasible:  # the cheapest path needs storage the other paths cannot provide
             top = max(best.costs[0], lo_alone)
             fractions = [f / ref * (1 + 1e-9) for f in np.linspace(lo_alone, top, k)] if k > 1 else [top / ref]
     budgets = [f * ref for f in sorted(fractions, reverse=True)]
-    return solve(problem, budgets, flash_bytes=flash_bytes, ram_bytes=ram_bytes, distinct=distinct)
+    return _solve_keeping_ref(problem, budgets, keep_ref, flash_bytes=flash_bytes, ram_bytes=ram_bytes,
+                              distinct=distinct)
+
+
+def _solve_keeping_ref(problem: Problem, budgets: Sequence[float], keep_ref: bool, **kw) -> Solution:
+    if keep_ref and budgets and budgets[0] >= problem.ref_cost() * (1 - 1e-9):
+        try:
+            return solve(problem, budgets, keep_ref=True, **kw)
+        except Infeasible:  # flash/RAM or the other budgets exclude the all-8 path: solve without it
+            pass
+    return solve(problem, budgets, **kw)
 
 
 def path_name(choice: Sequence[Option]) -> str:
