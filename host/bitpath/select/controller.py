@@ -27,12 +27,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bitpath.export.runner import Runner, choose
-from bitpath.ir import CTRL_PREFIX, IR, controller_ir, validate
+from bitpath.ir import CTRL_PREFIX, INT32_MAX, INT32_MIN, IR, controller_ir, validate
 from bitpath.ref.formats import Window
 from bitpath.ref.packing import pack
 from bitpath.ref.requant import quantize_multiplier
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 RULE = "path = argmax_k(score[k] - penalty[k]); ties to the earlier path in `order` (cheapest first)"
 
 
@@ -229,15 +228,9 @@ def sweep(scores: np.ndarray, correct: np.ndarray, costs: Sequence[float], ctrl_
     c = np.asarray(costs, dtype=np.float64)
     if lams is None:
         lams = [0.0, *np.geomspace(0.01, 1000.0, 61)]
-    out = []
-    for lam in lams:
-        pen = penalties(lam, costs, ref, score_scale)
-        pick = choose(scores, pen, order)
-        acc = float(correct[np.arange(len(pick)), pick].mean()) if len(pick) else 0.0
-        share = np.bincount(pick, minlength=len(c)) / max(len(pick), 1)
-        out.append(Operating(float(lam), [int(v) for v in pen], acc, float(ctrl_cost + c[pick].mean()),
-                             [float(v) for v in share]))
-    return out
+    s = np.asarray(scores, dtype=np.int64)
+    return [_evaluate(s, correct, c, ctrl_cost, penalties(lam, costs, ref, score_scale), order, float(lam))
+            for lam in lams]
 
 
 def pick_operating(points: Sequence[Operating], *, ref_accuracy: float, ref_cost: float,

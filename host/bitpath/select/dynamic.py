@@ -15,7 +15,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -79,23 +80,31 @@ def predictions(ir: IR, x: np.ndarray, work: Path, tag: str,
 
 
 # ---------------------------------------------------------------------------------------- device costs
-def measure_costs(ir: IR, work: Path, images: np.ndarray, log: Callable[[str], None] = lambda s: None) -> dict:
-    """Mean device cost of every forced path and of the controller (``bp-path auto``), measured on the
-    emulated board with the firmware built from ``ir`` (which must carry a controller)."""
+@contextmanager
+def _on_board(ir: IR, work: Path, log: Callable[[str], None]) -> Iterator:
+    """Generate ``ir``, build the firmware for the emulated board, boot it; yield a synced client."""
     from bitpath.codegen import render
     from bitpath.device import build as fw
     from bitpath.device.client import Client
     from bitpath.device.emulate import Emulator
-    from bitpath.select.costs import firmware_hash, kernels_hash
 
     model_dir = work / "board-model"
     render(ir, model_dir)
-    log(f"building the firmware for {BOARD} with the controller ({model_dir})")
+    log(f"building the firmware for {BOARD} ({model_dir})")
     elf = fw.build(BOARD, model_dir=model_dir)
-    paths = [[] for _ in ir.path_names]
-    ctrl: list[int] = []
     with Emulator(elf) as emu, Client(emu.url, timeout=60.0) as dev:
         dev.sync()
+        yield dev
+
+
+def measure_costs(ir: IR, work: Path, images: np.ndarray, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Mean device cost of every forced path and of the controller (``bp-path auto``), measured on the
+    emulated board with the firmware built from ``ir`` (which must carry a controller)."""
+    from bitpath.select.costs import firmware_hash, kernels_hash
+
+    paths = [[] for _ in ir.path_names]
+    ctrl: list[int] = []
+    with _on_board(ir, work, log) as dev:
         info = dev.info()
         if info.ir_hash != ir.content_hash()[:16]:
             raise C.ControllerError(f"the board runs IR {info.ir_hash}, not {ir.content_hash()[:16]}")
@@ -191,21 +200,11 @@ def board_check(ir: IR, x: np.ndarray, work: Path, host_paths: np.ndarray, host_
                 progress: Callable[[Iterable], Iterable] | None = None) -> dict:
     """Run ``bp-path auto`` on the emulated board for every image of ``x``; compare the chosen path
     and the logits with the host's."""
-    from bitpath.codegen import render
-    from bitpath.device import build as fw
-    from bitpath.device.client import Client
-    from bitpath.device.emulate import Emulator
-
-    model_dir = work / "board-model"
-    render(ir, model_dir)
-    log(f"building the firmware for {BOARD} ({model_dir})")
-    elf = fw.build(BOARD, model_dir=model_dir)
     path_mismatch, logit_mismatch, ctrl, total = [], [], [], []
     it: Iterable[int] = range(len(x))
     if progress is not None:
         it = progress(it)
-    with Emulator(elf) as emu, Client(emu.url, timeout=60.0) as dev:
-        dev.sync()
+    with _on_board(ir, work, log) as dev:
         dev.set_path("auto")
         for i in it:
             got, chosen, costs = dev.run(x[i].tobytes())
