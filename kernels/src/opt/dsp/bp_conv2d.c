@@ -561,21 +561,23 @@ static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, 
     }
 }
 
-// Weights stored at 2 bits (w_view == 2): unsigned 2-bit inputs take the packed 2-bit path (offset
-// codes from g_s2_off), other inputs conv_il_s2. Both out of line, so that the 8/4-bit storage paths
-// of bp_conv2d keep their register allocation.
-static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                              const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                              const uint8_t *input, const bp_dims_t *filter_dims,
-                                              const uint8_t *filter, const int32_t *bias,
-                                              const bp_dims_t *output_dims, void *output) {
+// The packed 2-bit path: unsigned 2-bit inputs times 2-bit weights, 4 byte patches of k4 values (the
+// same 4 * k4 bytes as the 2 int16 patches of the SMLAD path). `s2` (a constant at each call site):
+// weights stored at 2 bits (offset codes from g_s2_off, rows of ceil(k / 4) bytes) rather than 2-bit
+// views of 8-bit codes (rows of k bytes).
+static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf, const bp_window_t *win,
+                                                                    const bp_quant_t *q, const bp_requant_t *rq,
+                                                                    const bp_dims_t *input_dims, const uint8_t *input,
+                                                                    const bp_dims_t *filter_dims,
+                                                                    const uint8_t *filter, const int32_t *bias,
+                                                                    const bp_dims_t *output_dims, void *output,
+                                                                    const int s2) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
-    const int32_t k = kh * kw * cin, w_row = (k + 3) >> 2;
+    const int32_t k = kh * kw * cin, w_row = s2 ? (k + 3) >> 2 : k;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
     {
-        // The packed path of bp_conv2d (see there), with the weight words from g_s2_off.
         uint8_t *col8[4];
         for (int32_t j = 0; j < 4; j++) {
             col8[j] = (uint8_t *)buf + 4 * j; // interleaved: IL4()
@@ -588,6 +590,7 @@ static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_wind
                 int64_t row[4];
                 uint8_t *orow[4] = {NULL, NULL, NULL, NULL};
                 for (int32_t j = 0; j < 4; j++) {
+                    // Missing pixels of the last block repeat its first one; their results are dropped.
                     const int32_t pp = p + (j < np ? j : 0);
                     row[j] = (int64_t)n * npix + pp;
                     xsum[j] = im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
@@ -596,14 +599,17 @@ static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_wind
                         bp_clear_row(orow[j], out_row);
                     }
                 }
+                // Sub-byte outputs: compute the channels that share an output byte together and store
+                // the byte once (no read-modify-write per value).
                 const int32_t per = (q->out.bits < 8 && cout % (8 / q->out.bits) == 0) ? 8 / q->out.bits : 1;
                 for (int32_t o = 0; o < cout; o += per) {
                     int32_t acc[4][4];
                     for (int32_t t = 0; t < per; t++) {
-                        dot_4x1_packed(acc[t], col8[0], filter + (int64_t)(o + t) * w_row, k, 1);
+                        dot_4x1_packed(acc[t], col8[0], filter + (int64_t)(o + t) * w_row, k, s2);
                     }
                     for (int32_t j = 0; j < np; j++) {
                         if (per == 1) {
+                            // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
                             emit(output, orow[j], row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[0][j] - 2 * xsum[j]);
                             continue;
                         }
@@ -621,6 +627,23 @@ static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_wind
         }
         return;
     }
+}
+
+// Both packed variants out of line, so that the other paths of bp_conv2d keep their register allocation.
+static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                              const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                              const uint8_t *input, const bp_dims_t *filter_dims,
+                                              const uint8_t *filter, const int32_t *bias,
+                                              const bp_dims_t *output_dims, void *output) {
+    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1);
+}
+
+static __attribute__((noinline)) void conv_packed_w8v2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                const uint8_t *input, const bp_dims_t *filter_dims,
+                                                const uint8_t *filter, const int32_t *bias,
+                                                const bp_dims_t *output_dims, void *output) {
+    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0);
 }
 
 // The SMLAD path on interleaved 2-pixel patches with an asm dot loop: weights stored at 2 bits
@@ -755,14 +778,19 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     const int packed2 = q->w_stored == 8 && q->w_view == 2 && q->in.bits == 2 && !q->in.is_signed;
     // The SMLAD path multiplies masked 8-bit codes: its sums reach k * xmax * 128 before the shift.
     const int smlad = (q->w_stored == 8 || q->w_stored == 4) && (int64_t)k * xmax * 128 <= INT32_MAX;
-    if (!packed2 && smlad && q->w_stored == 8) {
+    if (packed2) {
+        conv_packed_w8v2((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims,
+                         output);
+        return BP_OK;
+    }
+    if (smlad && q->w_stored == 8) {
         // 4-bit and 2-bit views of 8-bit codes (other than the packed 2-bit case): the W8 asm loop
         const int u4 = q->in.bits == 4 && !q->in.is_signed;
         (q->w_view == 2 ? conv_il_w8v2 : u4 ? conv_il_w8v4_u4 : conv_il_w8v4)(
             (int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
         return BP_OK;
     }
-    if (!packed2 && !smlad) {
+    if (!smlad) {
         bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
                           output_dims, output);
         return BP_OK;
@@ -770,57 +798,6 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
-    if (packed2) {
-        // 4 byte patches of k4 values: the same 4 * k4 bytes as the 2 int16 patches of the SMLAD path
-        uint8_t *col8[4];
-        for (int32_t j = 0; j < 4; j++) {
-            col8[j] = (uint8_t *)ctx->buf + 4 * j; // interleaved: IL4()
-        }
-        for (int32_t n = 0; n < input_dims->n; n++) {
-            const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
-            for (int32_t p = 0; p < npix; p += 4) {
-                const int32_t np = (npix - p < 4) ? npix - p : 4;
-                int32_t xsum[4];
-                int64_t row[4];
-                uint8_t *orow[4] = {NULL, NULL, NULL, NULL};
-                for (int32_t j = 0; j < 4; j++) {
-                    // Missing pixels of the last block repeat its first one; their results are dropped.
-                    const int32_t pp = p + (j < np ? j : 0);
-                    row[j] = (int64_t)n * npix + pp;
-                    xsum[j] = im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
-                    if (out_row > 0 && j < np) {
-                        orow[j] = (uint8_t *)output + row[j] * out_row;
-                        bp_clear_row(orow[j], out_row);
-                    }
-                }
-                // Sub-byte outputs: compute the channels that share an output byte together and store
-                // the byte once (no read-modify-write per value).
-                const int32_t per = (q->out.bits < 8 && cout % (8 / q->out.bits) == 0) ? 8 / q->out.bits : 1;
-                for (int32_t o = 0; o < cout; o += per) {
-                    int32_t acc[4][4];
-                    for (int32_t t = 0; t < per; t++) {
-                        dot_4x1_packed(acc[t], col8[0], filter + (int64_t)(o + t) * k, k, 0);
-                    }
-                    for (int32_t j = 0; j < np; j++) {
-                        if (per == 1) {
-                            // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
-                            emit(output, orow[j], row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[0][j] - 2 * xsum[j]);
-                            continue;
-                        }
-                        uint32_t byte = 0;
-                        for (int32_t t = 0; t < per; t++) {
-                            const int32_t oc = o + t;
-                            const int32_t v = requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
-                                                         rq->shift[oc], q->act_min, q->act_max);
-                            byte |= ((uint32_t)v & ((1u << q->out.bits) - 1u)) << (t * q->out.bits);
-                        }
-                        orow[j][(o * q->out.bits) >> 3] = (uint8_t)byte;
-                    }
-                }
-            }
-        }
-        return BP_OK;
-    }
     int16_t *col16[2] = {(int16_t *)ctx->buf, (int16_t *)ctx->buf + k4};
 
     for (int32_t n = 0; n < input_dims->n; n++) {
