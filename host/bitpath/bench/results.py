@@ -26,6 +26,7 @@ import numpy as np
 from bitpath.bench.boards import BoardProfile
 from bitpath.bench.energy import estimate, summarize
 from bitpath.bench.run import AUTO, ResultLog
+from bitpath.select import baselines
 
 FORMAT = "bitpath-bench-results"
 VERSION = 1
@@ -43,11 +44,6 @@ def _time_us(counts: np.ndarray, device: dict, profile: BoardProfile) -> tuple[n
         return counts / device["counter_hz"] * 1e6, f"cycles / {device['counter_hz'] / 1e6:g} MHz (measured)"
     return counts / profile.clock_hz * 1e6, (f"estimated: emulated instructions at {profile.clock_hz / 1e6:g} MHz, "
                                              "1 instruction/cycle assumed")
-
-
-def _margin(logits: np.ndarray) -> np.ndarray:
-    s = np.sort(logits, axis=1)
-    return s[:, -1] - s[:, -2]
 
 
 def aggregate(header: dict, records: list[dict], *, firmware: dict | None = None) -> dict:
@@ -141,14 +137,12 @@ def _derived(header: dict, meas: dict, static: list[str], images: list[int], dev
     y = np.array([meas[(i, static[0])]["label"] for i in images])
     cost = np.array([[meas[(i, p)]["total"] for p in static] for i in images], dtype=np.float64)
     right = np.array([[meas[(i, p)]["pred"] == meas[(i, p)]["label"] for p in static] for i in images])
-    # oracle: the cheapest right path, or the cheapest path when none is right
-    big = np.where(right, cost, np.inf)
-    pick = np.where(right.any(axis=1), big.argmin(axis=1), cost.argmin(axis=1))
-    o_cost = cost[np.arange(len(images)), pick]
+    # the same oracle and cascade as `bitpath select report`, on the measured per-image costs
+    orc = baselines.oracle(right, cost)
     oracle = {
-        "accuracy": float(right.any(axis=1).mean()),
-        "cost_mean": float(o_cost.mean()),
-        "chosen": dict(sorted(Counter(static[k] for k in pick).items())),
+        "accuracy": orc["accuracy"],
+        "cost_mean": orc["cost"],
+        "chosen": {static[k]: n for k, n in enumerate(orc["count"]) if n},
         "how": "hindsight bound: per image the cheapest static path that is right (cheapest path if none is)",
     }
     mean_cost = cost.mean(axis=0)
@@ -157,15 +151,10 @@ def _derived(header: dict, meas: dict, static: list[str], images: list[int], dev
     best = int(np.lexsort((mean_cost, -acc))[0])  # most accurate, cheaper on ties
     cascade: list[dict] = []
     if cheap != best:
-        logits = np.array([meas[(i, static[cheap])]["logits"] for i in images], dtype=np.float64)
-        margin = _margin(logits)
-        for q in (0, 10, 25, 50, 75, 90, 100):
-            thr = float(np.percentile(margin, q)) if q < 100 else float(margin.max()) + 1
-            esc = margin < thr
-            ok = np.where(esc, right[:, best], right[:, cheap])
-            c = cost[:, cheap] + np.where(esc, cost[:, best], 0.0)
-            cascade.append({"threshold": thr, "quantile": q, "escalated": float(esc.mean()),
-                            "accuracy": float(ok.mean()), "cost_mean": float(c.mean())})
+        logits = np.array([[meas[(i, p)]["logits"] for p in static] for i in images], dtype=np.int64)
+        for pt in baselines.cascade(logits, y, cost, cheap, best, quantiles=(0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)):
+            cascade.append({"threshold": pt["threshold"], "quantile": round(100 * pt["quantile"]),
+                            "escalated": pt["escalated"], "accuracy": pt["accuracy"], "cost_mean": pt["cost"]})
     return {
         "oracle": oracle,
         "cascade": {"cheap": static[cheap], "escalate_to": static[best], "points": cascade,

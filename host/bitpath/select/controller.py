@@ -20,7 +20,6 @@ measured cost is part of every average.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -31,6 +30,7 @@ from bitpath.ir import CTRL_PREFIX, INT32_MAX, INT32_MIN, IR, controller_ir, val
 from bitpath.ref.formats import Window
 from bitpath.ref.packing import pack
 from bitpath.ref.requant import quantize_multiplier
+from bitpath.select.baselines import cascade, cost_order, margins, oracle, pareto  # noqa: F401 (re-exported)
 
 RULE = "path = argmax_k(score[k] - penalty[k]); ties to the earlier path in `order` (cheapest first)"
 
@@ -202,11 +202,6 @@ def penalties(lam: float, costs: Sequence[float], ref: int, score_scale: float) 
     return np.clip(pen, 0, INT32_MAX).astype(np.int64)
 
 
-def cost_order(costs: Sequence[float]) -> list[int]:
-    """Path indices cheapest first (stable: equal costs keep their index order)."""
-    return [int(i) for i in np.argsort(np.asarray(costs, dtype=np.float64), kind="stable")]
-
-
 @dataclass
 class Operating:
     """One setting of the knob, evaluated on a set of images."""
@@ -311,51 +306,3 @@ def refine(start: Operating, scores: np.ndarray, correct: np.ndarray, costs: Seq
     return best
 
 
-# ---------------------------------------------------------------------------------------- baselines
-def margins(logits: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 logit per row (int64)."""
-    s = np.sort(np.asarray(logits, dtype=np.int64), axis=1)
-    return s[:, -1] - s[:, -2]
-
-
-def cascade(logits: np.ndarray, y: np.ndarray, costs: Sequence[float], first: int, second: int,
-            quantiles: Sequence[float] = tuple(np.linspace(0, 1, 21))) -> list[dict]:
-    """Confidence cascade: run ``first``; when its top-1/top-2 margin is below ``t``, also run
-    ``second`` and take its answer. Both runs' costs count. ``logits`` is ``(N, K, classes)``."""
-    m = margins(logits[:, first])
-    pred1, pred2 = logits[:, first].argmax(1), logits[:, second].argmax(1)
-    out = []
-    seen = set()
-    for q in quantiles:
-        t = int(np.quantile(m, q, method="higher")) + (1 if q >= 1 else 0) if len(m) else 0
-        if t in seen:
-            continue
-        seen.add(t)
-        esc = m < t
-        pred = np.where(esc, pred2, pred1)
-        out.append({"first": first, "second": second, "threshold": t, "escalated": float(esc.mean()),
-                    "accuracy": float((pred == y).mean()),
-                    "cost": float(costs[first] + esc.mean() * costs[second])})
-    return out
-
-
-def oracle(correct: np.ndarray, costs: Sequence[float]) -> dict:
-    """Per image the cheapest path that is right (the cheapest path when none is): the hindsight bound."""
-    order = cost_order(costs)
-    c = np.asarray(costs, dtype=np.float64)
-    ranked = correct[:, order]
-    any_ok = ranked.any(axis=1)
-    pick = np.where(any_ok, np.asarray(order)[ranked.argmax(axis=1)], order[0])
-    return {"accuracy": float(any_ok.mean()), "cost": float(c[pick].mean()),
-            "share": [float(v) for v in np.bincount(pick, minlength=len(c)) / max(len(pick), 1)]}
-
-
-def pareto(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """(cost, accuracy) points not dominated by a cheaper-or-equal, at-least-as-accurate one."""
-    out: list[tuple[float, float]] = []
-    best = -math.inf
-    for c, a in sorted(points, key=lambda p: (p[0], -p[1])):
-        if a > best:
-            out.append((c, a))
-            best = a
-    return out
