@@ -52,9 +52,12 @@ def _atomic_json(obj: dict, path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------- predictions
 def predictions(ir: IR, x: np.ndarray, work: Path, tag: str,
-                progress: Callable[[Iterable], Iterable] | None = None) -> np.ndarray:
+                progress: Callable[[Iterable], Iterable] | None = None, model=None) -> np.ndarray:
     """Int32 logits ``(N, K, classes)`` of every path, from the generated C compiled for the host
-    (the code the board runs). Cached in ``work`` by network hash and image bytes."""
+    (the code the board runs). Cached in ``work`` by network hash and image bytes.
+
+    ``model``: an already compiled host model of the same network (with or without its controller:
+    forced paths do not run it), to save a second compilation."""
     from bitpath.codegen import render
     from bitpath.codegen.hostbuild import build_host_model
 
@@ -62,8 +65,8 @@ def predictions(ir: IR, x: np.ndarray, work: Path, tag: str,
     cache = work / f"logits-{tag}-{h}.npy"
     if cache.is_file():
         return np.load(cache)
-    gen = render(without_controller(ir), work / "host-model")
-    model = build_host_model(gen.model_c, "ref")
+    if model is None:
+        model = build_host_model(render(without_controller(ir), work / "host-model").model_c, "ref")
     k = len(ir.path_names)
     it: Iterable[int] = range(len(x))
     if progress is not None:
@@ -237,12 +240,13 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
     ctrl_cost = float(costs["controller"])
     ref = names.index(c["reference"])
     log(f"integer predictions of {k} paths on {len(x)} images (generated C on the host)")
-    logits = predictions(ir, x, work, "eval", progress)
+    host_model = _host_model(ir, work)  # with the controller: one compilation for both uses
+    logits = predictions(ir, x, work, "eval", progress, model=host_model)
     correct = logits.argmax(2) == y[:, None]
     log("controller scores (numpy reference) and the generated controller in C, on every image")
     scores = C.integer_scores(ir, x)
     chosen = choose(scores, c["penalty"], c["order"])
-    host_c = _host_auto(ir, x, work, progress)
+    host_c = np.array([host_model.run_auto(xi)[0] for xi in x], dtype=np.int64)
     static = [{"path": names[p], "accuracy": float(correct[:, p].mean()), "cost": float(pc[p]),
                "relative_cost": float(pc[p] / pc[ref])} for p in range(k)]
     acc = float(correct[np.arange(len(y)), chosen].mean())
@@ -316,13 +320,11 @@ def _what_if(what_if: dict[str, float], names: list[str], pc: np.ndarray, ref: i
             "oracle": C.oracle(correct, hyp)}
 
 
-def _host_auto(ir: IR, x: np.ndarray, work: Path, progress) -> np.ndarray:
+def _host_model(ir: IR, work: Path):
     from bitpath.codegen import render
     from bitpath.codegen.hostbuild import build_host_model
 
-    gen = render(ir, work / "host-model-ctrl")
-    model = build_host_model(gen.model_c, "ref")
-    return np.array([model.run_auto(xi)[0] for xi in x], dtype=np.int64)
+    return build_host_model(render(ir, work / "host-model-ctrl").model_c, "ref")
 
 
 def markdown(r: dict, command: str = "") -> str:
