@@ -52,6 +52,8 @@ static inline uint32_t bp_uxtb16_ror8(uint32_t x) {
     return r;
 }
 static inline int32_t bp_smlatt(uint32_t a, uint32_t b, int32_t acc) { return __smlatt((int32_t)a, (int32_t)b, acc); }
+static inline int32_t bp_smlabt(uint32_t a, uint32_t b, int32_t acc) { return __smlabt((int32_t)a, (int32_t)b, acc); }
+static inline int32_t bp_smlatb(uint32_t a, uint32_t b, int32_t acc) { return __smlatb((int32_t)a, (int32_t)b, acc); }
 // acc + the high word of the 64-bit product a*b (SMMLA: ((acc << 32) + a*b) >> 32, exact).
 static inline int32_t bp_smmla(int32_t a, int32_t b, int32_t acc) {
     int32_t r;
@@ -77,6 +79,12 @@ static inline int32_t bp_smlabb(uint32_t a, uint32_t b, int32_t acc) {
 }
 static inline int32_t bp_smlatt(uint32_t a, uint32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16)));
+}
+static inline int32_t bp_smlabt(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFFu) * (int32_t)(int16_t)(b >> 16)));
+}
+static inline int32_t bp_smlatb(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b & 0xFFFFu)));
 }
 // Byte-wise maximum of four unsigned or signed bytes.
 static inline uint32_t bp_max_u8x4(uint32_t a, uint32_t b) {

@@ -325,3 +325,68 @@ def test_conv_narrow_views_of_8bit(wv: int, in_bits: int, signed: bool, cin: int
                     Window.same(3))
         for kk in (1, 2):
             compare("conv2d", x, rng.integers(-128, 128, (cout, kk, kk, cin)), b, z, z, q, Window())
+
+
+# The first-layer path of the DSP conv2d (one unsigned 8-bit input channel, 3x3, stride 1, an unsigned
+# output with the full clamp and every shift >= 33): pixel pairs from one word per kernel row, the
+# border columns in C, the vertical padding as zeroed kernel rows (pads up to 3, all rows in the
+# padding), widths below 4 (no pairs) and odd, sub-byte outputs ORed channel by channel (Cout not a
+# multiple of the values per byte), every view of 8-bit codes. The last cases leave the path (a shift
+# below 33, a narrower clamp, a signed output, stride 2) and must give the same results.
+C1_WINDOWS = [Window.same(3), Window(), Window(1, 1, 2, 2, 2, 2), Window(1, 1, 0, 1, 1, 0), Window(1, 1, 1, 0, 0, 1),
+              Window(1, 1, 3, 0, 3, 0), Window(1, 1, 0, 3, 0, 3), Window(1, 1, 2, 2, 1, 1), Window(1, 1, 0, 0, 1, 1),
+              Window(1, 1, 3, 1, 1, 1)]
+# even widths >= 4 with pad 1 left and right: the band asm on the board
+C1_SIZES = [(3, 3), (3, 4), (4, 5), (5, 8), (7, 9), (6, 2), (9, 28), (4, 6)]
+
+
+def _c1_requant(rng: np.random.Generator, cout: int, out_bits: int, k: str) -> tuple[np.ndarray, np.ndarray]:
+    m = rng.integers(2**30, 2**31, cout) * rng.choice(np.array([1, 1, -1]), cout)
+    m[: cout // 3] = rng.choice(np.array([-(2**31), 2**31 - 1, -1, 0, 1]), cout // 3)
+    # |acc| up to ~2^18 times |M| ~ 2^30.5: shifts 34..47 spread the outputs over 0 .. 2^b - 1 and both ends
+    s = rng.integers(34, 48, cout)
+    s[: max(1, cout // 4)] = rng.choice(np.array([33, 34, 62]), max(1, cout // 4))
+    if k == "mixed":
+        s[rng.integers(0, cout)] = rng.choice(np.array([0, 20, 32]))
+    return m.astype(np.int64), s.astype(np.int64)
+
+
+@pytest.mark.parametrize("view", [8, 4, 2])
+@pytest.mark.parametrize("out_bits", [8, 4, 2])
+@pytest.mark.parametrize("cout", [1, 3, 5, 16])
+def test_conv_first_layer_path(view: int, out_bits: int, cout: int) -> None:
+    rng = np.random.default_rng(view * 100 + out_bits * 10 + cout)
+    q = LayerQuant(ActFormat(8), ActFormat(out_bits), 8, view)
+    for win in C1_WINDOWS:
+        for h, w in C1_SIZES:
+            try:
+                win.out_size(h, w, 3, 3)
+            except ValueError:
+                continue
+            m, s = _c1_requant(rng, cout, out_bits, "fast")
+            bias = rng.integers(-3000, 3000, cout)
+            x = rng.integers(0, 256, (h, w, 1))
+            compare("conv2d", x, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, win)
+            for xv, wv in ((255, -128), (255, 127), (255, -113), (0, 127)):
+                compare("conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), bias, m, s, q, win)
+                compare("conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), -bias, m, s, q, win)
+            # one channel per sign: the rows alternate 0 / 255 (each kernel row weighted differently)
+            xs = np.where(np.arange(h)[:, None, None] % 2 == 0, 255, 0) * np.ones((h, w, 1), np.int64)
+            compare("conv2d", xs, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, win)
+
+
+@pytest.mark.parametrize("view", [8, 2])
+@pytest.mark.parametrize(("out", "clamp", "shifts", "stride"),
+                         [(ActFormat(8), None, "mixed", 1), (ActFormat(8), (0, 100), "fast", 1),
+                          (ActFormat(4, True), None, "fast", 1), (ActFormat(32, True), None, "fast", 1),
+                          (ActFormat(2), None, "fast", 2), (ActFormat(4), (1, 15), "fast", 1)])
+def test_conv_first_layer_outside_path(view: int, out: ActFormat, clamp, shifts: str, stride: int) -> None:
+    rng = np.random.default_rng(view + out.bits * 3 + stride)
+    lo, hi = clamp if clamp else (None, None)
+    q = LayerQuant(ActFormat(8), out, 8, view, lo, hi)
+    for h, w in ((5, 8), (9, 28)):
+        for cout in (3, 16):
+            m, s = _c1_requant(rng, cout, 8 if out.bits == 32 else out.bits, shifts)
+            bias = rng.integers(-3000, 3000, cout)
+            compare("conv2d", rng.integers(0, 256, (h, w, 1)), rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s,
+                    q, Window.same(3, stride))

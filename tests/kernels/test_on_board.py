@@ -214,3 +214,33 @@ def test_conv_narrow_views_of_8bit_on_board(board: Board, wv: int, ib: int, sign
         for xv, wval in ((lo if signed else hi, -128), (hi, 127), (hi, -113), (lo, 15)):
             _check(board, "conv2d", np.full((h, w, cin), xv), np.full((cout, k, k, cin), wval), bias, mult, shift,
                    q, win)
+
+
+# The first-layer path of the DSP conv2d: one unsigned 8-bit input channel, 3x3, stride 1, unsigned
+# outputs with the full clamp, every shift >= 33. Pad 1 left and right with an even width >= 4 runs
+# the band asm (left pixel, pairs, right pixel, row after row; vertical padding as zeroed kernel rows),
+# with each output width and, at 4 and 2 bits, each bit position in the byte (16 channels); the other
+# geometries run the same arithmetic in C. Extreme multipliers, shifts 33 and 62, extreme codes.
+_C1_CASES = (((28, 16), Window.same(3)), ((5, 4), Window.same(3)), ((3, 6), Window(1, 1, 2, 2, 1, 1)),
+             ((6, 8), Window(1, 1, 0, 3, 1, 1)), ((5, 7), Window.same(3)), ((4, 9), Window()),
+             ((4, 5), Window(1, 1, 2, 2, 2, 2)))
+
+
+@pytest.mark.parametrize(("stored", "view"), [(8, 8), (8, 4), (8, 2), (4, 4), (2, 2)])
+@pytest.mark.parametrize("out_bits", [8, 4, 2])
+def test_conv_first_layer_on_board(board: Board, stored: int, view: int, out_bits: int) -> None:
+    rng = np.random.default_rng(stored * 100 + view * 10 + out_bits)
+    q = LayerQuant(ActFormat(8), ActFormat(out_bits), stored, view)
+    wlo, whi = ActFormat(stored, True).range
+    for (h, w), win in _C1_CASES:
+        for cout in (16, 3):
+            mult = rng.integers(2**30, 2**31, cout) * rng.choice(np.array([1, 1, -1]), cout)
+            mult[:2] = [-(2**31), 2**31 - 1]
+            shift = rng.integers(34 - 2 * (8 - view), 48 - 2 * (8 - view), cout).clip(33, 62)
+            shift[-2:] = [33, 62]
+            bias = rng.integers(-3000, 3000, cout)
+            _check(board, "conv2d", rng.integers(0, 256, (h, w, 1)), _values(rng, (cout, 3, 3, 1), wlo, whi), bias,
+                   mult, shift, q, win)
+            for xv, wv in ((255, wlo), (255, whi), (0, whi)):
+                _check(board, "conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), bias, mult, shift, q,
+                       win)

@@ -746,6 +746,354 @@ static __attribute__((noinline)) void conv_il_w8v2(int16_t *buf, const bp_window
     conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6, 0);
 }
 
+// ---- First layers: one unsigned 8-bit input channel, 3x3 window, stride 1 -----------------------
+//
+// Only 9 MACs feed each output here, so the 2-pixel x 2-channel patch path above spends most of its
+// time outside the dot product (patch building, loop control and requantization per 2x2 block). This
+// path turns the loops around: per output channel the 9 weight views (any view of 8-bit codes: taken
+// once, exactly, when the weights are packed) sit in 5 registers as int16 pairs, and the channel's
+// bias and requantization constants next to them on the stack, while the pixels are swept two at a
+// time straight from the uint8 input (no scratch: the buffer size is unchanged). For the pixel pair
+// (x, x + 1), one LDR per kernel row reads input columns c .. c + 3 (c = x - pad_left) and UXTB16
+// splits them into e = (v0, v2) and o = (v1, v3):
+//     pixel x:     v0 w0 + v2 w2 = SMLAD(e, (w0, w2)),  + v1 w1 = SMLABx(o, w1)
+//     pixel x + 1: v1 w0 + v3 w2 = SMLAD(o, (w0, w2)),  + v2 w1 = SMLATx(e, w1)
+// The three (w0, w2) pairs take three registers; the middle taps share two more, (w1 of row 0, w1 of
+// row 1) and (w1 of row 2, 0). Vertical padding: the three input rows read are always inside the
+// image (the first clamped to 0 .. H - 3), and the kernel rows that would fall outside get zero
+// weights; the output rows with the same offset form a band. Horizontal padding of 1 on each side
+// (even widths >= 4): the border pixels read the word at column 0 (pixel 0 = w1 v0 + w2 v1, bottom
+// halves) or at column W - 4 (pixel W - 1 = w0 v[W-2] + w1 v[W-1], top halves). On ARMv7E-M a
+// whole band (left pixel, pairs, right pixel, row after row) is one asm block: 35 instructions per
+// pixel pair (9 loads, 6 UXTB16, 12 SMLAxy, 7 of requantization and stores, 3 of loop), about 2
+// instructions per MAC. Other horizontal geometries take the same arithmetic in C, row by row, with
+// the border columns through a loop over the valid taps.
+//
+// Requantization (every shift s >= 33, as in bp_depthwise_conv2d.c): v = SMMLA(acc, M, 2^(s-33)) >>
+// (s - 32), then USAT #b; the path requires an unsigned output with the full clamp 0 .. 2^b - 1.
+// Sub-byte outputs: channel o lands at bit (o * b) % 8 of its byte; the first channel of each byte
+// stores the byte (clearing the rest), the others OR into it (the channels run in increasing order).
+// Other cases (signed input or output, other clamps, shifts < 33, int32 outputs, H < 3) take the
+// general paths.
+
+// Per output channel: bias and requantization constants (two LDRD in the asm), loop bookkeeping.
+typedef struct {
+    int32_t bias, mult; // LDRD
+    int32_t rnd, sh;    // LDRD: 2^(s-33), s - 32
+    const uint8_t *end; // the asm's input position after the last pair of the current row
+    int32_t rows;       // the asm's rows left in the band
+} c1_consts_t;
+
+// The packed weights of a band: (w0, w2) of the three input rows read, (w1 row 0, w1 row 1),
+// (w1 row 2, 0).
+typedef struct {
+    uint32_t wa, wb, wc, w1ab, w1c;
+} c1_wpack_t;
+
+static inline uint32_t c1_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
+
+// Whether bp_conv2d can take the first-layer path (any storage width and view of the weights).
+static int c1_eligible(const bp_window_t *win, const bp_quant_t *q, const bp_requant_t *rq, const bp_dims_t *in,
+                       const bp_dims_t *f) {
+    if (in->c != 1 || f->h != 3 || f->w != 3 || win->stride_h != 1 || win->stride_w != 1 || in->h < 3 ||
+        q->in.bits != 8 || q->in.is_signed || q->out.bits == 32 || q->out.is_signed || q->act_min != 0 ||
+        q->act_max != (1 << q->out.bits) - 1) {
+        return 0;
+    }
+    for (int32_t o = 0; o < f->n; o++) {
+        if (rq->shift[o] < 33) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+// v = SMMLA(acc, M, 2^(s-33)) >> (s - 32) clamped to 0 .. 2^b - 1 (bp_requant for s >= 33).
+static inline int32_t c1_requant(int32_t acc, const c1_consts_t *k, int32_t bits) {
+    const int32_t v = bp_smmla(acc, k->mult, k->rnd) >> k->sh;
+    const int32_t hi = (1 << bits) - 1;
+    return v < 0 ? 0 : (v > hi ? hi : v);
+}
+
+// Store v (0 .. 2^b - 1) at bit kq of the byte at op: the first channel of a byte stores it.
+static inline void c1_store(uint8_t *op, int32_t v, int32_t kq) {
+    *op = kq == 0 ? (uint8_t)v : (uint8_t)(*op | (v << kq));
+}
+
+// One output pixel whose window columns c0 .. c0 + 2 may leave the image (0 .. width - 1): only the
+// valid taps. r: the first of the three input rows read, rs bytes apart; wr: their weights.
+static inline int32_t c1_pixel(const uint8_t *r, ptrdiff_t rs, int32_t c0, int32_t width, const int32_t wr[3][3],
+                               int32_t acc) {
+    for (int32_t kx = 0; kx < 3; kx++) {
+        const int32_t c = c0 + kx;
+        if (c >= 0 && c < width) {
+            acc += wr[0][kx] * r[c] + wr[1][kx] * r[rs + c] + wr[2][kx] * r[2 * rs + c];
+        }
+    }
+    return acc;
+}
+
+// A border pixel of pad 1 (the asm's LEFT and RIGHT, see the section comment): p at input column 0
+// (left) or W - 4 (right) of the first row read.
+static inline __attribute__((always_inline)) int32_t c1_edge(const uint8_t *p, ptrdiff_t rs, const c1_wpack_t *w,
+                                                             int32_t acc, const int right) {
+    for (int32_t r = 0; r < 3; r++) {
+        const uint32_t x = bp_load32(p + r * rs), e = bp_uxtb16(x), o = bp_uxtb16_ror8(x);
+        const uint32_t w02 = r == 0 ? w->wa : r == 1 ? w->wb : w->wc;
+        const uint32_t w1 = r == 2 ? w->w1c : r == 1 ? w->w1ab >> 16 : w->w1ab; // w1 in the bottom half
+        acc = right ? bp_smlatb(o, w1, bp_smlatb(e, w02, acc)) : bp_smlabt(o, w02, bp_smlabb(e, w1, acc));
+    }
+    return acc;
+}
+
+// n pixel pairs of one output row: the first pair's input window column at p (the next 2 bytes
+// further), input rows rs bytes apart, outputs at op, opx bytes apart, at bit kq of their byte.
+static inline __attribute__((always_inline)) void c1_pairs(const uint8_t *p, ptrdiff_t rs, uint8_t *op,
+                                                           ptrdiff_t opx, const c1_wpack_t *w,
+                                                           const c1_consts_t *k, int32_t n, int32_t bits,
+                                                           int32_t kq) {
+    for (; n > 0; n--, p += 2, op += 2 * opx) {
+        int32_t a0 = k->bias, a1 = k->bias;
+        for (int32_t r = 0; r < 3; r++) {
+            const uint32_t x = bp_load32(p + r * rs), e = bp_uxtb16(x), o = bp_uxtb16_ror8(x);
+            const uint32_t w02 = r == 0 ? w->wa : r == 1 ? w->wb : w->wc;
+            const uint32_t w1 = r == 2 ? w->w1c : r == 1 ? w->w1ab >> 16 : w->w1ab;
+            a0 = bp_smlabb(o, w1, bp_smlad(e, w02, a0));
+            a1 = bp_smlatb(e, w1, bp_smlad(o, w02, a1));
+        }
+        c1_store(op, c1_requant(a0, k, bits), kq);
+        c1_store(op + opx, c1_requant(a1, k, bits), kq);
+    }
+}
+
+// A band of k->rows output rows with pad 1 left and right and an even width W >= 4: per row the left
+// pixel, (W - 2) / 2 pairs, the right pixel. p: input column 0 of the first row read (the next rows
+// W bytes further), op: the band's first output (pixels opx bytes apart, rows contiguous), at bit kq
+// of its byte. bits, kq: constants at each call site (the asm's USAT and stores). Changes k->end and
+// k->rows.
+static inline __attribute__((always_inline)) void c1_band(const uint8_t *p, ptrdiff_t rs, uint8_t *op, ptrdiff_t opx,
+                                                          const c1_wpack_t *w, c1_consts_t *k, const int32_t bits,
+                                                          const int32_t kq) {
+#ifdef BP_HAVE_DSP
+    int32_t a0, a1;
+    uint32_t e, o, t;
+    const uint32_t wa = w->wa, wb = w->wb, wc = w->wc, w1ab = w->w1ab, w1c = w->w1c;
+    k->end = p + (rs - 2);
+// the stores of one value (a0) and of a pair (a0, a1): at bit 0 a plain STRB, else OR into the byte
+#define BP_C1_ST1(sh) "ldrb %[t], [%[op]]\n\torr %[t], %[t], %[a0], lsl #" #sh "\n\tstrb %[t], [%[op]]\n\t"
+#define BP_C1_ST2(sh)                                                                                      \
+    BP_C1_ST1(sh) "ldrb %[t], [%[op], %[opx]]\n\torr %[t], %[t], %[a1], lsl #" #sh "\n\tstrb %[t], [%[op], %[opx]]\n\t"
+#define BP_C1_STB1 "strb %[a0], [%[op]]\n\t"
+#define BP_C1_STB2 "strb %[a0], [%[op]]\n\tstrb %[a1], [%[op], %[opx]]\n\t"
+// one kernel row for a pair: word at addr, e/o, two SMLAD and the middle tap (m0/m1 select its half)
+#define BP_C1_ROW(addr, wp, w1, m0, m1)                                                                    \
+    "ldr %[e], " addr "\n\t"                                                                               \
+    "uxtb16 %[o], %[e], ror #8\n\t"                                                                        \
+    "uxtb16 %[e], %[e]\n\t"                                                                                \
+    "smlad %[a0], %[e], %[" wp "], %[a0]\n\t"                                                              \
+    "smlad %[a1], %[o], %[" wp "], %[a1]\n\t" m0 " %[a0], %[o], %[" w1 "], %[a0]\n\t" m1                 \
+    " %[a1], %[e], %[" w1 "], %[a1]\n\t"
+// one kernel row for a border pixel: (m0 e, w02 or w1), (m1 o, ...)
+#define BP_C1_EDGE(addr, m0, r0, m1, r1)                                                                   \
+    "ldr %[e], " addr "\n\t"                                                                               \
+    "uxtb16 %[o], %[e], ror #8\n\t"                                                                        \
+    "uxtb16 %[e], %[e]\n\t" m0 " %[a0], %[e], %[" r0 "], %[a0]\n\t" m1 " %[a0], %[o], %[" r1 "], %[a0]\n\t"
+#define BP_C1_RQ1(b)                                                                                       \
+    "ldrd %[e], %[o], %[rs2]\n\t"                                                                          \
+    "smmla %[a0], %[a0], %[t], %[e]\n\t"                                                                   \
+    "asr %[a0], %[a0], %[o]\n\t"                                                                           \
+    "usat %[a0], #" #b ", %[a0]\n\t"
+#define BP_C1_BAND(b, st1, st2)                                                                            \
+    __asm__ volatile(                                                                                      \
+        "2:\n\t"                                                                                           \
+        "ldrd %[a0], %[t], %[bm]\n\t" BP_C1_EDGE("[%[p]]", "smlabb", "w1ab", "smlabt", "wa")               \
+            BP_C1_EDGE("[%[p], %[rs]]", "smlabt", "w1ab", "smlabt", "wb")                                  \
+                BP_C1_EDGE("[%[p], %[rs], lsl #1]", "smlabb", "w1c", "smlabt", "wc") BP_C1_RQ1(b) st1      \
+        "add %[op], %[op], %[opx]\n\t"                                                                     \
+        "1:\n\t"                                                                                           \
+        "ldrd %[a0], %[t], %[bm]\n\t"                                                                      \
+        "ldr %[e], [%[p], %[rs]]\n\t"                                                                      \
+        "uxtb16 %[o], %[e], ror #8\n\t"                                                                    \
+        "uxtb16 %[e], %[e]\n\t"                                                                            \
+        "smlad %[a1], %[o], %[wb], %[a0]\n\t"                                                              \
+        "smlad %[a0], %[e], %[wb], %[a0]\n\t"                                                              \
+        "smlabt %[a0], %[o], %[w1ab], %[a0]\n\t"                                                           \
+        "smlatt %[a1], %[e], %[w1ab], %[a1]\n\t" BP_C1_ROW("[%[p], %[rs], lsl #1]", "wc", "w1c", "smlabb", \
+                                                          "smlatb")                                        \
+            BP_C1_ROW("[%[p]], #2", "wa", "w1ab", "smlabb", "smlatb")                                      \
+        "ldrd %[e], %[o], %[rs2]\n\t"                                                                      \
+        "smmla %[a0], %[a0], %[t], %[e]\n\t"                                                               \
+        "smmla %[a1], %[a1], %[t], %[e]\n\t"                                                               \
+        "asr %[a0], %[a0], %[o]\n\t"                                                                       \
+        "asr %[a1], %[a1], %[o]\n\t"                                                                       \
+        "usat %[a0], #" #b ", %[a0]\n\t"                                                                   \
+        "usat %[a1], #" #b ", %[a1]\n\t" st2 "add %[op], %[op], %[opx], lsl #1\n\t"                        \
+        "ldr %[t], %[end]\n\t"                                                                             \
+        "cmp %[p], %[t]\n\t"                                                                               \
+        "bne 1b\n\t"                                                                                       \
+        "sub %[p], %[p], #2\n\t"                                                                           \
+        "ldrd %[a0], %[t], %[bm]\n\t" BP_C1_EDGE("[%[p]]", "smlatb", "wa", "smlatb", "w1ab")               \
+            BP_C1_EDGE("[%[p], %[rs]]", "smlatb", "wb", "smlatt", "w1ab")                                  \
+                BP_C1_EDGE("[%[p], %[rs], lsl #1]", "smlatb", "wc", "smlatb", "w1c") BP_C1_RQ1(b) st1      \
+        "add %[op], %[op], %[opx]\n\t"                                                                     \
+        "add %[p], %[p], #4\n\t"                                                                           \
+        "ldr %[t], %[end]\n\t"                                                                             \
+        "add %[t], %[t], %[rs]\n\t"                                                                        \
+        "str %[t], %[end]\n\t"                                                                             \
+        "ldr %[t], %[rows]\n\t"                                                                            \
+        "subs %[t], %[t], #1\n\t"                                                                          \
+        "str %[t], %[rows]\n\t"                                                                            \
+        "bne 2b\n\t"                                                                                       \
+        : [a0] "=&r"(a0), [a1] "=&r"(a1), [e] "=&r"(e), [o] "=&r"(o), [t] "=&r"(t), [p] "+r"(p),           \
+          [op] "+r"(op), [end] "+m"(k->end), [rows] "+m"(k->rows)                                          \
+        : [rs] "r"(rs), [opx] "r"(opx), [wa] "r"(wa), [wb] "r"(wb), [wc] "r"(wc), [w1ab] "r"(w1ab),         \
+          [w1c] "r"(w1c), [bm] "m"(k->bias), [rs2] "m"(k->rnd)                                             \
+        : "cc", "memory")
+    if (bits == 8) {
+        BP_C1_BAND(8, BP_C1_STB1, BP_C1_STB2);
+    } else if (kq == 0) {
+        if (bits == 4) {
+            BP_C1_BAND(4, BP_C1_STB1, BP_C1_STB2);
+        } else {
+            BP_C1_BAND(2, BP_C1_STB1, BP_C1_STB2);
+        }
+    } else if (bits == 4) {
+        BP_C1_BAND(4, BP_C1_ST1(4), BP_C1_ST2(4));
+    } else if (kq == 2) {
+        BP_C1_BAND(2, BP_C1_ST1(2), BP_C1_ST2(2));
+    } else if (kq == 4) {
+        BP_C1_BAND(2, BP_C1_ST1(4), BP_C1_ST2(4));
+    } else {
+        BP_C1_BAND(2, BP_C1_ST1(6), BP_C1_ST2(6));
+    }
+#undef BP_C1_BAND
+#undef BP_C1_RQ1
+#undef BP_C1_EDGE
+#undef BP_C1_ROW
+#undef BP_C1_STB2
+#undef BP_C1_STB1
+#undef BP_C1_ST2
+#undef BP_C1_ST1
+#else
+    // The same arithmetic in portable C (bp_dsp.h), for the host build and its tests.
+    const int32_t width = (int32_t)rs, npairs = (width - 2) / 2;
+    for (; k->rows > 0; k->rows--, p += rs) {
+        c1_store(op, c1_requant(c1_edge(p, rs, w, k->bias, 0), k, bits), kq);
+        op += opx;
+        c1_pairs(p, rs, op, opx, w, k, npairs, bits, kq);
+        op += 2 * npairs * opx;
+        c1_store(op, c1_requant(c1_edge(p + (width - 4), rs, w, k->bias, 1), k, bits), kq);
+        op += opx;
+    }
+#endif
+}
+
+// The band offset of output row y: input row b + i (b = the first row read) is kernel row i + d.
+static inline int32_t c1_offset(int32_t y, int32_t pt, int32_t h) {
+    const int32_t iy = y - pt;
+    return (iy < 0 ? 0 : (iy > h - 3 ? h - 3 : iy)) - iy;
+}
+
+// One band through the asm, specialised by output width and bit position (USAT's immediate, the
+// stores). Out of line, with the constants copied to its own frame: the asm's 14 registers leave
+// none for a base address, its memory operands are addressed from SP.
+static __attribute__((noinline)) void c1_band_any(const uint8_t *p, ptrdiff_t rs, uint8_t *op, ptrdiff_t opx,
+                                                  const c1_wpack_t *w, const c1_consts_t *kc, int32_t bits,
+                                                  int32_t kq) {
+    c1_consts_t kl = *kc, *const k = &kl;
+    if (bits == 8) {
+        c1_band(p, rs, op, opx, w, k, 8, 0);
+    } else if (bits == 4) {
+        if (kq == 0) {
+            c1_band(p, rs, op, opx, w, k, 4, 0);
+        } else {
+            c1_band(p, rs, op, opx, w, k, 4, 4);
+        }
+    } else if (kq == 0) {
+        c1_band(p, rs, op, opx, w, k, 2, 0);
+    } else if (kq == 2) {
+        c1_band(p, rs, op, opx, w, k, 2, 2);
+    } else if (kq == 4) {
+        c1_band(p, rs, op, opx, w, k, 2, 4);
+    } else {
+        c1_band(p, rs, op, opx, w, k, 2, 6);
+    }
+}
+
+static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_quant_t *q, const bp_requant_t *rq,
+                                              const bp_dims_t *input_dims, const uint8_t *input,
+                                              const bp_dims_t *filter_dims, const uint8_t *filter,
+                                              const int32_t *bias, const bp_dims_t *output_dims, void *output) {
+    const int32_t h = input_dims->h, width = input_dims->w, oh = output_dims->h, ow = output_dims->w;
+    const int32_t pt = win->pad_top, pl = win->pad_left, stored = q->w_stored, view = q->w_view;
+    const int32_t cout = filter_dims->n, bits = q->out.bits, w_row = bp_row_bytes(9, stored);
+    const ptrdiff_t rs = width, opx = bp_row_bytes(cout, bits);
+    // The band asm: pad 1 left and right (ow == width), even width >= 4.
+    const int banded = pl == 1 && win->pad_right == 1 && width >= 4 && (width & 1) == 0;
+    // Otherwise, per row: pixel pairs (x, x + 1) read input columns x - pl .. x - pl + 3, from x_lo
+    // while x + 1 <= x_hi; the pixels before and after them one by one.
+    const int32_t x_lo = pl < ow ? pl : ow;
+    const int32_t x_hi = ow - 1 < width - 3 + pl ? ow - 1 : width - 3 + pl;
+    const int32_t npairs = x_hi > x_lo ? (x_hi - x_lo + 1) >> 1 : 0;
+    const int32_t x_end = x_lo + 2 * npairs;
+    for (int32_t n = 0; n < input_dims->n; n++) {
+        const uint8_t *img = input + (ptrdiff_t)n * h * width;
+        uint8_t *oimg = (uint8_t *)output + (ptrdiff_t)n * oh * ow * opx;
+        for (int32_t o = 0; o < cout; o++) {
+            int32_t w[3][3];
+            for (int32_t i = 0; i < 9; i++) {
+                w[i / 3][i % 3] = bp_read_weight(filter + (ptrdiff_t)o * w_row, i, stored, view);
+            }
+            c1_consts_t k;
+            k.bias = bias ? bias[o] : 0;
+            k.mult = rq->multiplier[o];
+            k.rnd = (int32_t)1 << (rq->shift[o] - 33);
+            k.sh = rq->shift[o] - 32;
+            const int32_t kq = (o * bits) & 7;
+            uint8_t *ocol = oimg + ((o * bits) >> 3);
+            for (int32_t y = 0; y < oh;) {
+                // the band: output rows y .. y1 - 1 with the same offset d
+                const int32_t d = c1_offset(y, pt, h);
+                int32_t y1 = y + 1;
+                while (y1 < oh && c1_offset(y1, pt, h) == d) {
+                    y1++;
+                }
+                int32_t wr[3][3];
+                for (int32_t i = 0; i < 3; i++) {
+                    for (int32_t kx = 0; kx < 3; kx++) {
+                        wr[i][kx] = (i + d >= 0 && i + d < 3) ? w[i + d][kx] : 0;
+                    }
+                }
+                const c1_wpack_t wp = {c1_pair(wr[0][0], wr[0][2]), c1_pair(wr[1][0], wr[1][2]),
+                                       c1_pair(wr[2][0], wr[2][2]), c1_pair(wr[0][1], wr[1][1]),
+                                       c1_pair(wr[2][1], 0)};
+                const uint8_t *r = img + (ptrdiff_t)(y - pt + d) * rs;
+                uint8_t *orow = ocol + (ptrdiff_t)y * ow * opx;
+                if (banded) {
+                    k.rows = y1 - y;
+                    c1_band_any(r, rs, orow, opx, &wp, &k, bits, kq);
+                    y = y1;
+                    continue;
+                }
+                for (; y < y1; y++, r += rs, orow += ow * opx) {
+                    for (int32_t x = 0; x < x_lo; x++) {
+                        const int32_t acc = (x - pl == -1 && width >= 4) ? c1_edge(r, rs, &wp, k.bias, 0)
+                                                                         : c1_pixel(r, rs, x - pl, width, wr, k.bias);
+                        c1_store(orow + x * opx, c1_requant(acc, &k, bits), kq);
+                    }
+                    c1_pairs(r + (x_lo - pl), rs, orow + x_lo * opx, opx, &wp, &k, npairs, bits, kq);
+                    for (int32_t x = x_end; x < ow; x++) {
+                        const int32_t acc = (x - pl == width - 2 && width >= 4)
+                                                ? c1_edge(r + (width - 4), rs, &wp, k.bias, 1)
+                                                : c1_pixel(r, rs, x - pl, width, wr, k.bias);
+                        c1_store(orow + x * opx, c1_requant(acc, &k, bits), kq);
+                    }
+                }
+            }
+        }
+    }
+}
+
 bp_status_t bp_conv2d(const bp_context_t *ctx,
                       const bp_window_t *win,
                       const bp_quant_t *q,
@@ -761,6 +1109,10 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
         bp_conv2d_check(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
     if (st != BP_OK) {
         return st;
+    }
+    if (c1_eligible(win, q, rq, input_dims, filter_dims)) {
+        conv_c1(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
     }
     if (q->w_stored == 2 || (q->w_stored == 8 && q->w_view == 8)) {
         // exact products: |acc| <= k * xmax * 2^(w_view-1) <= INT32_MAX (bp_conv2d_check)
