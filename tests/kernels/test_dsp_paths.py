@@ -390,3 +390,30 @@ def test_conv_first_layer_outside_path(view: int, out: ActFormat, clamp, shifts:
             bias = rng.integers(-3000, 3000, cout)
             compare("conv2d", rng.integers(0, 256, (h, w, 1)), rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s,
                     q, Window.same(3, stride))
+
+
+# The W8A8 fully connected path: blocks of 5 rows where they remove the tail (out_features % 4 of
+# them when 5 * that <= out_features: 5, 9, 10, 13, 14, 15), blocks of 4, a 1-3 row tail; the asm
+# loops take two groups of 4 inputs per iteration and enter at the second for an odd group count
+# (K = 4, 12, 68), then the K % 4 tail (K = 3, 65). Outputs: 8-bit with the full clamp (USAT/SSAT),
+# a narrower clamp, 4 and 2 bits, int32 logits; shifts below and above 33.
+FC_W8A8_OUTS = [(ActFormat(8), None), (ActFormat(8, True), None), (ActFormat(8), (0, 100)), (ActFormat(8, True), (-9, 90)),
+                (ActFormat(4), None), (ActFormat(2, True), None), (ActFormat(32, True), None)]
+
+
+@pytest.mark.parametrize("in_signed", [False, True])
+@pytest.mark.parametrize(("out", "clamp"), FC_W8A8_OUTS)
+def test_fully_connected_w8a8_blocks(in_signed: bool, out: ActFormat, clamp) -> None:
+    rng = np.random.default_rng(in_signed * 100 + out.bits * 10 + out.signed + (clamp is not None) * 3)
+    lo, hi = clamp if clamp else (None, None)
+    q = LayerQuant(ActFormat(8, in_signed), out, 8, 8, lo, hi)
+    xlo, xhi = q.inp.range
+    for k in (3, 4, 8, 12, 64, 65, 68):
+        for cout in (1, 3, 4, 5, 9, 10, 13, 14, 15):
+            m, s = _dw_requant(rng, cout, "fast" if (k + cout) % 3 else "mixed")
+            if out.bits < 8:
+                s = np.where((s >= 33) & (s < 60), s + 4, s)
+            bias = rng.integers(-5000, 5000, cout)
+            compare("fully_connected", rng.integers(xlo, xhi + 1, k), rng.integers(-128, 128, (cout, k)), bias, m, s, q)
+            compare("fully_connected", np.full(k, xlo if in_signed else xhi), np.full((cout, k), -128), bias, m, s, q)
+            compare("fully_connected", np.full(k, xhi), np.full((cout, k), 127), -bias, m, s, q)

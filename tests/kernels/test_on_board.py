@@ -149,15 +149,17 @@ def test_depthwise_smmla_paths_on_board(board: Board, in_signed: bool, out_signe
 
 
 @pytest.mark.parametrize("in_signed", [False, True])
-@pytest.mark.parametrize("out_bits", [8, 32])
+@pytest.mark.parametrize("out_bits", [8, 4, 32])
 def test_fully_connected_w8a8_paths_on_board(board: Board, in_signed: bool, out_bits: int) -> None:
-    # W8A8: the 4-row asm loop (K % 4 tails), the 1-3 row tail, 8-bit outputs through SMMLA (s >= 33)
-    # or bp_requant (s < 33), extreme weights and inputs.
+    # W8A8: the 5-row and 4-row asm loops (two groups of 4 inputs per iteration, an odd group count
+    # entering at the second; K % 4 tails), the 1-3 row tail, 8-bit outputs through SMMLA (s >= 33)
+    # with USAT/SSAT or bp_requant (s < 33), packed 4-bit outputs, extreme weights and inputs.
     rng = np.random.default_rng(in_signed * 2 + out_bits)
     out = ActFormat(out_bits, out_bits == 32 or bool(rng.integers(0, 2)))
     q = LayerQuant(ActFormat(8, in_signed), out, 8, 8)
     xlo, xhi = q.inp.range
-    for k, cout in ((1, 1), (3, 5), (4, 4), (5, 10), (8, 3), (63, 7), (64, 10), (256, 6)):
+    for k, cout in ((1, 1), (3, 5), (4, 4), (5, 10), (8, 3), (63, 7), (64, 10), (256, 6), (4, 9), (12, 5),
+                    (8, 10), (68, 13), (64, 15), (20, 14)):
         mult = rng.integers(2**30, 2**31, cout) * rng.choice(np.array([1, 1, -1]), cout)
         shift = rng.choice(np.array([33, 36, 40, 41, 62] if k % 2 else [20, 32, 33, 40]), cout)
         bias = rng.integers(-5000, 5000, cout)

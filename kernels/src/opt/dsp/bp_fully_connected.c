@@ -8,6 +8,10 @@
 // with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A
 // b-bit view is the code with its low 8-b bits cleared (one AND per word); the exact sum is the
 // masked sum shifted right by 8-b. Other widths use the portable loop.
+//
+// W8A8 (8-bit inputs, full view of 8-bit codes) has its own out-of-line loop (fc_w8a8): asm blocks
+// of 4 or 5 weight rows sharing each unpacked input word, blocks of 5 first where they remove the
+// 1-3 row tail (out_features = 10: 5 + 5), and 8-bit outputs requantized with SMMLA and USAT/SSAT.
 #include "bp_dsp.h"
 #include "bp_kernels.h"
 #include "bp_support.h"
@@ -106,7 +110,8 @@ static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, 
 
 // W8A8 (8-bit inputs signed or not, full 8-bit view of 8-bit codes): four consecutive weight rows,
 // w_row bytes apart, starting at w. On ARMv7E-M the loop over groups of four inputs is one asm block
-// of 25 instructions per 16 MACs: GCC spills the accumulators and row pointers of the C version.
+// of 24.5 instructions per 16 MACs (two groups per iteration): GCC spills the accumulators and row
+// pointers of the C version.
 static inline __attribute__((always_inline)) void dot_4rows_w8(int32_t out[4], const uint8_t *x, const uint8_t *w,
                                                                int32_t w_row, int32_t k, int sgn) {
     const uint8_t *const wrow[4] = {w, w + w_row, w + 2 * w_row, w + 3 * w_row};
@@ -124,12 +129,19 @@ static inline __attribute__((always_inline)) void dot_4rows_w8(int32_t out[4], c
     "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
     "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
     "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
-#define BP_FC_ASM_LOOP(ext)                                                                                \
-    "1:\n\t"                                                                                               \
+// one group of 4 inputs
+#define BP_FC_ASM_GROUP(ext)                                                                               \
     "ldr %[xw], [%[xp]], #4\n\t" ext " %[xe], %[xw]\n\t" ext " %[xw], %[xw], ror #8\n\t"                    \
         BP_FC_ASM_ROW("[%[wp], %[wr]]", "a1") BP_FC_ASM_ROW("[%[wp], %[wr], lsl #1]", "a2")                   \
-            BP_FC_ASM_ROW("[%[wp], %[wr3]]", "a3") BP_FC_ASM_ROW("[%[wp]], #4", "a0") "cmp %[xp], %[end]\n\t" \
-                                                                                  "bne 1b\n\t"
+            BP_FC_ASM_ROW("[%[wp], %[wr3]]", "a3") BP_FC_ASM_ROW("[%[wp]], #4", "a0")
+// two groups per iteration (one compare and branch per 8 inputs); an odd group count enters at the
+// second
+#define BP_FC_ASM_LOOP(ext)                                                                                \
+    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
+    "tst %[xw], #4\n\t"                                                                                    \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" BP_FC_ASM_GROUP(ext) "2:\n\t" BP_FC_ASM_GROUP(ext) "cmp %[xp], %[end]\n\t"                      \
+    "bne 1b\n\t"
 #define BP_FC_ASM_OPERANDS                                                                                 \
     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),              \
       [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
@@ -142,6 +154,7 @@ static inline __attribute__((always_inline)) void dot_4rows_w8(int32_t out[4], c
         }
 #undef BP_FC_ASM_ROW
 #undef BP_FC_ASM_LOOP
+#undef BP_FC_ASM_GROUP
 #undef BP_FC_ASM_OPERANDS
     }
     for (int32_t i = k4; i < k; i++) {
@@ -155,6 +168,73 @@ static inline __attribute__((always_inline)) void dot_4rows_w8(int32_t out[4], c
 #else
     dot_1x4_impl(out, x, 8, sgn, wrow, k, 0);
 #endif
+}
+
+// W8A8 with five consecutive weight rows: one more row per unpacked input word (29.5 instructions per
+// 20 MACs against 24.5 per 16), and out_features = 10 (logits) splits into two blocks with no tail.
+// 14 registers: row 4 is addressed as w + (w_row << 2).
+static inline __attribute__((always_inline)) void dot_5rows_w8(int32_t out[5], const uint8_t *x, const uint8_t *w,
+                                                               int32_t w_row, int32_t k, int sgn) {
+    const int32_t k4 = k & ~3;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0;
+#ifdef BP_HAVE_DSP
+    if (k4 > 0) {
+        const uint8_t *xp = x, *wp = w;
+        const uint8_t *const end = x + k4;
+        const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
+        uint32_t xw, xe, ww, wt;
+#define BP_FC5_ROW(addr, acc)                                                                              \
+    "ldr %[ww], " addr "\n\t"                                                                              \
+    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
+    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
+    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
+    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
+#define BP_FC5_GROUP(ext)                                                                                  \
+    "ldr %[xw], [%[xp]], #4\n\t" ext " %[xe], %[xw]\n\t" ext " %[xw], %[xw], ror #8\n\t"                    \
+        BP_FC5_ROW("[%[wp], %[wr]]", "a1") BP_FC5_ROW("[%[wp], %[wr], lsl #1]", "a2")                       \
+            BP_FC5_ROW("[%[wp], %[wr3]]", "a3") BP_FC5_ROW("[%[wp], %[wr], lsl #2]", "a4")                  \
+                BP_FC5_ROW("[%[wp]], #4", "a0")
+#define BP_FC5_LOOP(ext)                                                                                   \
+    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
+    "tst %[xw], #4\n\t"                                                                                    \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" BP_FC5_GROUP(ext) "2:\n\t" BP_FC5_GROUP(ext) "cmp %[xp], %[end]\n\t"                            \
+    "bne 1b\n\t"
+#define BP_FC5_OPERANDS                                                                                    \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [xp] "+r"(xp), [wp] "+r"(wp), \
+      [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
+    : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end)                                                         \
+    : "cc", "memory"
+        if (sgn) {
+            __asm__(BP_FC5_LOOP("sxtb16") BP_FC5_OPERANDS);
+        } else {
+            __asm__(BP_FC5_LOOP("uxtb16") BP_FC5_OPERANDS);
+        }
+#undef BP_FC5_ROW
+#undef BP_FC5_LOOP
+#undef BP_FC5_GROUP
+#undef BP_FC5_OPERANDS
+    }
+#else
+    for (int32_t i = 0; i < k4; i += 4) {
+        uint32_t xe, xo;
+        bp_unpack4_s16(x, i, 8, sgn, &xe, &xo);
+        int32_t *const acc[5] = {&a0, &a1, &a2, &a3, &a4};
+        for (int32_t r = 0; r < 5; r++) {
+            const uint32_t ww = bp_load32(w + r * (ptrdiff_t)w_row + i);
+            *acc[r] = bp_smlad(xo, bp_sxtb16_ror8(ww), bp_smlad(xe, bp_sxtb16(ww), *acc[r]));
+        }
+    }
+#endif
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t xv = sgn ? (int32_t)(int8_t)x[i] : (int32_t)x[i];
+        a0 += xv * (int32_t)(int8_t)w[i];
+        a1 += xv * (int32_t)(int8_t)w[w_row + i];
+        a2 += xv * (int32_t)(int8_t)w[2 * (ptrdiff_t)w_row + i];
+        a3 += xv * (int32_t)(int8_t)w[3 * (ptrdiff_t)w_row + i];
+        a4 += xv * (int32_t)(int8_t)w[4 * (ptrdiff_t)w_row + i];
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3, out[4] = a4;
 }
 
 // W8A8 dot products of the last out_features % 4 rows (1 to 3, w_row bytes apart), two rows sharing
@@ -195,11 +275,49 @@ static inline int32_t fc_requant(int32_t acc, int32_t m, int32_t s, int32_t lo, 
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-// One W8A8 block of n <= 4 output rows. Not inlined: the asm loop's 13 registers would otherwise
-// change the register allocation of the other paths in bp_fully_connected.
-static __attribute__((noinline)) void fc_block_w8a8(int32_t acc[4], const uint8_t *x, const uint8_t *w0,
+enum { FC_CLAMP_ANY = 0, FC_CLAMP_U8 = 1, FC_CLAMP_S8 = 2 };
+
+// Requantize and store n <= 5 8-bit outputs at op (bias may be NULL). Specialised by the clamp so the
+// loop has no output-format branches: per value 4 loads, the shift test, SMMLA, ASR, USAT/SSAT.
+static inline __attribute__((always_inline)) void fc_store8_impl(uint8_t *op, const int32_t acc[5],
+                                                                 const int32_t *bias, const int32_t *mult,
+                                                                 const int32_t *shift, int32_t n, int32_t lo,
+                                                                 int32_t hi, const int clamp) {
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t a = acc[j] + (bias ? bias[j] : 0), s = shift[j];
+        int32_t v;
+        if (s >= 33) {
+            v = bp_smmla(a, mult[j], (int32_t)1 << (s - 33)) >> (s - 32);
+            v = clamp == FC_CLAMP_U8 ? bp_usat8(v) : clamp == FC_CLAMP_S8 ? bp_ssat8(v) : (v < lo ? lo : (v > hi ? hi : v));
+        } else {
+            v = bp_requant(a, mult[j], s, lo, hi);
+        }
+        op[j] = (uint8_t)v;
+    }
+}
+
+static inline void fc_store8(uint8_t *op, const int32_t acc[5], const int32_t *bias, const int32_t *mult,
+                             const int32_t *shift, int32_t n, int32_t lo, int32_t hi, int32_t clamp) {
+    if (clamp == FC_CLAMP_U8) {
+        fc_store8_impl(op, acc, bias, mult, shift, n, lo, hi, FC_CLAMP_U8);
+    } else if (clamp == FC_CLAMP_S8) {
+        fc_store8_impl(op, acc, bias, mult, shift, n, lo, hi, FC_CLAMP_S8);
+    } else {
+        fc_store8_impl(op, acc, bias, mult, shift, n, lo, hi, FC_CLAMP_ANY);
+    }
+}
+
+// One W8A8 block of n <= 5 output rows. Not inlined: the asm loops' 13 and 14 registers would
+// otherwise change the register allocation of the other paths in bp_fully_connected.
+static __attribute__((noinline)) void fc_block_w8a8(int32_t acc[5], const uint8_t *x, const uint8_t *w0,
                                                     int32_t w_row, int32_t n, int32_t k, int sgn) {
-    if (n == 4) {
+    if (n == 5) {
+        if (sgn) {
+            dot_5rows_w8(acc, x, w0, w_row, k, 1);
+        } else {
+            dot_5rows_w8(acc, x, w0, w_row, k, 0);
+        }
+    } else if (n == 4) {
         if (sgn) {
             dot_4rows_w8(acc, x, w0, w_row, k, 1);
         } else {
@@ -212,20 +330,56 @@ static __attribute__((noinline)) void fc_block_w8a8(int32_t acc[4], const uint8_
     }
 }
 
-bp_status_t bp_fully_connected(const bp_quant_t *q,
-                               const bp_requant_t *rq,
-                               int32_t batches,
-                               int32_t in_features,
-                               int32_t out_features,
-                               const uint8_t *input,
-                               const uint8_t *filter,
-                               const int32_t *bias,
-                               void *output) {
-    const bp_status_t st =
-        bp_fully_connected_check(q, rq, batches, in_features, out_features, input, filter, bias, output);
-    if (st != BP_OK) {
-        return st;
+// The W8A8 layer (8-bit inputs signed or not, full 8-bit view of 8-bit codes): blocks of 5 rows first
+// where they remove the tail (out_features % 4 of them, e.g. 10 = 5 + 5), then blocks of 4, then a
+// 1-3 row tail; outputs requantized straight from the block (8-bit: SMMLA and USAT/SSAT).
+static __attribute__((noinline)) void fc_w8a8(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
+                                              int32_t k, int32_t nout, const uint8_t *input,
+                                              const uint8_t *filter, const int32_t *bias, void *output) {
+    const int32_t obits = q->out.bits, lo = q->act_min, hi = q->act_max, sgn = q->in.is_signed;
+    const int32_t out_row = obits == 32 ? 0 : bp_row_bytes(nout, obits);
+    const int32_t n5 = 5 * (nout & 3) <= nout ? nout & 3 : 0;
+    // 8-bit outputs with the format's whole range as the clamp: one USAT/SSAT
+    const int32_t clamp8 = obits != 8                                   ? FC_CLAMP_ANY
+                           : (!q->out.is_signed && lo == 0 && hi == 255)  ? FC_CLAMP_U8
+                           : (q->out.is_signed && lo == -128 && hi == 127) ? FC_CLAMP_S8
+                                                                           : FC_CLAMP_ANY;
+    for (int32_t b = 0; b < batches; b++) {
+        const uint8_t *x = input + (ptrdiff_t)b * k;
+        uint8_t *orow = (uint8_t *)output + (ptrdiff_t)b * out_row;
+        if (out_row > 0 && obits != 8) { // sub-byte values are ORed into their bytes (bp_write)
+            bp_clear_row(orow, out_row);
+        }
+        for (int32_t o = 0, n; o < nout; o += n) {
+            int32_t acc[5];
+            n = o < 5 * n5 ? 5 : (nout - o < 4 ? nout - o : 4);
+            fc_block_w8a8(acc, x, filter + (ptrdiff_t)o * k, k, n, k, sgn);
+            // |bias + acc| <= INT32_MAX (bp_check_acc).
+            if (out_row == 0) { // int32 logits
+                int32_t *const out = (int32_t *)output + (ptrdiff_t)b * nout + o;
+                for (int32_t j = 0; j < n; j++) {
+                    out[j] = acc[j] + (bias ? bias[o + j] : 0);
+                }
+                continue;
+            }
+            const int32_t *const mult = rq->multiplier + o, *const shift = rq->shift + o;
+            if (obits == 8) {
+                fc_store8(orow + o, acc, bias ? bias + o : NULL, mult, shift, n, lo, hi, clamp8);
+                continue;
+            }
+            for (int32_t j = 0; j < n; j++) {
+                bp_write(orow, o + j, obits, fc_requant(acc[j] + (bias ? bias[o + j] : 0), mult[j], shift[j], lo, hi));
+            }
+        }
     }
+}
+
+// Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
+// planes) or the portable loop. Out of line, so that its register allocation does not depend on
+// the W8A8 path.
+static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
+                                               int32_t in_features, int32_t out_features, const uint8_t *input,
+                                               const uint8_t *filter, const int32_t *bias, void *output) {
     const int32_t in_row = bp_row_bytes(in_features, q->in.bits);
     const int32_t w_row = bp_row_bytes(in_features, q->w_stored);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(out_features, q->out.bits);
@@ -233,7 +387,6 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
     // 8-bit inputs signed or not, 4/2-bit inputs unsigned (after ReLU); weights stored at 8 bits.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
                      (int64_t)in_features * xmax * 128 <= INT32_MAX;
-    const int w8a8 = fast && q->w_stored == 8 && q->w_view == 8 && q->in.bits == 8;
 
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *x = input + (int64_t)b * in_row;
@@ -245,20 +398,16 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
             const uint8_t *const w0 = filter + (ptrdiff_t)o * w_row;
             int32_t acc[4];
             const int32_t n = out_features - o < 4 ? out_features - o : 4;
-            if (w8a8) {
-                fc_block_w8a8(acc, x, w0, w_row, n, in_features, q->in.is_signed);
+            // rows past the last one repeat it; their results are dropped
+            const uint8_t *wrow[4];
+            for (int32_t j = 0; j < 4; j++) {
+                wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
+            }
+            if (fast) {
+                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
             } else {
-                // rows past the last one repeat it; their results are dropped
-                const uint8_t *wrow[4];
                 for (int32_t j = 0; j < 4; j++) {
-                    wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
-                }
-                if (fast) {
-                    dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
-                } else {
-                    for (int32_t j = 0; j < 4; j++) {
-                        acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
-                    }
+                    acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
                 }
             }
             // |bias + acc| <= INT32_MAX (bp_check_acc).
@@ -280,5 +429,27 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
             }
         }
     }
+}
+
+bp_status_t bp_fully_connected(const bp_quant_t *q,
+                               const bp_requant_t *rq,
+                               int32_t batches,
+                               int32_t in_features,
+                               int32_t out_features,
+                               const uint8_t *input,
+                               const uint8_t *filter,
+                               const int32_t *bias,
+                               void *output) {
+    const bp_status_t st =
+        bp_fully_connected_check(q, rq, batches, in_features, out_features, input, filter, bias, output);
+    if (st != BP_OK) {
+        return st;
+    }
+    if (q->w_stored == 8 && q->w_view == 8 && q->in.bits == 8 &&
+        (int64_t)in_features * (q->in.is_signed ? 128 : 255) * 128 <= INT32_MAX) {
+        fc_w8a8(q, rq, batches, in_features, out_features, input, filter, bias, output);
+        return BP_OK;
+    }
+    fc_other(q, rq, batches, in_features, out_features, input, filter, bias, output);
     return BP_OK;
 }
