@@ -115,3 +115,29 @@ def test_init_float_skips_pretraining(tiny_npz, tmp_path):
     assert set(m) >= {"float", "w8a8", "mixed"}
     with pytest.raises(FileNotFoundError, match="no run to take the float model from"):
         _trainer(_cfg(tiny_npz, tmp_path / "d", init_float=str(tmp_path / "nope"))).run()
+
+
+def test_runs_saved_before_init_step_still_load(tiny_npz, tmp_path):
+    """A qnet state without the activation quantizers' ``init_step`` (older runs) loads, taking the
+    saved step; any other missing key is still refused."""
+    import copy
+
+    from bitpath.quant.modules import ActQuantizer
+
+    t = _trainer(_cfg(tiny_npz, tmp_path / "a", epochs_float=1, epochs_qat=1, bn_batches=1))
+    t.run()
+    old = {k: v for k, v in t.qnet.state_dict().items() if not k.endswith(".init_step")}
+    assert len(old) < len(t.qnet.state_dict())
+    net = copy.deepcopy(t.qnet)
+    aqs = [m for m in net.modules() if isinstance(m, ActQuantizer)]
+    for aq in aqs:
+        aq.init_step.fill_(-1.0)
+    net.load_state_dict_compat(old)
+    for aq in aqs:
+        assert torch.equal(aq.init_step, aq.step().detach())
+    for k, v in old.items():
+        assert torch.equal(net.state_dict()[k], v), k
+    broken = dict(old)
+    broken.pop(next(k for k in broken if k.endswith("log_scale")))
+    with pytest.raises(RuntimeError, match="Missing key"):
+        net.load_state_dict_compat(broken)
