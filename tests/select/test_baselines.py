@@ -59,3 +59,20 @@ def test_pareto_keeps_exactly_the_undominated_points(seed: int) -> None:
         dominated = any(c2 <= c and a2 >= a and (c2, a2) != (c, a) for c2, a2 in pts)
         assert ((c, a) in front) == (not dominated)
     assert all(a1 < a2 and c1 < c2 for (c1, a1), (c2, a2) in itertools.pairwise(front))
+
+
+def test_mix_front_is_the_concave_envelope_of_the_pareto_points() -> None:
+    # (1, 0.80) (2, 0.84) (3, 0.90) (4, 0.91) (2.5, 0.5: dominated)
+    pts = [(1.0, 0.80), (2.0, 0.84), (3.0, 0.90), (4.0, 0.91), (2.5, 0.5)]
+    front = B.mix_front(pts)
+    # (2, 0.84) lies below the chord (1, 0.80)-(3, 0.90), which passes 0.85 at cost 2
+    assert front == [(1.0, 0.80), (3.0, 0.90), (4.0, 0.91)]
+    assert B.mix_accuracy(front, 0.5) is None
+    assert B.mix_accuracy(front, 2.0) == pytest.approx(0.85)
+    assert B.mix_accuracy(front, 3.5) == pytest.approx(0.905)
+    assert B.mix_accuracy(front, 9.0) == pytest.approx(0.91)
+    # brute force: no random split of two static paths beats the front at any cost
+    for (c1, a1), (c2, a2) in itertools.combinations(pts, 2):
+        for p in np.linspace(0, 1, 11):
+            c, a = p * c1 + (1 - p) * c2, p * a1 + (1 - p) * a2
+            assert a <= B.mix_accuracy(front, c) + 1e-12

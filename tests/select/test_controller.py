@@ -9,6 +9,7 @@ from sel_fixtures import chain_ir
 
 from bitpath.export.runner import Runner, choose
 from bitpath.ir import IR
+from bitpath.select import baselines
 from bitpath.select import controller as C
 from bitpath.select import dynamic as D
 
@@ -170,6 +171,17 @@ def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     assert rep["static"][0]["accuracy"] == truth[:, 0].mean() and rep["static"][1]["accuracy"] == truth[:, 1].mean()
     assert rep["dynamic"]["accuracy"] == truth[np.arange(50), picks].mean()
     assert rep["oracle"]["accuracy"] == truth.any(1).mean()
+    # the random split of the two static paths at the dynamic cost: the straight line between them
+    (c0, a0), (c1, a1) = sorted((st["cost"], st["accuracy"]) for st in rep["static"])
+    mix = rep["static_mix_at_equal_cost"]
+    if a1 > a0:
+        frac = min(max((rep["dynamic"]["cost"] - c0) / (c1 - c0), 0.0), 1.0)
+        assert mix == pytest.approx(a0 + frac * (a1 - a0))
+    else:
+        assert mix == pytest.approx(a0)
+    ia = rep["input_awareness"]
+    assert ia is not None and ia["gain_over_mix"] == pytest.approx(
+        ia["accuracy"] - baselines.mix_accuracy(rep["static_mix_front"], ia["cost"]))
     # what-if: the same answers re-costed; path 1 free -> the dynamic optimum can only get cheaper
     hyp = D.evaluate(new, x[:50], y[:50], tmp_path, what_if={"alt": 0.0}, log=lambda s: None)["what_if"]
     assert list(hyp["relative_costs"].values()) == [1.0, 0.0]

@@ -16,6 +16,7 @@ numpy only: the bench imports this without torch.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -107,3 +108,31 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
             out.append((c, a))
             best = a
     return out
+
+
+def mix_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The upper concave envelope of (cost, accuracy) points: what splitting the inputs *at random*
+    between static paths reaches (a fraction p to one path, 1 - p to another gives the straight line
+    between them). Input-aware selection only pays where it beats this line."""
+    hull: list[tuple[float, float]] = []
+    for c, a in pareto(points):
+        while len(hull) >= 2:
+            (c1, a1), (c2, a2) = hull[-2], hull[-1]
+            # drop the middle point when it lies on or below the chord from hull[-2] to (c, a)
+            if (a2 - a1) * (c - c1) <= (a - a1) * (c2 - c1):
+                hull.pop()
+            else:
+                break
+        hull.append((c, a))
+    return hull
+
+
+def mix_accuracy(front: Sequence[tuple[float, float]], cost: float) -> float | None:
+    """Accuracy of the best random split of static paths at mean cost <= ``cost`` (None below the
+    cheapest path)."""
+    if not front or cost < front[0][0]:
+        return None
+    for (c1, a1), (c2, a2) in itertools.pairwise(front):
+        if cost <= c2:
+            return a1 + (a2 - a1) * (cost - c1) / (c2 - c1)
+    return front[-1][1]

@@ -24,6 +24,7 @@ import numpy as np
 
 from bitpath.export.runner import choose
 from bitpath.ir import CTRL_PREFIX, IR, content_hash
+from bitpath.select import baselines
 from bitpath.select import controller as C
 
 BOARD = "qemu_f405"
@@ -263,6 +264,7 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
     casc_equal = [e for v in cascades.values() for e in v if e["cost"] <= dyn_cost]
     best_cascade_equal = max(casc_equal, key=lambda e: e["accuracy"]) if casc_equal else None
     orc = C.oracle(correct, pc)
+    front = baselines.mix_front([(st["cost"], st["accuracy"]) for st in static])
     r = {
         "date": time.strftime("%Y-%m-%d"),
         "ir_hash": ir.content_hash(),
@@ -286,6 +288,9 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         "oracle": orc,
         "best_static_at_equal_cost": best_static_equal,
         "best_cascade_at_equal_cost": best_cascade_equal,
+        "static_mix_front": front,
+        "static_mix_at_equal_cost": baselines.mix_accuracy(front, dyn_cost),
+        "input_awareness": _input_awareness(points, front, cascades),
         "most_accurate_static": static[best_acc],
         "costs": costs,
     }
@@ -296,6 +301,24 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         log(f"controller on the emulated board: {n} images under `bp-path auto`")
         r["board_check"] = board_check(ir, x[:n], work, chosen[:n], logits[:n], log, progress)
     return r
+
+
+def _input_awareness(points: list, front: list, cascades: dict) -> dict | None:
+    """Where the knob sweep beats a random split of static paths by the most, and how it does against
+    every cascade at no more cost there. The sweep is scored on the report's own images, so this is
+    what the controller's scores can reach, not what a knob chosen beforehand reaches."""
+    casc = [e for v in cascades.values() for e in v]
+    best = None
+    for p in points:
+        mix = baselines.mix_accuracy(front, p.cost)
+        if mix is None:
+            continue
+        gain = p.accuracy - mix
+        if best is None or gain > best["gain_over_mix"]:
+            cheaper = [e["accuracy"] for e in casc if e["cost"] <= p.cost]
+            best = {"lam": p.lam, "cost": p.cost, "accuracy": p.accuracy, "mix_accuracy": mix, "gain_over_mix": gain,
+                    "best_cascade_accuracy": max(cheaper) if cheaper else None, "share": p.share}
+    return best
 
 
 def _what_if(what_if: dict[str, float], names: list[str], pc: np.ndarray, ref: int, ctrl_cost: float,
@@ -353,6 +376,9 @@ def markdown(r: dict, command: str = "") -> str:
         lines.append(f"| best cascade at <= the dynamic cost ({names[b['first']]} -> {names[b['second']]}, margin < "
                      f"{b['threshold']:,}, {100 * b['escalated']:.1f} % escalated) | {100 * b['accuracy']:.2f} % | "
                      f"{b['cost']:,.0f} | {b['cost'] / ref_cost:.3f}x |")
+    if r.get("static_mix_at_equal_cost") is not None:
+        lines.append(f"| random split of static paths at the dynamic cost (no input awareness) | "
+                     f"{100 * r['static_mix_at_equal_cost']:.2f} % | {d['cost']:,.0f} | {d['relative_cost']:.3f}x |")
     s = r["best_static_at_equal_cost"]
     lines += ["", "- Paths chosen by the controller: " + ", ".join(
         f"{n} {100 * v:.1f} %" for n, v in zip(names, d["share"], strict=True)) + ".",
@@ -365,6 +391,14 @@ def markdown(r: dict, command: str = "") -> str:
                                                           "none (every static path costs more)") + ".",
         f"- Generated controller in C on the host: {d['host_c_path_mismatches']} path choices differ from the numpy "
         f"reference over {r['images']:,} images."]
+    ia = r.get("input_awareness")
+    if ia:
+        casc = (f"{100 * ia['best_cascade_accuracy']:.2f} %" if ia["best_cascade_accuracy"] is not None
+                else "none at that cost")
+        lines.append(f"- Input awareness: along the knob sweep (scored on these images), the largest gain over a "
+                     f"random split of static paths at equal cost is {100 * ia['gain_over_mix']:+.2f} pp, at "
+                     f"{ia['cost'] / ref_cost:.3f}x: {100 * ia['accuracy']:.2f} % against "
+                     f"{100 * ia['mix_accuracy']:.2f} % (best cascade at no more cost: {casc}).")
     if "board_check" in r:
         bc = r["board_check"]
         lines.append(f"- On the emulated board, {bc['images']} images under `bp-path auto`: "
@@ -410,6 +444,9 @@ def plot(r: dict, path: Path) -> None:
     d = r["dynamic"]
     ax.scatter(d["relative_cost"], 100 * d["accuracy"], marker="*", s=160, color="tab:red", zorder=4,
                label="dynamic (chosen)")
+    if r.get("static_mix_front") and len(r["static_mix_front"]) > 1:
+        mf = [(c / ref_cost, 100 * a) for c, a in r["static_mix_front"]]
+        ax.plot(*zip(*mf, strict=True), "--", color="tab:blue", alpha=0.6, label="random split of static paths")
     o = r["oracle"]
     ax.scatter(o["cost"] / ref_cost, 100 * o["accuracy"], marker="^", color="black", zorder=4, label="oracle")
     ax.set_xlabel(f"mean cost / {r['reference']} ({r['unit']}, controller included)")
