@@ -417,3 +417,20 @@ def test_fully_connected_w8a8_blocks(in_signed: bool, out: ActFormat, clamp) -> 
             compare("fully_connected", rng.integers(xlo, xhi + 1, k), rng.integers(-128, 128, (cout, k)), bias, m, s, q)
             compare("fully_connected", np.full(k, xlo if in_signed else xhi), np.full((cout, k), -128), bias, m, s, q)
             compare("fully_connected", np.full(k, xhi), np.full((cout, k), 127), -bias, m, s, q)
+
+
+@pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
+def test_fully_connected_2bit_storage(in_bits: int, signed: bool) -> None:
+    # Weights stored at 2 bits: the portable dot product specialised by input width (fc_dot_s2),
+    # K % 4 tails (a partly used last weight byte), extreme codes.
+    rng = np.random.default_rng(in_bits * 2 + signed)
+    for out in (ActFormat(32, True), ActFormat(8), ActFormat(2)):
+        q = LayerQuant(ActFormat(in_bits, signed), out, 2, 2)
+        lo, hi = q.inp.range
+        for k in (1, 3, 4, 5, 64, 65):
+            for cout in (1, 3, 5):
+                m, s = _dw_requant(rng, cout, "fast")
+                bias = rng.integers(-99, 99, cout)
+                compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-2, 2, (cout, k)), bias, m, s, q)
+                for xv, wv in ((lo, -2), (hi, -2), (hi, 1)):
+                    compare("fully_connected", np.full(k, xv), np.full((cout, k), wv), bias, m, s, q)

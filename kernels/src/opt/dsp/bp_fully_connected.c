@@ -374,6 +374,28 @@ static __attribute__((noinline)) void fc_w8a8(const bp_quant_t *q, const bp_requ
     }
 }
 
+// Weights stored at 2 bits (the view is the code): the portable bp_dot_row of four rows, with the
+// input width and the storage width constants so that each read folds to a few instructions.
+static inline __attribute__((always_inline)) void fc_dot_s2_impl(int32_t out[4], const uint8_t *x, const int bits,
+                                                                 int32_t sgn, const uint8_t *const wrow[4],
+                                                                 int32_t k) {
+    const bp_act_t in = {bits, sgn};
+    for (int32_t j = 0; j < 4; j++) {
+        out[j] = bp_dot_row(x, &in, wrow[j], k, 2, 2);
+    }
+}
+
+static __attribute__((noinline)) void fc_dot_s2(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                                const uint8_t *const wrow[4], int32_t k) {
+    if (bits == 8) {
+        fc_dot_s2_impl(out, x, 8, sgn, wrow, k);
+    } else if (bits == 4) {
+        fc_dot_s2_impl(out, x, 4, sgn, wrow, k);
+    } else {
+        fc_dot_s2_impl(out, x, 2, sgn, wrow, k);
+    }
+}
+
 // Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
 // planes) or the portable loop. Out of line, so that its register allocation does not depend on
 // the W8A8 path.
@@ -405,6 +427,8 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
             }
             if (fast) {
                 dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
+            } else if (q->w_stored == 2) {
+                fc_dot_s2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features);
             } else {
                 for (int32_t j = 0; j < 4; j++) {
                     acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
