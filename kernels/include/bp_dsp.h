@@ -63,6 +63,11 @@ static inline int32_t bp_smmla(int32_t a, int32_t b, int32_t acc) {
 // Saturate to 0..255 (USAT #8) and to -128..127 (SSAT #8).
 static inline int32_t bp_usat8(int32_t v) { return (int32_t)__usat(v, 8); }
 static inline int32_t bp_ssat8(int32_t v) { return __ssat(v, 8); }
+// Saturate to 0..3 and 0..15 (USAT #2, #4).
+static inline int32_t bp_usat2(int32_t v) { return (int32_t)__usat(v, 2); }
+static inline int32_t bp_usat4(int32_t v) { return (int32_t)__usat(v, 4); }
+// acc + the sum of the four bytes of x (USADA8 against zero).
+static inline uint32_t bp_add_bytes(uint32_t x, uint32_t acc) { return __usada8((uint8x4_t)x, (uint8x4_t)0u, acc); }
 
 #else
 
@@ -117,6 +122,11 @@ static inline int32_t bp_smmla(int32_t a, int32_t b, int32_t acc) {
 }
 static inline int32_t bp_usat8(int32_t v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
 static inline int32_t bp_ssat8(int32_t v) { return v < -128 ? -128 : (v > 127 ? 127 : v); }
+static inline int32_t bp_usat2(int32_t v) { return v < 0 ? 0 : (v > 3 ? 3 : v); }
+static inline int32_t bp_usat4(int32_t v) { return v < 0 ? 0 : (v > 15 ? 15 : v); }
+static inline uint32_t bp_add_bytes(uint32_t x, uint32_t acc) {
+    return acc + (x & 0xFFu) + ((x >> 8) & 0xFFu) + ((x >> 16) & 0xFFu) + (x >> 24);
+}
 #endif
 
 // Rotate right by n in 1..31. GCC and Clang turn this into ROR, or fold it into SXTB16/UXTB16 as

@@ -434,3 +434,51 @@ def test_fully_connected_2bit_storage(in_bits: int, signed: bool) -> None:
                 compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-2, 2, (cout, k)), bias, m, s, q)
                 for xv, wv in ((lo, -2), (hi, -2), (hi, 1)):
                     compare("fully_connected", np.full(k, xv), np.full((cout, k), wv), bias, m, s, q)
+
+
+# The packed 2-bit path (unsigned 2-bit inputs; 2-bit views of 8-bit codes or 2-bit storage) with
+# requantized outputs: K = 9 * Cin puts every count of groups left after the 7-group runs (0..6, the
+# TBB entries of the asm) behind Cin % 4 == 0 patches (USADA8 sums) and Cin % 4 != 0 ones (K % 4
+# tails); 1x1 with Cin = 1840 crosses the 64-run flush of the 16-bit sums. Outputs: USAT at 2/4/8
+# bits (every shift >= 33), a narrower clamp, signed outputs, a shift below 33 (bp_requant), Cout not
+# a multiple of the values per byte (read-modify-write), int32; pixel counts not a multiple of 4.
+PACKED_CIN = [4, 8, 12, 16, 20, 24, 28, 3, 5, 7]
+PACKED_OUTS = [("usat", 2), ("usat", 4), ("usat", 8), ("clamp", 4), ("signed", 8), ("signed", 2), ("low_shift", 2),
+               ("odd_cout", 2), ("int32", 32)]
+
+
+def packed_case(rng: np.random.Generator, kind: str, ob: int, cin: int, k: int = 3):
+    """(x, w, bias, mult, shift, q) for one packed 2-bit case; kind as in PACKED_OUTS."""
+    out = ActFormat(ob, kind in ("signed", "int32"))
+    lo_hi = ()
+    if kind == "clamp":
+        lo_hi = (1, out.range[1] - 2)
+    cout = 7 if kind == "odd_cout" else int(rng.choice([4, 8]))
+    kk = k * k * cin
+    mult = rng.integers(2**30, 2**31, cout) * rng.choice(np.array([1, 1, -1]), cout)
+    mult[0] = rng.choice(np.array([-(2**31), 2**31 - 1]))
+    # |acc| up to ~9 * K; a shift near 31 + log2(K) spreads the outputs over the range and both ends
+    base = 31 + int(np.log2(kk)) - (ob if ob < 32 else 0) + 2
+    shift = np.clip(base + rng.integers(-2, 3, cout), 33, 62)
+    shift[-1] = rng.choice(np.array([33, 62, base]))
+    if kind == "low_shift":
+        shift[cout // 2] = 20
+    bias = rng.integers(-kk, kk + 1, cout)
+    return bias, mult.astype(np.int64), shift.astype(np.int64), out, lo_hi, cout
+
+
+@pytest.mark.parametrize("stored", [8, 2])
+@pytest.mark.parametrize(("kind", "ob"), PACKED_OUTS)
+def test_conv_packed_2bit_requantized(stored: int, kind: str, ob: int) -> None:
+    rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
+    wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
+    cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
+    cases += [(12, 3, Window.same(3, 2), (5, 6)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
+    for cin, k, win, (h, w) in cases:
+        bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
+        q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi)
+        x = rng.integers(0, 4, (h, w, cin))
+        compare("conv2d", x, rng.integers(wlo, whi + 1, (cout, k, k, cin)), bias, mult, shift, q, win)
+        # the largest field sums (x = 3, view +1: w' = 3) and the smallest (view -2: w' = 0)
+        for wv in (whi, wlo):
+            compare("conv2d", np.full((h, w, cin), 3), np.full((cout, k, k, cin), wv), bias, mult, shift, q, win)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from board_kernels import Board, BoardError
 from kernel_check import COUNTS
+from test_dsp_paths import PACKED_CIN, PACKED_OUTS, packed_case
 
 from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
@@ -246,3 +247,25 @@ def test_conv_first_layer_on_board(board: Board, stored: int, view: int, out_bit
             for xv, wv in ((255, wlo), (255, whi), (0, whi)):
                 _check(board, "conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), bias, mult, shift, q,
                        win)
+
+
+# The packed 2-bit path (unsigned 2-bit inputs; 2-bit views of 8-bit codes or 2-bit storage) with the
+# cases of test_dsp_paths.test_conv_packed_2bit_requantized: every count of groups after the 7-group
+# asm runs (the TBB entries), Cin % 4 == 0 (USADA8 patch sums) or not (K % 4 tails), the 64-run flush
+# of the 16-bit sums (1x1, Cin = 1840), USAT / clamp / signed / bp_requant / read-modify-write /
+# int32 outputs, pixel counts not a multiple of 4, extreme operands.
+@pytest.mark.parametrize("stored", [8, 2])
+@pytest.mark.parametrize(("kind", "ob"), PACKED_OUTS)
+def test_conv_packed_2bit_on_board(board: Board, stored: int, kind: str, ob: int) -> None:
+    rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
+    wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
+    cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
+    cases += [(12, 3, Window.same(3, 2), (5, 6)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
+    for cin, k, win, (h, w) in cases:
+        bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
+        q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi)
+        _check(board, "conv2d", rng.integers(0, 4, (h, w, cin)), rng.integers(wlo, whi + 1, (cout, k, k, cin)),
+               bias, mult, shift, q, win)
+        for wv in (whi, wlo):
+            _check(board, "conv2d", np.full((h, w, cin), 3), np.full((cout, k, k, cin), wv), bias, mult, shift, q,
+                   win)

@@ -22,7 +22,9 @@
 // (conv_packed_s2, conv_il_s2, conv_il_w8, conv_il_w8v4, conv_il_w8v2): constant tables per stored
 // byte, and two patches interleaved per group of 4 so that an asm loop reads them with one pointer
 // (the 4- and 2-bit views add one AND per weight word). Path 1 remains for 4-bit storage. The packed
-// 2-bit path interleaves its four byte patches the same way (IL4()) for an asm block per 28 values.
+// 2-bit path interleaves its four byte patches the same way (IL4()), so one LDM reads a group of 4
+// values of all four pixels; its asm covers every whole group (7-group runs, then a TBB entry for the
+// rest), and with every shift >= 33 it requantizes by SMMLA/ASR/USAT like conv_c1.
 #include <string.h>
 
 #include "bp_conv2d_internal.h"
@@ -163,17 +165,15 @@ static void im2col_s16_g8(int16_t *col,
 }
 
 // One packed byte of four 2-bit inputs | x3 | x2 | x1 | x0 | as the bytes | x2 | x3 | x0 | x1 | the
-// packed SMLAD loop reads (x1 in byte 0), and the sum of the four: looked up in constant tables
-// (1.25 KiB of flash, built by the preprocessor) instead of ~15 shift/mask operations per byte.
+// packed SMLAD loop reads (x1 in byte 0): looked up in a constant table (1 KiB of flash, built by
+// the preprocessor) instead of ~15 shift/mask operations per byte.
 #define U2_SPREAD(b) \
     ((((b) >> 2) & 3u) | (((b) & 3u) << 8) | ((((b) >> 6) & 3u) << 16) | ((((b) >> 4) & 3u) << 24))
-#define U2_SUM(b) (((b) & 3u) + (((b) >> 2) & 3u) + (((b) >> 4) & 3u) + (((b) >> 6) & 3u))
 #define U2_R4(f, n) f(n), f((n) + 1u), f((n) + 2u), f((n) + 3u)
 #define U2_R16(f, n) U2_R4(f, n), U2_R4(f, (n) + 4u), U2_R4(f, (n) + 8u), U2_R4(f, (n) + 12u)
 #define U2_R64(f, n) U2_R16(f, n), U2_R16(f, (n) + 16u), U2_R16(f, (n) + 32u), U2_R16(f, (n) + 48u)
 #define U2_R256(f) U2_R64(f, 0u), U2_R64(f, 64u), U2_R64(f, 128u), U2_R64(f, 192u)
 static const uint32_t g_u2_spread[256] = {U2_R256(U2_SPREAD)};
-static const uint8_t g_u2_sum[256] = {U2_R256(U2_SUM)};
 
 // Byte position of element i of a patch when 4 patches are interleaved per group of 4 values (patch
 // j starts at byte 4 * j): | p0: 4 bytes | p1 | p2 | p3 | per group, so that one pointer walks all 4.
@@ -192,20 +192,38 @@ static int32_t im2col_u2(uint8_t *col,
                          int32_t oy,
                          int32_t ox) {
     const int32_t cin = in->c, k4 = (kh * kw * cin) & ~3;
+    const int32_t iy0 = oy * win->stride_h - win->pad_top, ix0 = ox * win->stride_w - win->pad_left;
+    if ((cin & 3) == 0) {
+        // Every packed input byte is one group: 16 bytes apart in the interleaved patch. One table load
+        // per byte, and the sum of the group's four values is one USADA8 of the spread word.
+        const int32_t nb = cin >> 2;
+        uint32_t sum = 0;
+        uint8_t *cp = col;
+        for (int32_t ky = 0; ky < kh; ky++) {
+            const int32_t iy = iy0 + ky;
+            const int row_in = iy >= 0 && iy < in->h;
+            for (int32_t kx = 0; kx < kw; kx++) {
+                const int32_t ix = ix0 + kx;
+                if (row_in && ix >= 0 && ix < in->w) {
+                    const uint8_t *px = img + ((ptrdiff_t)iy * in->w + ix) * in_row;
+                    for (int32_t c = 0; c < nb; c++, cp += 16) {
+                        const uint32_t v = g_u2_spread[px[c]];
+                        memcpy(cp, &v, sizeof v);
+                        sum = bp_add_bytes(v, sum);
+                    }
+                } else {
+                    for (int32_t c = 0; c < nb; c++, cp += 16) {
+                        memset(cp, 0, sizeof(uint32_t));
+                    }
+                }
+            }
+        }
+        return (int32_t)sum;
+    }
     int32_t i = 0, sum = 0;
     for (int32_t ky = 0; ky < kh; ky++) {
         for (int32_t kx = 0; kx < kw; kx++) {
-            const uint8_t *px = bp_conv2d_pixel(img, in, in_row, oy * win->stride_h - win->pad_top + ky,
-                                                ox * win->stride_w - win->pad_left + kx);
-            if ((cin & 3) == 0) {
-                for (int32_t c = 0; c < cin; c += 4) {
-                    const uint32_t b = px ? px[c >> 2] : 0u;
-                    memcpy(col + IL4(i + c), &g_u2_spread[b], sizeof(uint32_t));
-                    sum += g_u2_sum[b];
-                }
-                i += cin;
-                continue;
-            }
+            const uint8_t *px = bp_conv2d_pixel(img, in, in_row, iy0 + ky, ix0 + kx);
             for (int32_t c = 0; c < cin; c++, i++) {
                 const int32_t v = px ? bp_read(px, c, 2, 0) : 0;
                 col[IL4(i < k4 ? (i ^ 1) : i)] = (uint8_t)v;
@@ -453,10 +471,13 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
 // the -2*sum(x) offset correction. The offset-code word of 4 weights is ((w >> 6) & 0x03030303) ^
 // 0x02020202 for 8-bit codes (s2 == 0) or g_s2_off[stored byte] for 2-bit storage (s2 == 1); four
 // pixels share it. On ARMv7E-M every full run of 7 groups (28 values, the extraction period, see the
-// file comment) is one straight asm block: per group 3 (8-bit codes) or 2 (2-bit storage) weight
-// instructions, 4 input loads and 4 SMLADs (SMUAD for the first group: no zeroing), then one UXTAB
-// ror 8 per pixel adds the middle field to its sum. About 12 instructions per 16 MACs (GCC's C loop
-// took 14 plus ~40 of field extraction and spills per 28 values).
+// file comment) is one straight asm block, and so is the last run of 1 to 6 groups (f zeroed, then a
+// TBB into the same chain). Per group: one LDM of the four pixels' words (the IL4() layout puts them
+// side by side, so x0..x3 are bound to r0..r3 in ascending order), 3 (8-bit codes) or 2 (2-bit
+// storage) weight instructions and 4 SMLADs (SMUAD for the first group of a full run): 8 or 7
+// instructions per 16 MACs. The middle fields of two pixels go to the 16-bit halves of one sum with
+// PKHBT + UXTAB16 ror 8 (2 instructions per 2 pixels), so the block needs 14 registers: a half gains
+// at most 7 * 36 = 252 per run, and the halves are flushed to 32 bits every 64 runs.
 static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4], const uint8_t *col,
                                                                  const uint8_t *wrow, int32_t k, const int s2) {
     const int32_t k4 = k & ~3;
@@ -464,45 +485,77 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
     int32_t i = 0;
 #ifdef BP_HAVE_DSP
     {
-        const int32_t full = k4 - k4 % 28;
+        const int32_t groups = k4 >> 2, rem = groups % 7;
+        int32_t runs = groups / 7;
         const uint8_t *cp = col, *wp = wrow;
-        const uint8_t *const end = col + 4 * full;
         const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
-        uint32_t f0, f1, f2, f3, w, x;
+        register uint32_t x0 __asm__("r0") = 0;
+        register uint32_t x1 __asm__("r1");
+        register uint32_t x2 __asm__("r2");
+        register uint32_t x3 __asm__("r3");
+        uint32_t f0, f1, f2, f3, w, s01, s23;
 #define BP_PK_W8 "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
 #define BP_PK_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
-#define BP_PK_X(f, op)                                                                                     \
-    "ldr %[x], [%[cp]], #4\n\t" op " %[" f "], %[x], %[w]" 
+#define BP_PK_LDM "ldmia %[cp]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"
 #define BP_PK_FIRST(W)                                                                                     \
-    W BP_PK_X("f0", "smuad") "\n\t" BP_PK_X("f1", "smuad") "\n\t" BP_PK_X("f2", "smuad") "\n\t"         \
-        BP_PK_X("f3", "smuad") "\n\t"
+    BP_PK_LDM W "smuad %[f0], %[x0], %[w]\n\tsmuad %[f1], %[x1], %[w]\n\tsmuad %[f2], %[x2], %[w]\n\t"    \
+                "smuad %[f3], %[x3], %[w]\n\t"
 #define BP_PK_NEXT(W)                                                                                      \
-    W BP_PK_X("f0", "smlad") ", %[f0]\n\t" BP_PK_X("f1", "smlad") ", %[f1]\n\t" BP_PK_X("f2", "smlad")   \
-        ", %[f2]\n\t" BP_PK_X("f3", "smlad") ", %[f3]\n\t"
-#define BP_PK_CHUNK(W)                                                                                     \
-    __asm__(BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W)            \
-                BP_PK_NEXT(W) "uxtab %[s0], %[s0], %[f0], ror #8\n\t"                                      \
-                              "uxtab %[s1], %[s1], %[f1], ror #8\n\t"                                      \
-                              "uxtab %[s2], %[s2], %[f2], ror #8\n\t"                                      \
-                              "uxtab %[s3], %[s3], %[f3], ror #8\n\t"                                      \
-            : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2_), [s3] "+r"(s3), [cp] "+r"(cp), [wp] "+r"(wp),   \
-              [f0] "=&r"(f0), [f1] "=&r"(f1), [f2] "=&r"(f2), [f3] "=&r"(f3), [w] "=&r"(w), [x] "=&r"(x)    \
-            : [aux] "r"(aux)                                                                               \
-            : "memory")
-        while (cp != end) {
-            if (s2) {
-                BP_PK_CHUNK(BP_PK_S2);
-            } else {
-                BP_PK_CHUNK(BP_PK_W8);
-            }
+    BP_PK_LDM W "smlad %[f0], %[x0], %[w], %[f0]\n\tsmlad %[f1], %[x1], %[w], %[f1]\n\t"                  \
+                "smlad %[f2], %[x2], %[w], %[f2]\n\tsmlad %[f3], %[x3], %[w], %[f3]\n\t"
+#define BP_PK_EXTRACT                                                                                      \
+    "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtab16 %[s01], %[s01], %[x0], ror #8\n\t"                      \
+    "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tuxtab16 %[s23], %[s23], %[x1], ror #8\n\t"
+#define BP_PK_OPS                                                                                          \
+    : [s01] "+r"(s01), [s23] "+r"(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0), [x1] "=&r"(x1),    \
+      [x2] "=&r"(x2), [x3] "=&r"(x3), [f0] "=&r"(f0), [f1] "=&r"(f1), [f2] "=&r"(f2), [f3] "=&r"(f3),     \
+      [w] "=&r"(w)                                                                                         \
+    : [aux] "r"(aux)                                                                                       \
+    : "memory"
+#define BP_PK_RUN(W) __asm__ volatile(BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) \
+                                          BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_EXTRACT BP_PK_OPS)
+// 1 to 6 groups: x0 = rem - 1 selects the entry, group 7 - rem of the 7-group chain.
+#define BP_PK_TAIL(W)                                                                                      \
+    __asm__ volatile("movs %[f0], #0\n\tmovs %[f1], #0\n\tmovs %[f2], #0\n\tmovs %[f3], #0\n\t"           \
+                     "tbb [pc, %[x0]]\n"                                                                   \
+                     "1:\n\t.byte (6f - 1b) / 2, (5f - 1b) / 2, (4f - 1b) / 2, (3f - 1b) / 2\n\t"          \
+                     ".byte (2f - 1b) / 2, (7f - 1b) / 2\n\t.p2align 1\n"                                  \
+                     "7:\n\t" BP_PK_NEXT(W) "2:\n\t" BP_PK_NEXT(W) "3:\n\t" BP_PK_NEXT(W)                  \
+                     "4:\n\t" BP_PK_NEXT(W) "5:\n\t" BP_PK_NEXT(W) "6:\n\t" BP_PK_NEXT(W)                  \
+                         BP_PK_EXTRACT BP_PK_OPS)
+        while (runs > 0) {
+            int32_t n = runs < 64 ? runs : 64;
+            runs -= n;
+            s01 = 0, s23 = 0;
+            do {
+                if (s2) {
+                    BP_PK_RUN(BP_PK_S2);
+                } else {
+                    BP_PK_RUN(BP_PK_W8);
+                }
+            } while (--n);
+            s0 += s01 & 0xFFFFu, s1 += s01 >> 16, s2_ += s23 & 0xFFFFu, s3 += s23 >> 16;
         }
-#undef BP_PK_CHUNK
+        if (rem) {
+            s01 = 0, s23 = 0;
+            x0 = (uint32_t)(rem - 1);
+            if (s2) {
+                BP_PK_TAIL(BP_PK_S2);
+            } else {
+                BP_PK_TAIL(BP_PK_W8);
+            }
+            s0 += s01 & 0xFFFFu, s1 += s01 >> 16, s2_ += s23 & 0xFFFFu, s3 += s23 >> 16;
+        }
+#undef BP_PK_TAIL
+#undef BP_PK_RUN
+#undef BP_PK_OPS
+#undef BP_PK_EXTRACT
 #undef BP_PK_NEXT
 #undef BP_PK_FIRST
-#undef BP_PK_X
+#undef BP_PK_LDM
 #undef BP_PK_S2
 #undef BP_PK_W8
-        i = full;
+        i = k4;
     }
 #endif
     while (i < k4) {
@@ -577,6 +630,21 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
+    const int32_t obits = q->out.bits, lo = q->act_min, hi = q->act_max;
+    const uint32_t omask = obits >= 8 ? 0xFFu : (1u << obits) - 1u;
+    // Output channels that share a byte are computed together and the byte stored once (no
+    // read-modify-write per value); 8-bit outputs are one channel per byte.
+    const int32_t per = (obits < 8 && cout % (8 / obits) == 0) ? 8 / obits : 1;
+    // fast: every shift >= 33 (requantization by SMMLA), whole output bytes (8-bit, or sub-byte with
+    // Cout a multiple of the values per byte); otherwise requant()/emit() as before.
+    // fast: 2, 4 or 8 = USAT #bits (unsigned output, clamp = the whole range), 1 = other clamps.
+    int fast = obits != 32 && (obits == 8 || per > 1);
+    for (int32_t o = 0; fast && o < cout; o++) {
+        fast = rq->shift[o] >= 33;
+    }
+    if (fast && !q->out.is_signed && lo == 0 && hi == (1 << obits) - 1) {
+        fast = obits;
+    }
     {
         uint8_t *col8[4];
         for (int32_t j = 0; j < 4; j++) {
@@ -586,41 +654,78 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
             const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
             for (int32_t p = 0; p < npix; p += 4) {
                 const int32_t np = (npix - p < 4) ? npix - p : 4;
-                int32_t xsum[4];
+                int32_t xneg[4];
                 int64_t row[4];
                 uint8_t *orow[4] = {NULL, NULL, NULL, NULL};
                 for (int32_t j = 0; j < 4; j++) {
                     // Missing pixels of the last block repeat its first one; their results are dropped.
                     const int32_t pp = p + (j < np ? j : 0);
                     row[j] = (int64_t)n * npix + pp;
-                    xsum[j] = im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
+                    xneg[j] = -2 * im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
                     if (out_row > 0 && j < np) {
                         orow[j] = (uint8_t *)output + row[j] * out_row;
-                        bp_clear_row(orow[j], out_row);
+                        if (!fast && per == 1 && obits < 8) {
+                            bp_clear_row(orow[j], out_row); // bp_write below: read-modify-write
+                        }
                     }
                 }
                 // Sub-byte outputs: compute the channels that share an output byte together and store
                 // the byte once (no read-modify-write per value).
-                const int32_t per = (q->out.bits < 8 && cout % (8 / q->out.bits) == 0) ? 8 / q->out.bits : 1;
                 for (int32_t o = 0; o < cout; o += per) {
-                    int32_t acc[4][4];
+                    uint32_t byte[4] = {0, 0, 0, 0};
                     for (int32_t t = 0; t < per; t++) {
-                        dot_4x1_packed(acc[t], col8[0], filter + (int64_t)(o + t) * w_row, k, s2);
-                    }
-                    for (int32_t j = 0; j < np; j++) {
-                        if (per == 1) {
-                            // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
-                            emit(output, orow[j], row[j], cout, o, q, rq, (bias ? bias[o] : 0) + acc[0][j] - 2 * xsum[j]);
+                        const int32_t oc = o + t;
+                        int32_t acc[4];
+                        dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2);
+                        // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
+                        const int32_t b = bias ? bias[oc] : 0;
+                        if (fast) {
+                            // bp_requant for s >= 33: SMMLA with 2^(s-33), ASR by s - 32 (see conv_c1)
+                            const int32_t m = rq->multiplier[oc], s = rq->shift[oc];
+                            const int32_t rnd = (int32_t)1 << (s - 33), sh = s - 32, pos = t * obits;
+                            int32_t v[4];
+                            for (int32_t j = 0; j < 4; j++) {
+                                v[j] = bp_smmla(b + acc[j] + xneg[j], m, rnd) >> sh;
+                            }
+                            // the clamp: USAT #b for unsigned outputs with the format's whole range
+                            switch (fast) {
+                            case 2:
+                                for (int32_t j = 0; j < 4; j++) {
+                                    byte[j] |= (uint32_t)bp_usat2(v[j]) << pos;
+                                }
+                                break;
+                            case 4:
+                                for (int32_t j = 0; j < 4; j++) {
+                                    byte[j] |= (uint32_t)bp_usat4(v[j]) << pos;
+                                }
+                                break;
+                            case 8:
+                                for (int32_t j = 0; j < 4; j++) {
+                                    byte[j] = (uint32_t)bp_usat8(v[j]);
+                                }
+                                break;
+                            default:
+                                for (int32_t j = 0; j < 4; j++) {
+                                    const int32_t c = v[j] < lo ? lo : (v[j] > hi ? hi : v[j]);
+                                    byte[j] |= ((uint32_t)c & omask) << pos;
+                                }
+                            }
                             continue;
                         }
-                        uint32_t byte = 0;
-                        for (int32_t t = 0; t < per; t++) {
-                            const int32_t oc = o + t;
-                            const int32_t v = requant((bias ? bias[oc] : 0) + acc[t][j] - 2 * xsum[j], rq->multiplier[oc],
-                                                         rq->shift[oc], q->act_min, q->act_max);
-                            byte |= ((uint32_t)v & ((1u << q->out.bits) - 1u)) << (t * q->out.bits);
+                        for (int32_t j = 0; j < np; j++) {
+                            if (per == 1) {
+                                emit(output, orow[j], row[j], cout, oc, q, rq, b + acc[j] + xneg[j]);
+                                continue;
+                            }
+                            const int32_t v = requant(b + acc[j] + xneg[j], rq->multiplier[oc], rq->shift[oc], lo, hi);
+                            byte[j] |= ((uint32_t)v & omask) << (t * obits);
                         }
-                        orow[j][(o * q->out.bits) >> 3] = (uint8_t)byte;
+                    }
+                    if (fast || per > 1) {
+                        const int32_t at = (o * obits) >> 3;
+                        for (int32_t j = 0; j < np; j++) {
+                            orow[j][at] = (uint8_t)byte[j];
+                        }
                     }
                 }
             }
