@@ -438,11 +438,12 @@ def test_fully_connected_2bit_storage(in_bits: int, signed: bool) -> None:
 
 # The packed 2-bit path (unsigned 2-bit inputs; 2-bit views of 8-bit codes or 2-bit storage) with
 # requantized outputs: K = 9 * Cin puts every count of groups left after the 7-group runs (0..6, the
-# TBB entries of the asm) behind Cin % 4 == 0 patches (USADA8 sums) and Cin % 4 != 0 ones (K % 4
-# tails); 1x1 with Cin = 1840 crosses the 64-run flush of the 16-bit sums. Outputs: USAT at 2/4/8
+# TBB entries of the asm) behind Cin % 4 == 0 patches (USADA8 sums; Cin % 16 == 0 inside the image:
+# the word-at-a-time patch rows) and Cin % 4 != 0 ones (K % 4 tails); 1x1 with Cin = 1840 crosses the
+# 64-run flush of the 16-bit sums. Outputs: USAT at 2/4/8
 # bits (every shift >= 33), a narrower clamp, signed outputs, a shift below 33 (bp_requant), Cout not
 # a multiple of the values per byte (read-modify-write), int32; pixel counts not a multiple of 4.
-PACKED_CIN = [4, 8, 12, 16, 20, 24, 28, 3, 5, 7]
+PACKED_CIN = [4, 8, 12, 16, 20, 24, 28, 32, 48, 3, 5, 7]
 PACKED_OUTS = [("usat", 2), ("usat", 4), ("usat", 8), ("clamp", 4), ("signed", 8), ("signed", 2), ("low_shift", 2),
                ("odd_cout", 2), ("int32", 32)]
 
@@ -473,7 +474,8 @@ def test_conv_packed_2bit_requantized(stored: int, kind: str, ob: int) -> None:
     rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
     wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
     cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
-    cases += [(12, 3, Window.same(3, 2), (5, 6)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
+    cases += [(12, 3, Window.same(3, 2), (5, 6)), (16, 3, Window.same(3, 2), (6, 7)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)),
+              (1840, 1, Window(), (2, 2))]
     for cin, k, win, (h, w) in cases:
         bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
         q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi)

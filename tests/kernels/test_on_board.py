@@ -260,7 +260,8 @@ def test_conv_packed_2bit_on_board(board: Board, stored: int, kind: str, ob: int
     rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
     wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
     cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
-    cases += [(12, 3, Window.same(3, 2), (5, 6)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
+    cases += [(12, 3, Window.same(3, 2), (5, 6)), (16, 3, Window.same(3, 2), (6, 7)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)),
+              (1840, 1, Window(), (2, 2))]
     for cin, k, win, (h, w) in cases:
         bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
         q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi)

@@ -196,9 +196,27 @@ static int32_t im2col_u2(uint8_t *col,
     if ((cin & 3) == 0) {
         // Every packed input byte is one group: 16 bytes apart in the interleaved patch. One table load
         // per byte, and the sum of the group's four values is one USADA8 of the spread word.
-        const int32_t nb = cin >> 2;
+        const int32_t nb = cin >> 2, run = kw * nb;
         uint32_t sum = 0;
         uint8_t *cp = col;
+        if (iy0 >= 0 && ix0 >= 0 && iy0 + kh <= in->h && ix0 + kw <= in->w && (run & 3) == 0) {
+            // Window inside the image: each kernel row is run contiguous bytes (in_row == nb), read
+            // a word (4 groups) at a time.
+            const uint8_t *p = img + ((ptrdiff_t)iy0 * in->w + ix0) * in_row;
+            for (int32_t ky = 0; ky < kh; ky++, p += (ptrdiff_t)in->w * in_row) {
+                for (int32_t c = 0; c < run; c += 4, cp += 64) {
+                    const uint32_t b = bp_load32(p + c);
+                    const uint32_t v0 = g_u2_spread[b & 0xFFu], v1 = g_u2_spread[(b >> 8) & 0xFFu];
+                    const uint32_t v2 = g_u2_spread[(b >> 16) & 0xFFu], v3 = g_u2_spread[b >> 24];
+                    memcpy(cp, &v0, sizeof v0);
+                    memcpy(cp + 16, &v1, sizeof v1);
+                    memcpy(cp + 32, &v2, sizeof v2);
+                    memcpy(cp + 48, &v3, sizeof v3);
+                    sum = bp_add_bytes(v0, bp_add_bytes(v1, bp_add_bytes(v2, bp_add_bytes(v3, sum))));
+                }
+            }
+            return (int32_t)sum;
+        }
         for (int32_t ky = 0; ky < kh; ky++) {
             const int32_t iy = iy0 + ky;
             const int row_in = iy >= 0 && iy < in->h;
@@ -468,7 +486,7 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
 }
 
 // Packed 2-bit dot products of 4 interleaved patches (IL4(), from col) with one weight row, without
-// the -2*sum(x) offset correction. The offset-code word of 4 weights is ((w >> 6) & 0x03030303) ^
+// the -2*sum(x) offset correction, added to out[0..3] (wrapping like int32 adds). The offset-code word of 4 weights is ((w >> 6) & 0x03030303) ^
 // 0x02020202 for 8-bit codes (s2 == 0) or g_s2_off[stored byte] for 2-bit storage (s2 == 1); four
 // pixels share it. On ARMv7E-M every full run of 7 groups (28 values, the extraction period, see the
 // file comment) is one straight asm block, and so is the last run of 1 to 6 groups (f zeroed, then a
@@ -481,7 +499,7 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
 static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4], const uint8_t *col,
                                                                  const uint8_t *wrow, int32_t k, const int s2) {
     const int32_t k4 = k & ~3;
-    uint32_t s0 = 0, s1 = 0, s2_ = 0, s3 = 0;
+    uint32_t s0 = (uint32_t)out[0], s1 = (uint32_t)out[1], s2_ = (uint32_t)out[2], s3 = (uint32_t)out[3];
     int32_t i = 0;
 #ifdef BP_HAVE_DSP
     {
@@ -490,10 +508,10 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         const uint8_t *cp = col, *wp = wrow;
         const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
         register uint32_t x0 __asm__("r0") = 0;
-        register uint32_t x1 __asm__("r1");
+        register uint32_t x1 __asm__("r1") = 0;
         register uint32_t x2 __asm__("r2");
         register uint32_t x3 __asm__("r3");
-        uint32_t f0, f1, f2, f3, w, s01, s23;
+        uint32_t f0, f1, f2, f3, w;
 #define BP_PK_W8 "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
 #define BP_PK_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
 #define BP_PK_LDM "ldmia %[cp]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"
@@ -507,13 +525,17 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
     "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtab16 %[s01], %[s01], %[x0], ror #8\n\t"                      \
     "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tuxtab16 %[s23], %[s23], %[x1], ror #8\n\t"
 #define BP_PK_OPS                                                                                          \
-    : [s01] "+r"(s01), [s23] "+r"(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0), [x1] "=&r"(x1),    \
+    : [s01] "+r"(s01), [s23] "+r"(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0), [x1] "+&r"(x1),    \
       [x2] "=&r"(x2), [x3] "=&r"(x3), [f0] "=&r"(f0), [f1] "=&r"(f1), [f2] "=&r"(f2), [f3] "=&r"(f3),     \
       [w] "=&r"(w)                                                                                         \
     : [aux] "r"(aux)                                                                                       \
     : "memory"
-#define BP_PK_RUN(W) __asm__ volatile(BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) \
-                                          BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_EXTRACT BP_PK_OPS)
+// Runs from cp up to x1 (the end of the last one, pushed: the loop's end has no register of its own).
+#define BP_PK_RUNS(W)                                                                                      \
+    __asm__ volatile("push {%[x1]}\n"                                                                    \
+                     "9:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W)          \
+                         BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_EXTRACT                                          \
+                     "ldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbne 9b\n\tadd sp, sp, #4\n\t" BP_PK_OPS)
 // 1 to 6 groups: x0 = rem - 1 selects the entry, group 7 - rem of the 7-group chain.
 #define BP_PK_TAIL(W)                                                                                      \
     __asm__ volatile("movs %[f0], #0\n\tmovs %[f1], #0\n\tmovs %[f2], #0\n\tmovs %[f3], #0\n\t"           \
@@ -523,31 +545,37 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
                      "7:\n\t" BP_PK_NEXT(W) "2:\n\t" BP_PK_NEXT(W) "3:\n\t" BP_PK_NEXT(W)                  \
                      "4:\n\t" BP_PK_NEXT(W) "5:\n\t" BP_PK_NEXT(W) "6:\n\t" BP_PK_NEXT(W)                  \
                          BP_PK_EXTRACT BP_PK_OPS)
-        while (runs > 0) {
-            int32_t n = runs < 64 ? runs : 64;
-            runs -= n;
-            s01 = 0, s23 = 0;
-            do {
-                if (s2) {
-                    BP_PK_RUN(BP_PK_S2);
-                } else {
-                    BP_PK_RUN(BP_PK_W8);
-                }
-            } while (--n);
-            s0 += s01 & 0xFFFFu, s1 += s01 >> 16, s2_ += s23 & 0xFFFFu, s3 += s23 >> 16;
-        }
+        // The 1 to 6 groups after the whole runs first, then at most 63 runs: 64 runs at most between
+        // flushes of the 16-bit halves (7 * 36 * 64 < 65536).
+        uint32_t s01 = 0, s23 = 0;
         if (rem) {
-            s01 = 0, s23 = 0;
             x0 = (uint32_t)(rem - 1);
             if (s2) {
                 BP_PK_TAIL(BP_PK_S2);
             } else {
                 BP_PK_TAIL(BP_PK_W8);
             }
-            s0 += s01 & 0xFFFFu, s1 += s01 >> 16, s2_ += s23 & 0xFFFFu, s3 += s23 >> 16;
         }
+        int32_t n = runs < 63 ? runs : 63;
+        runs -= n;
+        while (n > 0) {
+            x1 = (uint32_t)(uintptr_t)(cp + 112 * n);
+            if (s2) {
+                BP_PK_RUNS(BP_PK_S2);
+            } else {
+                BP_PK_RUNS(BP_PK_W8);
+            }
+            if (runs == 0) {
+                break;
+            }
+            s0 += s01 & 0xFFFFu, s1 += s01 >> 16, s2_ += s23 & 0xFFFFu, s3 += s23 >> 16;
+            s01 = 0, s23 = 0;
+            n = runs < 64 ? runs : 64;
+            runs -= n;
+        }
+        s0 += s01 & 0xFFFFu, s1 += s01 >> 16, s2_ += s23 & 0xFFFFu, s3 += s23 >> 16;
 #undef BP_PK_TAIL
-#undef BP_PK_RUN
+#undef BP_PK_RUNS
 #undef BP_PK_OPS
 #undef BP_PK_EXTRACT
 #undef BP_PK_NEXT
@@ -671,57 +699,76 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                 }
                 // Sub-byte outputs: compute the channels that share an output byte together and store
                 // the byte once (no read-modify-write per value).
+                if (fast) {
+                    // Every shift >= 33: bp_requant is SMMLA with 2^(s-33), then ASR by s - 32 (see
+                    // conv_c1). Scalars only (constant indices), so that nothing but the spills around
+                    // the dot asm goes through memory.
+                    const int32_t xn0 = xneg[0], xn1 = xneg[1], xn2 = xneg[2], xn3 = xneg[3];
+                    for (int32_t o = 0; o < cout; o += per) {
+                        uint32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+                        for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
+                            const int32_t oc = o + t;
+                            // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
+                            // (bias and -2*sum(x) added after the asm: nothing to keep across it)
+                            int32_t acc[4] = {0, 0, 0, 0};
+                            dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2);
+                            const int32_t bo = bias ? bias[oc] : 0;
+                            acc[0] += bo + xn0, acc[1] += bo + xn1, acc[2] += bo + xn2, acc[3] += bo + xn3;
+                            const int32_t m = rq->multiplier[oc], sft = rq->shift[oc];
+                            const int32_t rnd = (int32_t)1 << (sft - 33), sh = sft - 32;
+                            const int32_t v0 = bp_smmla(acc[0], m, rnd) >> sh, v1 = bp_smmla(acc[1], m, rnd) >> sh;
+                            const int32_t v2 = bp_smmla(acc[2], m, rnd) >> sh, v3 = bp_smmla(acc[3], m, rnd) >> sh;
+                            // the clamp: USAT #b for unsigned outputs with the format's whole range
+                            switch (fast) {
+                            case 2:
+                                b0 |= (uint32_t)bp_usat2(v0) << pos, b1 |= (uint32_t)bp_usat2(v1) << pos;
+                                b2 |= (uint32_t)bp_usat2(v2) << pos, b3 |= (uint32_t)bp_usat2(v3) << pos;
+                                break;
+                            case 4:
+                                b0 |= (uint32_t)bp_usat4(v0) << pos, b1 |= (uint32_t)bp_usat4(v1) << pos;
+                                b2 |= (uint32_t)bp_usat4(v2) << pos, b3 |= (uint32_t)bp_usat4(v3) << pos;
+                                break;
+                            case 8:
+                                b0 = (uint32_t)bp_usat8(v0), b1 = (uint32_t)bp_usat8(v1);
+                                b2 = (uint32_t)bp_usat8(v2), b3 = (uint32_t)bp_usat8(v3);
+                                break;
+                            default:
+#define BP_PK_CLAMP(v) (((uint32_t)((v) < lo ? lo : ((v) > hi ? hi : (v))) & omask) << pos)
+                                b0 |= BP_PK_CLAMP(v0), b1 |= BP_PK_CLAMP(v1), b2 |= BP_PK_CLAMP(v2), b3 |= BP_PK_CLAMP(v3);
+#undef BP_PK_CLAMP
+                            }
+                        }
+                        const int32_t at = (o * obits) >> 3;
+                        orow[0][at] = (uint8_t)b0;
+                        if (np > 1) {
+                            orow[1][at] = (uint8_t)b1;
+                        }
+                        if (np > 2) {
+                            orow[2][at] = (uint8_t)b2;
+                        }
+                        if (np > 3) {
+                            orow[3][at] = (uint8_t)b3;
+                        }
+                    }
+                    continue;
+                }
                 for (int32_t o = 0; o < cout; o += per) {
                     uint32_t byte[4] = {0, 0, 0, 0};
                     for (int32_t t = 0; t < per; t++) {
                         const int32_t oc = o + t;
-                        int32_t acc[4];
-                        dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2);
-                        // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
                         const int32_t b = bias ? bias[oc] : 0;
-                        if (fast) {
-                            // bp_requant for s >= 33: SMMLA with 2^(s-33), ASR by s - 32 (see conv_c1)
-                            const int32_t m = rq->multiplier[oc], s = rq->shift[oc];
-                            const int32_t rnd = (int32_t)1 << (s - 33), sh = s - 32, pos = t * obits;
-                            int32_t v[4];
-                            for (int32_t j = 0; j < 4; j++) {
-                                v[j] = bp_smmla(b + acc[j] + xneg[j], m, rnd) >> sh;
-                            }
-                            // the clamp: USAT #b for unsigned outputs with the format's whole range
-                            switch (fast) {
-                            case 2:
-                                for (int32_t j = 0; j < 4; j++) {
-                                    byte[j] |= (uint32_t)bp_usat2(v[j]) << pos;
-                                }
-                                break;
-                            case 4:
-                                for (int32_t j = 0; j < 4; j++) {
-                                    byte[j] |= (uint32_t)bp_usat4(v[j]) << pos;
-                                }
-                                break;
-                            case 8:
-                                for (int32_t j = 0; j < 4; j++) {
-                                    byte[j] = (uint32_t)bp_usat8(v[j]);
-                                }
-                                break;
-                            default:
-                                for (int32_t j = 0; j < 4; j++) {
-                                    const int32_t c = v[j] < lo ? lo : (v[j] > hi ? hi : v[j]);
-                                    byte[j] |= ((uint32_t)c & omask) << pos;
-                                }
-                            }
-                            continue;
-                        }
+                        int32_t acc[4] = {b + xneg[0], b + xneg[1], b + xneg[2], b + xneg[3]};
+                        dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2);
                         for (int32_t j = 0; j < np; j++) {
                             if (per == 1) {
-                                emit(output, orow[j], row[j], cout, oc, q, rq, b + acc[j] + xneg[j]);
+                                emit(output, orow[j], row[j], cout, oc, q, rq, acc[j]);
                                 continue;
                             }
-                            const int32_t v = requant(b + acc[j] + xneg[j], rq->multiplier[oc], rq->shift[oc], lo, hi);
+                            const int32_t v = requant(acc[j], rq->multiplier[oc], rq->shift[oc], lo, hi);
                             byte[j] |= ((uint32_t)v & omask) << (t * obits);
                         }
                     }
-                    if (fast || per > 1) {
+                    if (per > 1) {
                         const int32_t at = (o * obits) >> 3;
                         for (int32_t j = 0; j < np; j++) {
                             orow[j][at] = (uint8_t)byte[j];
