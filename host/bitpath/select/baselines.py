@@ -10,6 +10,8 @@ image and path, shape ``(N, K)``.
 - :func:`cascade`: run ``first``; when its top-1/top-2 logit margin is below a threshold, also run
   ``second`` and take its answer. Both runs' costs count.
 - :func:`pareto`: the (cost, accuracy) points no cheaper-or-equal point beats.
+- :func:`mix_front` / :func:`mix_accuracy`: a random split of the inputs between static paths (the
+  concave envelope of their points); what a selector must beat to show it uses the input.
 
 numpy only: the bench imports this without torch.
 """
