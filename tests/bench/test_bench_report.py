@@ -28,7 +28,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 RESULT_KEYS = {"format", "version", "started", "url", "board", "numbers", "unit", "device", "ir_hash", "firmware",
                "dataset", "layers", "paths", "oracle", "cascade", "complete_images", "y_hist", "events",
-               "measurements", "config"}
+               "measurements", "config", "static_mix"}
 PATH_KEYS = {"images", "correct", "accuracy", "mismatches", "mismatch_images", "cost", "time_us", "lap_us",
              "layers_mean", "controller", "controller_share", "chosen", "chosen_by_class", "attempts_max",
              "energy_estimated"}
@@ -64,6 +64,11 @@ def test_results_golden_structure(stored: Path) -> None:
     assert sum(auto["chosen"].values()) == 10 and auto["controller_share"] > 0
     assert sum(sum(row.values()) for row in auto["chosen_by_class"].values()) == 10
     assert r["oracle"]["accuracy"] >= max(e["accuracy"] for n, e in r["paths"].items() if n != "auto")
+    # the random split at auto's cost: no worse than any static path that is no dearer
+    mix = r["static_mix"]["at_auto_cost"]
+    cheaper = [e["accuracy"] for n, e in r["paths"].items()
+               if n != "auto" and e["cost"]["mean"] <= auto["cost"]["mean"]]
+    assert (mix is None) == (not cheaper) and (mix is None or mix >= max(cheaper) - 1e-12)
 
 
 def test_report_files_plots_and_self_contained_html(stored: Path, tmp_path: Path) -> None:

@@ -78,6 +78,10 @@ def markdown(r: dict) -> str:
             lines.append(f"| controller (auto, on the device) | {100 * a['accuracy']:.2f} % "
                          f"| {_fmt(a['cost']['mean'])} | includes the controller's own cost; "
                          f"{a.get('path_mismatches', 0)} choices differ from the host's |")
+        mix = r.get("static_mix")
+        if mix and mix.get("at_auto_cost") is not None:
+            lines.append(f"| random split of static paths at auto's cost | {100 * mix['at_auto_cost']:.2f} % "
+                         f"| {_fmt(r['paths']['auto']['cost']['mean'])} | {mix['how']} |")
         lines.append(f"| oracle | {100 * o['accuracy']:.2f} % | {_fmt(o['cost_mean'])} | {o['how']} |")
         c = r.get("cascade")
         if c:

@@ -106,6 +106,12 @@ def aggregate(header: dict, records: list[dict], *, firmware: dict | None = None
     derived: dict = {}
     if len(static) >= 2 and complete:
         derived = _derived(header, meas, static, complete, device, profile)
+        if AUTO in paths:  # a random split of the static paths at the controller's measured cost
+            front = baselines.mix_front([(paths[p]["cost"]["mean"], paths[p]["accuracy"]) for p in static])
+            derived["static_mix"] = {
+                "front": front, "at_auto_cost": baselines.mix_accuracy(front, paths[AUTO]["cost"]["mean"]),
+                "how": "a random fraction of the inputs per static path (concave envelope of the static points); "
+                       "the controller must beat it to show it uses the input"}
     unit = device["counter_unit"]
     return {
         "format": FORMAT,
