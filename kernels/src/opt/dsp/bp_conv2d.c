@@ -705,7 +705,7 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                     // the dot asm goes through memory.
                     const int32_t xn0 = xneg[0], xn1 = xneg[1], xn2 = xneg[2], xn3 = xneg[3];
                     for (int32_t o = 0; o < cout; o += per) {
-                        uint32_t b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+                        uint32_t bytes = 0; // pixel j's output byte at bits 8j..8j+7
                         for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
                             const int32_t oc = o + t;
                             // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
@@ -719,35 +719,37 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                             const int32_t v0 = bp_smmla(acc[0], m, rnd) >> sh, v1 = bp_smmla(acc[1], m, rnd) >> sh;
                             const int32_t v2 = bp_smmla(acc[2], m, rnd) >> sh, v3 = bp_smmla(acc[3], m, rnd) >> sh;
                             // the clamp: USAT #b for unsigned outputs with the format's whole range
+                            uint32_t u0, u1, u2, u3;
                             switch (fast) {
                             case 2:
-                                b0 |= (uint32_t)bp_usat2(v0) << pos, b1 |= (uint32_t)bp_usat2(v1) << pos;
-                                b2 |= (uint32_t)bp_usat2(v2) << pos, b3 |= (uint32_t)bp_usat2(v3) << pos;
+                                u0 = (uint32_t)bp_usat2(v0), u1 = (uint32_t)bp_usat2(v1);
+                                u2 = (uint32_t)bp_usat2(v2), u3 = (uint32_t)bp_usat2(v3);
                                 break;
                             case 4:
-                                b0 |= (uint32_t)bp_usat4(v0) << pos, b1 |= (uint32_t)bp_usat4(v1) << pos;
-                                b2 |= (uint32_t)bp_usat4(v2) << pos, b3 |= (uint32_t)bp_usat4(v3) << pos;
+                                u0 = (uint32_t)bp_usat4(v0), u1 = (uint32_t)bp_usat4(v1);
+                                u2 = (uint32_t)bp_usat4(v2), u3 = (uint32_t)bp_usat4(v3);
                                 break;
                             case 8:
-                                b0 = (uint32_t)bp_usat8(v0), b1 = (uint32_t)bp_usat8(v1);
-                                b2 = (uint32_t)bp_usat8(v2), b3 = (uint32_t)bp_usat8(v3);
+                                u0 = (uint32_t)bp_usat8(v0), u1 = (uint32_t)bp_usat8(v1);
+                                u2 = (uint32_t)bp_usat8(v2), u3 = (uint32_t)bp_usat8(v3);
                                 break;
                             default:
-#define BP_PK_CLAMP(v) (((uint32_t)((v) < lo ? lo : ((v) > hi ? hi : (v))) & omask) << pos)
-                                b0 |= BP_PK_CLAMP(v0), b1 |= BP_PK_CLAMP(v1), b2 |= BP_PK_CLAMP(v2), b3 |= BP_PK_CLAMP(v3);
+#define BP_PK_CLAMP(v) ((uint32_t)((v) < lo ? lo : ((v) > hi ? hi : (v))) & omask)
+                                u0 = BP_PK_CLAMP(v0), u1 = BP_PK_CLAMP(v1), u2 = BP_PK_CLAMP(v2), u3 = BP_PK_CLAMP(v3);
 #undef BP_PK_CLAMP
                             }
+                            bytes |= (u0 | (u1 << 8) | (u2 << 16) | (u3 << 24)) << pos;
                         }
                         const int32_t at = (o * obits) >> 3;
-                        orow[0][at] = (uint8_t)b0;
+                        orow[0][at] = (uint8_t)bytes;
                         if (np > 1) {
-                            orow[1][at] = (uint8_t)b1;
+                            orow[1][at] = (uint8_t)(bytes >> 8);
                         }
                         if (np > 2) {
-                            orow[2][at] = (uint8_t)b2;
+                            orow[2][at] = (uint8_t)(bytes >> 16);
                         }
                         if (np > 3) {
-                            orow[3][at] = (uint8_t)b3;
+                            orow[3][at] = (uint8_t)(bytes >> 24);
                         }
                     }
                     continue;
