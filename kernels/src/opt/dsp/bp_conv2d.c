@@ -536,18 +536,31 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
                      "9:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W)          \
                          BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_EXTRACT                                          \
                      "ldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbne 9b\n\tadd sp, sp, #4\n\t" BP_PK_OPS)
-// 1 to 6 groups: x0 = rem - 1 selects the entry, group 7 - rem of the 7-group chain.
+// 1 to 6 groups: x0 = rem - 1 selects the entry Er (TBB). Er does its first group with SMUAD (no
+// zeroing) and branches to the NEXT chain P2..P6 at the group after it (E6 falls through into P2).
 #define BP_PK_TAIL(W)                                                                                      \
-    __asm__ volatile("movs %[f0], #0\n\tmovs %[f1], #0\n\tmovs %[f2], #0\n\tmovs %[f3], #0\n\t"           \
-                     "tbb [pc, %[x0]]\n"                                                                   \
-                     "1:\n\t.byte (6f - 1b) / 2, (5f - 1b) / 2, (4f - 1b) / 2, (3f - 1b) / 2\n\t"          \
-                     ".byte (2f - 1b) / 2, (7f - 1b) / 2\n\t.p2align 1\n"                                  \
-                     "7:\n\t" BP_PK_NEXT(W) "2:\n\t" BP_PK_NEXT(W) "3:\n\t" BP_PK_NEXT(W)                  \
-                     "4:\n\t" BP_PK_NEXT(W) "5:\n\t" BP_PK_NEXT(W) "6:\n\t" BP_PK_NEXT(W)                  \
-                         BP_PK_EXTRACT BP_PK_OPS)
+    __asm__ volatile("tbb [pc, %[x0]]\n"                                                                   \
+                     ".Lpt%=:\n\t.byte (.Lpe1%= - .Lpt%=) / 2, (.Lpe2%= - .Lpt%=) / 2, (.Lpe3%= - .Lpt%=) / 2\n\t" \
+                     ".byte (.Lpe4%= - .Lpt%=) / 2, (.Lpe5%= - .Lpt%=) / 2, (.Lpe6%= - .Lpt%=) / 2\n\t"         \
+                     ".p2align 1\n"                                                                        \
+                     ".Lpe1%=:\n\t" BP_PK_FIRST(W) "b .Lpx%=\n"                                             \
+                     ".Lpe2%=:\n\t" BP_PK_FIRST(W) "b .Lp6%=\n"                                             \
+                     ".Lpe3%=:\n\t" BP_PK_FIRST(W) "b .Lp5%=\n"                                             \
+                     ".Lpe4%=:\n\t" BP_PK_FIRST(W) "b .Lp4%=\n"                                             \
+                     ".Lpe5%=:\n\t" BP_PK_FIRST(W) "b .Lp3%=\n"                                             \
+                     ".Lpe6%=:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) ".Lp3%=:\n\t" BP_PK_NEXT(W)              \
+                     ".Lp4%=:\n\t" BP_PK_NEXT(W) ".Lp5%=:\n\t" BP_PK_NEXT(W) ".Lp6%=:\n\t" BP_PK_NEXT(W)   \
+                     ".Lpx%=:\n\t"                                                                        \
+                     "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtb16 %[s01], %[x0], ror #8\n\t"              \
+                     "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tuxtb16 %[s23], %[x1], ror #8\n\t"              \
+                     : [s01] "=&r"(s01), [s23] "=&r"(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0),     \
+                       [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [f0] "=&r"(f0), [f1] "=&r"(f1),      \
+                       [f2] "=&r"(f2), [f3] "=&r"(f3), [w] "=&r"(w)                                          \
+                     : [aux] "r"(aux)                                                                      \
+                     : "memory")
         // The 1 to 6 groups after the whole runs first, then at most 63 runs: 64 runs at most between
         // flushes of the 16-bit halves (7 * 36 * 64 < 65536).
-        uint32_t s01 = 0, s23 = 0;
+        uint32_t s01, s23; // set by the tail, or zero
         if (rem) {
             x0 = (uint32_t)(rem - 1);
             if (s2) {
@@ -555,6 +568,8 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
             } else {
                 BP_PK_TAIL(BP_PK_W8);
             }
+        } else {
+            s01 = 0, s23 = 0;
         }
         int32_t n = runs < 63 ? runs : 63;
         runs -= n;
