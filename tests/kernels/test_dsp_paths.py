@@ -397,8 +397,9 @@ def test_conv_first_layer_outside_path(view: int, out: ActFormat, clamp, shifts:
 # loops take two groups of 4 inputs per iteration and enter at the second for an odd group count
 # (K = 4, 12, 68), then the K % 4 tail (K = 3, 65). Outputs: 8-bit with the full clamp (USAT/SSAT),
 # a narrower clamp, 4 and 2 bits, int32 logits; shifts below and above 33.
-FC_W8A8_OUTS = [(ActFormat(8), None), (ActFormat(8, True), None), (ActFormat(8), (0, 100)), (ActFormat(8, True), (-9, 90)),
-                (ActFormat(4), None), (ActFormat(2, True), None), (ActFormat(32, True), None)]
+FC_W8A8_OUTS = [(ActFormat(8), None), (ActFormat(8, True), None), (ActFormat(8), (0, 100)),
+                (ActFormat(8, True), (-9, 90)), (ActFormat(4), None), (ActFormat(2, True), None),
+                (ActFormat(32, True), None)]
 
 
 @pytest.mark.parametrize("in_signed", [False, True])
@@ -468,19 +469,26 @@ def packed_case(rng: np.random.Generator, kind: str, ob: int, cin: int, k: int =
     return bias, mult.astype(np.int64), shift.astype(np.int64), out, lo_hi, cout
 
 
-@pytest.mark.parametrize("stored", [8, 2])
-@pytest.mark.parametrize(("kind", "ob"), PACKED_OUTS)
-def test_conv_packed_2bit_requantized(stored: int, kind: str, ob: int) -> None:
+def packed_layers(stored: int, kind: str, ob: int):
+    """The packed 2-bit conv cases shared by the host test below and the on-board test: per geometry,
+    random operands, then the largest field sums (x = 3, view +1: w' = 3) and the smallest (view -2:
+    w' = 0). Yields ``(x, w, bias, mult, shift, q, win)``."""
     rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
     wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
     cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
-    cases += [(12, 3, Window.same(3, 2), (5, 6)), (16, 3, Window.same(3, 2), (6, 7)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)),
-              (1840, 1, Window(), (2, 2))]
+    cases += [(12, 3, Window.same(3, 2), (5, 6)), (16, 3, Window.same(3, 2), (6, 7)),
+              (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
     for cin, k, win, (h, w) in cases:
         bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
         q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi)
         x = rng.integers(0, 4, (h, w, cin))
-        compare("conv2d", x, rng.integers(wlo, whi + 1, (cout, k, k, cin)), bias, mult, shift, q, win)
-        # the largest field sums (x = 3, view +1: w' = 3) and the smallest (view -2: w' = 0)
+        yield x, rng.integers(wlo, whi + 1, (cout, k, k, cin)), bias, mult, shift, q, win
         for wv in (whi, wlo):
-            compare("conv2d", np.full((h, w, cin), 3), np.full((cout, k, k, cin), wv), bias, mult, shift, q, win)
+            yield np.full((h, w, cin), 3), np.full((cout, k, k, cin), wv), bias, mult, shift, q, win
+
+
+@pytest.mark.parametrize("stored", [8, 2])
+@pytest.mark.parametrize(("kind", "ob"), PACKED_OUTS)
+def test_conv_packed_2bit_requantized(stored: int, kind: str, ob: int) -> None:
+    for layer in packed_layers(stored, kind, ob):
+        compare("conv2d", *layer)

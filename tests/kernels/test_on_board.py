@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from board_kernels import Board, BoardError
 from kernel_check import COUNTS
-from test_dsp_paths import PACKED_CIN, PACKED_OUTS, packed_case
+from test_dsp_paths import PACKED_OUTS, packed_layers
 
 from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
@@ -257,16 +257,5 @@ def test_conv_first_layer_on_board(board: Board, stored: int, view: int, out_bit
 @pytest.mark.parametrize("stored", [8, 2])
 @pytest.mark.parametrize(("kind", "ob"), PACKED_OUTS)
 def test_conv_packed_2bit_on_board(board: Board, stored: int, kind: str, ob: int) -> None:
-    rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
-    wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
-    cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
-    cases += [(12, 3, Window.same(3, 2), (5, 6)), (16, 3, Window.same(3, 2), (6, 7)), (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)),
-              (1840, 1, Window(), (2, 2))]
-    for cin, k, win, (h, w) in cases:
-        bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
-        q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi)
-        _check(board, "conv2d", rng.integers(0, 4, (h, w, cin)), rng.integers(wlo, whi + 1, (cout, k, k, cin)),
-               bias, mult, shift, q, win)
-        for wv in (whi, wlo):
-            _check(board, "conv2d", np.full((h, w, cin), 3), np.full((cout, k, k, cin), wv), bias, mult, shift, q,
-                   win)
+    for layer in packed_layers(stored, kind, ob):
+        _check(board, "conv2d", *layer)
