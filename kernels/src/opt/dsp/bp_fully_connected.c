@@ -108,6 +108,26 @@ static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, 
     }
 }
 
+// Shared by the 4- and 5-row W8A8 asm loops. One input word (4 values) widened to the halfword pairs
+// (x0, x2) in xe and (x1, x3) in xw by `ext` (sxtb16 or uxtb16):
+#define BP_FC_ASM_INPUT(ext)                                                                               \
+    "ldr %[xw], [%[xp]], #4\n\t" ext " %[xe], %[xw]\n\t" ext " %[xw], %[xw], ror #8\n\t"
+// one weight row's 4 codes at addr, accumulated into acc:
+#define BP_FC_ASM_ROW(addr, acc)                                                                           \
+    "ldr %[ww], " addr "\n\t"                                                                              \
+    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
+    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
+    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
+    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
+// two groups per iteration (one compare and branch per 8 inputs); an odd group count enters at the
+// second
+#define BP_FC_ASM_LOOP(group, ext)                                                                         \
+    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
+    "tst %[xw], #4\n\t"                                                                                    \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" group(ext) "2:\n\t" group(ext) "cmp %[xp], %[end]\n\t"                                         \
+    "bne 1b\n\t"
+
 // W8A8 (8-bit inputs signed or not, full 8-bit view of 8-bit codes): four consecutive weight rows,
 // w_row bytes apart, starting at w. On ARMv7E-M the loop over groups of four inputs is one asm block
 // of 24.5 instructions per 16 MACs (two groups per iteration): GCC spills the accumulators and row
@@ -123,37 +143,21 @@ static inline __attribute__((always_inline)) void dot_4rows_w8(int32_t out[4], c
         const uint8_t *const end = x + k4;
         const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
         uint32_t xw, xe, ww, wt;
-#define BP_FC_ASM_ROW(addr, acc)                                                                           \
-    "ldr %[ww], " addr "\n\t"                                                                              \
-    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
-    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
-    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
-    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
-// one group of 4 inputs
+// one group of 4 inputs on rows 0-3
 #define BP_FC_ASM_GROUP(ext)                                                                               \
-    "ldr %[xw], [%[xp]], #4\n\t" ext " %[xe], %[xw]\n\t" ext " %[xw], %[xw], ror #8\n\t"                    \
-        BP_FC_ASM_ROW("[%[wp], %[wr]]", "a1") BP_FC_ASM_ROW("[%[wp], %[wr], lsl #1]", "a2")                   \
-            BP_FC_ASM_ROW("[%[wp], %[wr3]]", "a3") BP_FC_ASM_ROW("[%[wp]], #4", "a0")
-// two groups per iteration (one compare and branch per 8 inputs); an odd group count enters at the
-// second
-#define BP_FC_ASM_LOOP(ext)                                                                                \
-    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
-    "tst %[xw], #4\n\t"                                                                                    \
-    "bne 2f\n\t"                                                                                           \
-    "1:\n\t" BP_FC_ASM_GROUP(ext) "2:\n\t" BP_FC_ASM_GROUP(ext) "cmp %[xp], %[end]\n\t"                      \
-    "bne 1b\n\t"
+    BP_FC_ASM_INPUT(ext)                                                                                   \
+    BP_FC_ASM_ROW("[%[wp], %[wr]]", "a1") BP_FC_ASM_ROW("[%[wp], %[wr], lsl #1]", "a2")                       \
+        BP_FC_ASM_ROW("[%[wp], %[wr3]]", "a3") BP_FC_ASM_ROW("[%[wp]], #4", "a0")
 #define BP_FC_ASM_OPERANDS                                                                                 \
     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),              \
       [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
     : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end)                                                         \
     : "cc", "memory"
         if (sgn) {
-            __asm__(BP_FC_ASM_LOOP("sxtb16") BP_FC_ASM_OPERANDS);
+            __asm__(BP_FC_ASM_LOOP(BP_FC_ASM_GROUP, "sxtb16") BP_FC_ASM_OPERANDS);
         } else {
-            __asm__(BP_FC_ASM_LOOP("uxtb16") BP_FC_ASM_OPERANDS);
+            __asm__(BP_FC_ASM_LOOP(BP_FC_ASM_GROUP, "uxtb16") BP_FC_ASM_OPERANDS);
         }
-#undef BP_FC_ASM_ROW
-#undef BP_FC_ASM_LOOP
 #undef BP_FC_ASM_GROUP
 #undef BP_FC_ASM_OPERANDS
     }
@@ -183,35 +187,22 @@ static inline __attribute__((always_inline)) void dot_5rows_w8(int32_t out[5], c
         const uint8_t *const end = x + k4;
         const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
         uint32_t xw, xe, ww, wt;
-#define BP_FC5_ROW(addr, acc)                                                                              \
-    "ldr %[ww], " addr "\n\t"                                                                              \
-    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
-    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
-    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
-    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
+// one group of 4 inputs on rows 0-4
 #define BP_FC5_GROUP(ext)                                                                                  \
-    "ldr %[xw], [%[xp]], #4\n\t" ext " %[xe], %[xw]\n\t" ext " %[xw], %[xw], ror #8\n\t"                    \
-        BP_FC5_ROW("[%[wp], %[wr]]", "a1") BP_FC5_ROW("[%[wp], %[wr], lsl #1]", "a2")                       \
-            BP_FC5_ROW("[%[wp], %[wr3]]", "a3") BP_FC5_ROW("[%[wp], %[wr], lsl #2]", "a4")                  \
-                BP_FC5_ROW("[%[wp]], #4", "a0")
-#define BP_FC5_LOOP(ext)                                                                                   \
-    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
-    "tst %[xw], #4\n\t"                                                                                    \
-    "bne 2f\n\t"                                                                                           \
-    "1:\n\t" BP_FC5_GROUP(ext) "2:\n\t" BP_FC5_GROUP(ext) "cmp %[xp], %[end]\n\t"                            \
-    "bne 1b\n\t"
+    BP_FC_ASM_INPUT(ext)                                                                                   \
+    BP_FC_ASM_ROW("[%[wp], %[wr]]", "a1") BP_FC_ASM_ROW("[%[wp], %[wr], lsl #1]", "a2")                       \
+        BP_FC_ASM_ROW("[%[wp], %[wr3]]", "a3") BP_FC_ASM_ROW("[%[wp], %[wr], lsl #2]", "a4")                  \
+            BP_FC_ASM_ROW("[%[wp]], #4", "a0")
 #define BP_FC5_OPERANDS                                                                                    \
     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [xp] "+r"(xp), [wp] "+r"(wp), \
       [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
     : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end)                                                         \
     : "cc", "memory"
         if (sgn) {
-            __asm__(BP_FC5_LOOP("sxtb16") BP_FC5_OPERANDS);
+            __asm__(BP_FC_ASM_LOOP(BP_FC5_GROUP, "sxtb16") BP_FC5_OPERANDS);
         } else {
-            __asm__(BP_FC5_LOOP("uxtb16") BP_FC5_OPERANDS);
+            __asm__(BP_FC_ASM_LOOP(BP_FC5_GROUP, "uxtb16") BP_FC5_OPERANDS);
         }
-#undef BP_FC5_ROW
-#undef BP_FC5_LOOP
 #undef BP_FC5_GROUP
 #undef BP_FC5_OPERANDS
     }
