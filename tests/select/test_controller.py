@@ -125,7 +125,7 @@ def test_cascade_counts_both_runs() -> None:
     logits[:, 0] = [[1, 0, 0], [5, 0, 0], [0, 10, 0], [0, 0, 20]]
     logits[:, 1] = [[0, 9, 0], [9, 0, 0], [0, 9, 0], [9, 0, 0]]
     y = np.array([1, 0, 1, 2])
-    out = C.cascade(logits, y, [10.0, 30.0], 0, 1, quantiles=[0.0, 0.5, 1.0])
+    out = baselines.cascade(logits, y, [10.0, 30.0], 0, 1, quantiles=[0.0, 0.5, 1.0])
     by_t = {e["threshold"]: e for e in out}
     assert by_t[1]["escalated"] == 0 and by_t[1]["accuracy"] == 0.75 and by_t[1]["cost"] == 10
     # threshold 10 escalates margins 1 and 5: image 0 becomes right, image 1 stays right
@@ -136,14 +136,14 @@ def test_cascade_counts_both_runs() -> None:
 
 def test_oracle_takes_the_cheapest_right_path() -> None:
     correct = np.array([[True, True], [True, False], [False, False], [False, True]])
-    o = C.oracle(correct, [10.0, 4.0])
+    o = baselines.oracle(correct, [10.0, 4.0])
     assert o["accuracy"] == 0.75
     assert o["cost"] == pytest.approx((4 + 10 + 4 + 4) / 4)
     assert o["share"] == [0.25, 0.75]
 
 
 def test_pareto_front() -> None:
-    assert C.pareto([(1, 0.5), (2, 0.4), (2, 0.7), (3, 0.7), (0.5, 0.2)]) == [(0.5, 0.2), (1, 0.5), (2, 0.7)]
+    assert baselines.pareto([(1, 0.5), (2, 0.4), (2, 0.7), (3, 0.7), (0.5, 0.2)]) == [(0.5, 0.2), (1, 0.5), (2, 0.7)]
 
 
 def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:

@@ -30,7 +30,7 @@ from bitpath.ir import CTRL_PREFIX, INT32_MAX, INT32_MIN, IR, controller_ir, val
 from bitpath.ref.formats import Window
 from bitpath.ref.packing import pack
 from bitpath.ref.requant import quantize_multiplier
-from bitpath.select.baselines import cascade, cost_order, margins, oracle, pareto  # noqa: F401 (re-exported)
+from bitpath.select.baselines import cost_order
 
 RULE = "path = argmax_k(score[k] - penalty[k]); ties to the earlier path in `order` (cheapest first)"
 

@@ -258,12 +258,12 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
     cascades = {}
     for second in range(k):
         if second != cheap:
-            cascades[names[second]] = C.cascade(logits, y, pc, cheap, second)
+            cascades[names[second]] = baselines.cascade(logits, y, pc, cheap, second)
     at_equal = [s for s in static if s["cost"] <= dyn_cost]
     best_static_equal = max(at_equal, key=lambda s: s["accuracy"]) if at_equal else None
     casc_equal = [e for v in cascades.values() for e in v if e["cost"] <= dyn_cost]
     best_cascade_equal = max(casc_equal, key=lambda e: e["accuracy"]) if casc_equal else None
-    orc = C.oracle(correct, pc)
+    orc = baselines.oracle(correct, pc)
     front = baselines.mix_front([(st["cost"], st["accuracy"]) for st in static])
     r = {
         "date": time.strftime("%Y-%m-%d"),
@@ -340,7 +340,7 @@ def _what_if(what_if: dict[str, float], names: list[str], pc: np.ndarray, ref: i
             "static_within_loss": [{"path": names[i], "relative_cost": float(hyp[i] / pc[ref]),
                                     "accuracy": float(correct[:, i].mean())}
                                    for i in range(len(names)) if correct[:, i].mean() >= ref_acc - loss / 100 - 1e-12],
-            "oracle": C.oracle(correct, hyp)}
+            "oracle": baselines.oracle(correct, hyp)}
 
 
 def _host_model(ir: IR, work: Path):
