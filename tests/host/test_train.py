@@ -132,7 +132,7 @@ def test_runs_saved_before_init_step_still_load(tiny_npz, tmp_path):
     aqs = [m for m in net.modules() if isinstance(m, ActQuantizer)]
     for aq in aqs:
         aq.init_step.fill_(-1.0)
-    net.load_state_dict_compat(old)
+    net.load_state_dict(old)
     for aq in aqs:
         assert torch.equal(aq.init_step, aq.step().detach())
     for k, v in old.items():
@@ -140,4 +140,4 @@ def test_runs_saved_before_init_step_still_load(tiny_npz, tmp_path):
     broken = dict(old)
     broken.pop(next(k for k in broken if k.endswith("log_scale")))
     with pytest.raises(RuntimeError, match="Missing key"):
-        net.load_state_dict_compat(broken)
+        net.load_state_dict(broken)

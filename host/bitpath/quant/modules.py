@@ -209,6 +209,15 @@ class ActQuantizer(nn.Module):
         self.register_buffer("init_step", torch.ones(()))
         self.calibrating = False
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # Runs saved before this buffer existed: their calibrated step is unknown, so the saved
+        # (learned) step stands in. ``init_step`` only floors the learned step while training.
+        key, log_key = prefix + "init_step", prefix + "log_param"
+        if key not in state_dict and log_key in state_dict:
+            p = state_dict[log_key].exp()
+            state_dict[key] = p if self.mode == "lsq" else p / self.hi
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def param(self) -> torch.Tensor:
         """LSQ: the step ``s``; PACT: the clip ``alpha``."""

@@ -263,19 +263,6 @@ class MultiPathNet(nn.Module):
             ml.load_state_dict(saved[k])
         self.train(was)
 
-    def load_state_dict_compat(self, state: dict) -> None:
-        """``load_state_dict`` that also reads runs saved before the activation quantizers kept
-        ``init_step`` (their calibrated step, only used to floor the learned step while training):
-        a missing ``init_step`` is taken to be the saved step. Anything else missing or unexpected is
-        an error, as with ``load_state_dict``."""
-        state = dict(state)
-        for name, aq in ((n, m) for n, m in self.named_modules() if isinstance(m, ActQuantizer)):
-            key, log_key = f"{name}.init_step", f"{name}.log_param"
-            if key not in state and log_key in state:
-                p = state[log_key].exp()
-                state[key] = p if aq.mode == "lsq" else p / aq.hi
-        self.load_state_dict(state)
-
     @torch.no_grad()
     def clamp_scales_(self) -> None:
         """Keep every learned step positive (called after each optimizer step)."""

@@ -238,7 +238,7 @@ class Trainer:
         self.stage, self.epoch, self.step, self.global_step = st["stage"], st["epoch"], st["step"], st["global_step"]
         if st["qnet"] is not None:
             self._make_qnet(calibrate=False)
-            self.qnet.load_state_dict_compat(st["qnet"])
+            self.qnet.load_state_dict(st["qnet"])
         self._make_opt()
         if st["opt"] is not None and self.opt is not None:
             self.opt.load_state_dict(st["opt"])
@@ -638,7 +638,7 @@ def load_final(path: str | Path) -> tuple[MultiPathNet, dict]:
     spec = GraphSpec.from_dict(st["spec"])
     table = PathTable.from_dict(st["table"], spec)
     net = MultiPathNet(model, spec, table, cfg.weight_quant, cfg.act_quant, cfg.ratio_lambda)
-    net.load_state_dict_compat(st["qnet"])
+    net.load_state_dict(st["qnet"])
     net.eval()
     return net, st
 
