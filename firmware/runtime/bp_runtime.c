@@ -87,3 +87,23 @@ int32_t bp_runtime_choose(const int32_t *scores, const int32_t *penalty, const i
     }
     return best_path;
 }
+
+int32_t bp_runtime_top2(const int32_t *logits, int32_t n, int64_t *margin) {
+    if (logits == NULL || margin == NULL || n < 2) {
+        return -1;
+    }
+    int32_t top = 0;
+    for (int32_t i = 1; i < n; i++) {
+        if (logits[i] > logits[top]) {  // strictly greater: a tie keeps the first index
+            top = i;
+        }
+    }
+    int64_t second = INT64_MIN;
+    for (int32_t i = 0; i < n; i++) {
+        if (i != top && (int64_t)logits[i] > second) {
+            second = logits[i];
+        }
+    }
+    *margin = (int64_t)logits[top] - second;
+    return top;
+}

@@ -91,6 +91,18 @@ bp_status_t bp_runtime_run(const bp_network_t *net,
  */
 int32_t bp_runtime_choose(const int32_t *scores, const int32_t *penalty, const int8_t *order, int32_t num_paths);
 
+/**
+ * @brief The escalating controller's confidence test: the top class of int32 `logits` (the FIRST index
+ *        of the maximum) and its margin over the runner-up, z[top] - max_{j != top} z[j], computed in
+ *        int64 (never negative; 0 on a tie; up to 2^32 - 1 at the int32 edges). A stage accepts its
+ *        path when margin >= threshold[top]. Host twin: bitpath.export.runner.top2_margin.
+ * @param[in]  logits  int32 [n]
+ * @param[in]  n       number of classes, at least 2
+ * @param[out] margin  the top-1/top-2 margin
+ * @return the top class, or -1 when an argument is invalid (NULL pointer, n < 2; margin untouched)
+ */
+int32_t bp_runtime_top2(const int32_t *logits, int32_t n, int64_t *margin);
+
 #ifdef __cplusplus
 }
 #endif

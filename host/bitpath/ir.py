@@ -7,8 +7,11 @@ The file layout is documented in docs/ir.md. In short: a ``.npz`` (zip of ``.npy
 - ``hash``: hex SHA-256 over the canonical header and every array (name, dtype, shape, bytes);
 - ``w:<layer>``: packed nested weight codes (uint8 rows, LSB first, at the stored width);
 - ``bias:<layer>:<p>`` int32, ``mult:<layer>:<p>`` int32, ``shift:<layer>:<p>`` int32 per path index ``p``;
-- ``ctrl/...``: the same arrays for the optional on-device controller, a small network of its own
-  (``header["controller"]["net"]``) whose int32 outputs score the paths (see :func:`controller_ir`).
+- ``ctrl/...``: the same arrays for the optional on-device controller of kind ``"net"``, a small network
+  of its own (``header["controller"]["net"]``) whose int32 outputs score the paths (see :func:`controller_ir`).
+  A controller of kind ``"escalate"`` has no network and no arrays: it runs ``stages`` (a path and
+  per-class int32 margin thresholds each) cheapest first and falls back to ``final`` (see
+  :func:`controller_kind` and ``bitpath.export.runner.escalate``).
 
 :func:`load` validates everything and raises :class:`IRError` naming the layer and the field.
 """
@@ -35,6 +38,7 @@ OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 INPUT = "input"
 CTRL_PREFIX = "ctrl/"
+CONTROLLER_KINDS = ("net", "escalate")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -243,15 +247,16 @@ def validate(ir: IR) -> None:
 
 
 def controller_ir(ir: IR) -> IR | None:
-    """The controller of ``ir`` as an IR of its own (one path, int32 scores, one per bit-path), or None.
+    """The controller network of ``ir`` as an IR of its own (one path, int32 scores, one per bit-path), or None
+    (no controller, or a controller of kind ``"escalate"``, which has no network).
 
     The controller reads the same uint8 input as the network. Its header lives in
     ``header["controller"]["net"]`` (input, graph, output, layers, paths) and its arrays carry the
     ``ctrl/`` prefix, so the numpy reference, the planner and codegen run it like any network.
     """
-    c = ir.header.get("controller")
-    if c is None:
+    if controller_kind(ir) != "net":  # no controller, or one without a network (kind "escalate")
         return None
+    c = ir.header["controller"]
     net = _need(c, "net", "controller")
     if not isinstance(net, dict):
         raise IRError("controller: field 'net' must be a JSON object")
@@ -260,10 +265,70 @@ def controller_ir(ir: IR) -> IR | None:
     return IR(header, arrays)
 
 
-def _validate_controller(ir: IR, in_shape: list[int], num_paths: int) -> None:
-    c = ir.header["controller"]
+def controller_kind(ir: IR) -> str | None:
+    """``"net"`` (a tiny network on the input scores the paths; also when ``kind`` is absent, as in IRs
+    written before escalation existed), ``"escalate"`` (run paths cheapest first, stop at a confident
+    top-1/top-2 margin) or None (no controller)."""
+    c = ir.header.get("controller")
+    if c is None:
+        return None
     if not isinstance(c, dict):
         raise IRError("controller: must be a JSON object or null")
+    kind = c.get("kind", "net")
+    if kind not in CONTROLLER_KINDS:
+        raise IRError(f"controller: field 'kind' must be one of {CONTROLLER_KINDS}, got {kind!r}")
+    return kind
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _validate_escalate(ir: IR, num_paths: int) -> None:
+    """The escalating controller: ``stages`` (path + per-class thresholds), ``final``; no arrays, no net."""
+    c = ir.header["controller"]
+    stray = sorted(k for k in ir.arrays if k.startswith(CTRL_PREFIX))
+    if stray:
+        raise IRError(f"controller: field 'kind' is 'escalate', which has no network, but the IR holds "
+                      f"controller-net arrays {stray[:3]}{' ...' if len(stray) > 3 else ''}; drop the "
+                      f"{CTRL_PREFIX!r} arrays or use kind 'net'")
+    out = next(n for n in ir.graph if n["name"] == ir.header["output"])
+    num_classes = int(np.prod(out["out_shape"]))
+    if num_classes < 2:
+        raise IRError(f"controller: field 'kind': escalation compares the top two logits, but the output "
+                      f"{ir.header['output']!r} has {num_classes} class")
+    stages = _need(c, "stages", "controller")
+    if not isinstance(stages, list) or not stages:
+        raise IRError("controller: field 'stages' must be a non-empty list of {\"path\", \"threshold\"} objects")
+    used: list[int] = []
+
+    def path_field(v, fld: str) -> int:
+        if not _is_int(v) or not 0 <= v < num_paths:
+            raise IRError(f"controller: field {fld!r} must be a path index in 0..{num_paths - 1}, got {v!r}")
+        if v in used:
+            raise IRError(f"controller: field {fld!r}: path {v} is already used by an earlier stage; "
+                          f"the stages and 'final' must name distinct paths")
+        used.append(v)
+        return v
+
+    for si, st in enumerate(stages):
+        where = f"stages[{si}]"
+        if not isinstance(st, dict):
+            raise IRError(f"controller: field {where!r} must be an object with 'path' and 'threshold', got {st!r}")
+        path_field(_need(st, "path", f"controller: {where}"), f"{where}.path")
+        thr = _int_list(_need(st, "threshold", f"controller: {where}"), num_classes, "controller",
+                        f"{where}.threshold")
+        if not all(0 <= v <= INT32_MAX for v in thr):
+            raise IRError(f"controller: field '{where}.threshold' must hold values in [0, {INT32_MAX}] "
+                          f"(a margin is never negative; int32 on the device), got {thr}")
+    path_field(_need(c, "final", "controller"), "final")
+
+
+def _validate_controller(ir: IR, in_shape: list[int], num_paths: int) -> None:
+    if controller_kind(ir) == "escalate":
+        _validate_escalate(ir, num_paths)
+        return
+    c = ir.header["controller"]
     if isinstance(c.get("net"), dict) and c["net"].get("controller") is not None:
         raise IRError("controller: field 'net.controller': a controller cannot have a controller")
     sub = controller_ir(ir)

@@ -22,8 +22,10 @@ def _conv(name, inp, shape_in, cout, k, pad, stride=1, depthwise=False):
     }
 
 
-def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4) -> IR:
-    """The fixed test IR; ``channels`` and the average-pool size ``gap`` vary it for error tests."""
+def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4, third_path: bool = False) -> IR:
+    """The fixed test IR; ``channels`` and the average-pool size ``gap`` vary it for error tests.
+    ``third_path`` appends a middle path (its constants are drawn after the first two paths', so paths
+    0 and 1 and every other array stay exactly as without it)."""
     rng = np.random.default_rng(seed)
     c = channels
     g = 4 - gap + 1
@@ -54,6 +56,8 @@ def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4) -> IR:
         {"conv1": (8, 8), "dw2": (8, 8), "pw2": (4, 8), "res": 8, "fc": 8},
         {"conv1": (8, 4), "dw2": (2, 4), "pw2": (2, 2), "res": 4, "fc": 4},
     ]
+    if third_path:
+        path_bits.append({"conv1": (8, 8), "dw2": (4, 4), "pw2": (4, 4), "res": 8, "fc": 4})
     paths = []
     for pi, bits in enumerate(path_bits):
         nodes = {}
@@ -73,7 +77,7 @@ def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4) -> IR:
                         "mult_a": 1 << 29, "mult_b": 3 << 28, "shift": 30 + (8 - rb) // 2}
         nodes["fc"] = {"in": [rb, False], "out": [32, True], "w_view": bits["fc"], "act_min": 0, "act_max": 0}
         arrays[f"bias:fc:{pi}"] = rng.integers(-500, 500, 3).astype(np.int32)
-        paths.append({"name": ["w8a8", "w2a4-mixed"][pi], "nodes": nodes})
+        paths.append({"name": ["w8a8", "w2a4-mixed", "w4a4-mid"][pi], "nodes": nodes})
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -120,3 +124,47 @@ def with_controller(ir: IR, seed: int = 11, penalty=(12445, 0), order=(1, 0)) ->
     header = dict(ir.header)
     header["controller"] = {"net": net, "penalty": list(penalty), "order": list(order)}
     return IR(header, arrays)
+
+
+def with_escalate(ir: IR, stages, final: int, rule: str = "accept when margin >= threshold[top]") -> IR:
+    """``ir`` plus an escalating controller: ``stages`` is ``[(path, thresholds), ...]`` cheapest first."""
+    header = dict(ir.header)
+    header["controller"] = {
+        "kind": "escalate",
+        "stages": [{"path": int(p), "threshold": [int(t) for t in thr]} for p, thr in stages],
+        "final": int(final),
+        "rule": rule,
+        "costs": [1.0] * len(ir.header["paths"]),  # a free-form info key: validation ignores it
+    }
+    return IR(header, dict(ir.arrays))
+
+
+def median_thresholds(ir: IR, xs, paths) -> list[list[int]]:
+    """Per-stage thresholds that make every stage both accept and escalate on inputs like ``xs``: for
+    each stage, one more than the median margin of the images still open there, per top class (open
+    images with margins at or above it stop at that stage)."""
+    from bitpath.export.runner import Runner, top2_margin
+
+    r = Runner(ir)
+    open_ = np.ones(len(xs), dtype=bool)
+    out = []
+    for p in paths:
+        top, margin = top2_margin(np.stack([r.run(x, p) for x in xs]))
+        num_classes = int(np.prod(next(n for n in ir.graph if n["name"] == ir.header["output"])["out_shape"]))
+        thr = []
+        for c in range(num_classes):
+            m = margin[open_ & (top == c)]
+            # a class no open image tops gets 0 or 2**31 - 1 alternately, so that reading the wrong
+            # class's threshold changes decisions (and a test that checks coverage notices)
+            thr.append(int(np.median(m)) + 1 if len(m) else (0 if c % 2 == 0 else 2**31 - 1))
+        out.append(thr)
+        open_ &= ~(margin >= np.asarray(thr)[top])
+    return out
+
+
+def varied_images(seed: int, n: int) -> np.ndarray:
+    """``n`` uint8 inputs ``(n, 8, 8, 1)`` of random brightness: uniform noise under a per-image ceiling.
+    Plain uniform noise saturates the tiny IR's 2-bit path (its margin hardly moves); these do not."""
+    rng = np.random.default_rng(seed)
+    hi = rng.integers(1, 256, (n, 1, 1, 1))
+    return (rng.random((n, 8, 8, 1)) * hi).astype(np.uint8)

@@ -16,7 +16,7 @@ import numpy as np
 
 from bitpath import __version__
 from bitpath.codegen.plan import CodegenError, Plan, check_plan, plan
-from bitpath.ir import IR, controller_ir
+from bitpath.ir import IR, controller_ir, controller_kind
 from bitpath.ref.formats import ActFormat
 
 __all__ = ["CodegenError", "Generated", "render", "templates_dir"]
@@ -171,6 +171,16 @@ def _dims(shape: tuple) -> tuple[int, int, int, int]:
     return (1, 1, 1, int(np.prod(shape)))
 
 
+def _escalate_context(ir: IR, path_names: list[str]) -> dict:
+    """Stage tables of an escalating controller (validated by ``bitpath.ir``): path and per-class thresholds."""
+    c = ir.header["controller"]
+    stages = [{"path": int(st["path"]), "name": path_names[st["path"]],
+               "threshold": np.asarray(st["threshold"], dtype=np.int64)} for st in c["stages"]]
+    rule = c.get("rule") or "accept stage s when margin >= threshold[s][top], else escalate; final path last"
+    return {"stages": stages, "final": int(c["final"]), "final_name": path_names[c["final"]],
+            "rule": " ".join(str(rule).split()).rstrip("\\")}  # one line, no trailing '\\': it lands in a // comment
+
+
 def render(ir: IR, out_dir: str | Path, name: str | None = None, prefix: str = "bpm") -> Generated:
     """Write ``out_dir/model.c`` for ``ir``; returns what was written and the planned arena size."""
     p = plan(ir)
@@ -193,6 +203,7 @@ def render(ir: IR, out_dir: str | Path, name: str | None = None, prefix: str = "
         c = ir.header["controller"]
         ctrl.update(penalty=np.asarray(c["penalty"], dtype=np.int64), order=list(c["order"]),
                     rule=c.get("rule", "argmax(score - penalty)"))
+    esc = _escalate_context(ir, net["path_names"]) if controller_kind(ir) == "escalate" else None
     ctx = {
         "version": __version__,
         "ir_hash": ir_hash,
@@ -204,6 +215,7 @@ def render(ir: IR, out_dir: str | Path, name: str | None = None, prefix: str = "
         "path_names": net["path_names"],
         "net": net,
         "ctrl": ctrl,
+        "esc": esc,
         "c_ints": _c_ints,
         # one arena: the controller runs to completion before the network starts
         "arena_bytes": max(net["arena_bytes"], ctrl["arena_bytes"] if ctrl else 0, 4),

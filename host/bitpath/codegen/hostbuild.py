@@ -16,6 +16,8 @@ from bitpath.ckernels.build import kernels_dir, sources
 CDEF = """
 typedef struct { int32_t path; uint32_t controller_cycles; uint32_t layer_cycles[64]; } bp_run_info_t;
 int bp_host_run(int32_t path, const uint8_t *input, int32_t input_len, int32_t *logits, bp_run_info_t *info);
+int bp_host_run_timed(int32_t path, const uint8_t *input, int32_t input_len, int32_t *logits, bp_run_info_t *info);
+int32_t bp_host_num_layers(void);
 int32_t bp_host_num_classes(void);
 int32_t bp_host_num_paths(void);
 int32_t bp_host_input_bytes(void);
@@ -23,6 +25,7 @@ int32_t bp_host_arena_bytes(void);
 int32_t bp_host_has_controller(void);
 const char *bp_host_ir_hash(void);
 int32_t bp_runtime_choose(const int32_t *scores, const int32_t *penalty, const int8_t *order, int32_t num_paths);
+int32_t bp_runtime_top2(const int32_t *logits, int32_t n, int64_t *margin);
 """
 
 GLUE = """
@@ -31,6 +34,13 @@ GLUE = """
 int bp_host_run(int32_t path, const uint8_t *input, int32_t input_len, int32_t *logits, bp_run_info_t *info) {
     return (int)bp_model.run(path, input, input_len, logits, info, NULL);
 }
+/* A stand-in clock for the host: every read advances one tick, so each timed span is positive. */
+static uint32_t bp_host_ticks;
+static uint32_t bp_host_clock(void) { return ++bp_host_ticks; }
+int bp_host_run_timed(int32_t path, const uint8_t *input, int32_t input_len, int32_t *logits, bp_run_info_t *info) {
+    return (int)bp_model.run(path, input, input_len, logits, info, bp_host_clock);
+}
+int32_t bp_host_num_layers(void) { return bp_model.num_layers; }
 int32_t bp_host_num_classes(void) { return bp_model.num_classes; }
 int32_t bp_host_num_paths(void) { return bp_model.num_paths; }
 int32_t bp_host_input_bytes(void) { return bp_model.input_bytes; }
@@ -56,6 +66,7 @@ class HostModel:
         self.input_bytes = int(self.lib.bp_host_input_bytes())
         self.arena_bytes = int(self.lib.bp_host_arena_bytes())
         self.has_controller = bool(self.lib.bp_host_has_controller())
+        self.num_layers = int(self.lib.bp_host_num_layers())
 
     def _run(self, x: np.ndarray, path: int) -> tuple[int, np.ndarray]:
         xb = np.ascontiguousarray(x, dtype=np.uint8).ravel()
@@ -65,6 +76,24 @@ class HostModel:
         if st != 0:
             raise RuntimeError(f"generated model returned status {st} on path {path}")
         return int(info.path), np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64)
+
+    def run_timed(self, x: np.ndarray, path: int) -> tuple[int, np.ndarray, int, list[int]]:
+        """One run under a stand-in clock that advances one tick per read: the path that ran, its logits,
+        the controller's ticks and the per-layer ticks (to check how the model splits its costs)."""
+        xb = np.ascontiguousarray(x, dtype=np.uint8).ravel()
+        logits = self.ffi.new("int32_t[]", self.num_classes)
+        info = self.ffi.new("bp_run_info_t *")
+        st = self.lib.bp_host_run_timed(path, self.ffi.from_buffer(xb), xb.size, logits, info)
+        if st != 0:
+            raise RuntimeError(f"generated model returned status {st} on path {path}")
+        return (int(info.path), np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64),
+                int(info.controller_cycles), [int(c) for c in info.layer_cycles[0:self.num_layers]])
+
+    def top2(self, logits) -> tuple[int, int]:
+        """``bp_runtime_top2`` on one row of int32 logits: (top, margin); top is -1 on bad arguments."""
+        margin = self.ffi.new("int64_t *")
+        top = self.lib.bp_runtime_top2(self.ffi.new("int32_t[]", [int(v) for v in logits]), len(logits), margin)
+        return int(top), int(margin[0])
 
     def run(self, x: np.ndarray, path: int) -> np.ndarray:
         """Int32 logits (as int64) of one image on a forced path."""

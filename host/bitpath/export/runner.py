@@ -3,6 +3,12 @@
 :func:`run` returns the int32 logits of one image; :func:`evaluate` the accuracy and the
 predictions over a dataset. These are the numbers ``bitpath eval`` reports, and what the cffi
 kernels and the firmware are compared against bit for bit.
+
+The on-device controller comes in two kinds (``bitpath.ir.controller_kind``), both mirrored here
+exactly as the generated C runs them: ``"net"`` scores the paths with a tiny network and picks with
+:func:`choose`; ``"escalate"`` runs the paths of its stages one at a time, cheapest first, and stops
+at the first whose top-1/top-2 logit margin (:func:`top2_margin`) reaches the threshold of its top
+class (:func:`escalate` is the batched form over precomputed logits).
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from bitpath.ir import INPUT, IR, controller_ir, layer_quant
+from bitpath.ir import INPUT, IR, controller_ir, controller_kind, layer_quant
 from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, Window
 
@@ -24,24 +30,53 @@ class Runner:
         self._w = {n["name"]: ir.weights(n["name"]) for n in ir.graph if n["op"] in ("conv2d", "depthwise_conv2d",
                                                                                      "fully_connected")}
         self._q = {}
+        self.controller_kind = controller_kind(ir)
         sub = controller_ir(ir)
+        # the controller *network* (kind "net" only); an escalating controller has none
         self.controller = Runner(sub) if sub is not None else None
 
+    @property
+    def has_controller(self) -> bool:
+        """Whether ``bp-path auto`` works for this IR (a controller of either kind)."""
+        return self.controller_kind is not None
+
     def controller_scores(self, x: np.ndarray) -> np.ndarray:
-        """The controller's int32 scores (one per path) for one image; the IR must have a controller."""
+        """The controller's int32 scores (one per path) for one image; the IR must have a controller net."""
         if self.controller is None:
+            if self.controller_kind == "escalate":
+                raise ValueError("this IR's controller escalates on logit margins and has no scores; "
+                                 "use choose() or run_auto(), or top2_margin() on the paths' logits")
             raise ValueError("this IR has no controller; force a path instead")
         return self.controller.run(x, 0)
 
     def choose(self, x: np.ndarray) -> int:
         """The path the controller picks for one image (what the device does under ``bp-path auto``)."""
+        if self.controller_kind == "escalate":
+            return self.run_escalate(x)[0]
         c = self.ir.header["controller"]
         return int(choose(self.controller_scores(x)[None], c["penalty"], c["order"])[0])
 
     def run_auto(self, x: np.ndarray) -> tuple[int, np.ndarray]:
         """The controller's path for one image and that path's logits."""
+        if self.controller_kind == "escalate":
+            p, logits, _ = self.run_escalate(x)
+            return p, logits
         p = self.choose(x)
         return p, self.run(x, p)
+
+    def run_escalate(self, x: np.ndarray) -> tuple[int, np.ndarray, int]:
+        """The escalating controller on one image, lazily like the device: run each stage's path in turn
+        and accept it when its margin reaches the threshold of its top class, else run ``final``.
+        Returns the path, its logits and the exit stage (``len(stages)`` when ``final`` ran)."""
+        if self.controller_kind != "escalate":
+            raise ValueError(f"this IR's controller is of kind {self.controller_kind!r}, not 'escalate'")
+        c = self.ir.header["controller"]
+        for si, stage in enumerate(c["stages"]):
+            logits = self.run(x, stage["path"])
+            top, margin = top2_margin(logits[None])
+            if margin[0] >= stage["threshold"][top[0]]:
+                return int(stage["path"]), logits, si
+        return int(c["final"]), self.run(x, c["final"]), len(c["stages"])
 
     def _quant(self, p: int, name: str):
         k = (p, name)
@@ -121,6 +156,44 @@ def choose(scores: np.ndarray, penalty, order) -> np.ndarray:
     order = np.asarray(order, dtype=np.int64)
     ranked = adj[:, order]  # argmax takes the first maximum: the earliest in `order`
     return order[ranked.argmax(axis=1)]
+
+
+def top2_margin(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top class and top-1/top-2 margin of each row of int32 ``logits`` ``(..., C)``, exactly as
+    ``bp_runtime_top2`` in C: ``top`` is the first index of the maximum, ``margin`` = ``z[top]`` minus the
+    largest other entry, in int64 (never negative, 0 on a tie, up to 2**32 - 1 at the int32 edges)."""
+    z = np.asarray(logits, dtype=np.int64)
+    if z.ndim < 1 or z.shape[-1] < 2:
+        raise ValueError(f"top2_margin needs at least 2 classes per row, got shape {z.shape}")
+    top = z.argmax(axis=-1)  # the first maximum, like the C loop's strict '>'
+    best = np.take_along_axis(z, top[..., None], axis=-1)
+    others = z.copy()
+    np.put_along_axis(others, top[..., None], np.iinfo(np.int64).min, axis=-1)
+    return top, best[..., 0] - others.max(axis=-1)
+
+
+def escalate(logits: np.ndarray, stages: list[dict], final: int) -> tuple[np.ndarray, np.ndarray]:
+    """The escalating controller's decision over precomputed logits ``(N, K, C)`` of every path.
+
+    ``stages`` is ``header["controller"]["stages"]`` (``{"path", "threshold"}`` each, cheapest first). An
+    image stops at the first stage whose path's margin reaches ``threshold[top]``; images no stage accepts
+    run ``final``. Returns ``chosen`` ``(N,)``, the path whose logits are returned, and ``exit_stage``
+    ``(N,)`` in ``0..len(stages)``: stages ``0..exit_stage`` ran (plus ``final`` when it is
+    ``len(stages)``), which is what the run costs."""
+    z = np.asarray(logits, dtype=np.int64)
+    if z.ndim != 3:
+        raise ValueError(f"logits must be (images, paths, classes), got shape {z.shape}")
+    n = len(z)
+    chosen = np.full(n, int(final), dtype=np.int64)
+    exit_stage = np.full(n, len(stages), dtype=np.int64)
+    open_ = np.ones(n, dtype=bool)
+    for si, stage in enumerate(stages):
+        p = int(stage["path"])
+        top, margin = top2_margin(z[:, p])
+        accept = open_ & (margin >= np.asarray(stage["threshold"], dtype=np.int64)[top])
+        chosen[accept], exit_stage[accept] = p, si
+        open_ &= ~accept
+    return chosen, exit_stage
 
 
 def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, path: int | str,
