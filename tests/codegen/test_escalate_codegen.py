@@ -21,7 +21,9 @@ from bitpath.ir import IR, IRError, controller_ir, controller_kind, load, valida
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT32 = st.integers(INT32_MIN, INT32_MAX)
-STAGE_PATHS, FINAL = (1, 2), 0  # cheapest (2-bit) first, then the middle path, then w8a8
+# fewest bits first, then the middle path, then w8a8 (on this tiny net the 2-bit path is not the fewest
+# instructions; the tests check the mechanism, not the economics)
+STAGE_PATHS, FINAL = (1, 2), 0
 
 
 def escalate_ir() -> IR:
