@@ -245,6 +245,11 @@ def register(app: typer.Typer) -> None:
         target_cost: float = typer.Option(None, help="Knob instead: mean cost as a fraction of --reference's; "
                                           "take the most accurate setting within it."),
         reference: str = typer.Option(None, help="Reference path (default: the first, normally all-8-bit)."),
+        kind: str = typer.Option("escalate", help="escalate: run the cheapest path first and escalate to a dearer "
+                                 "one when its top-1/top-2 logit margin is below a threshold; net: a tiny network "
+                                 "on the pooled input picks the path before any runs."),
+        per_class: bool = typer.Option(False, "--per-class/--shared-threshold", help="escalate: one threshold per "
+                                       "predicted class instead of one for all."),
         pool: int = typer.Option(4, help="Average-pool window on the raw input."),
         hidden: int = typer.Option(16, help="Hidden units."),
         epochs: int = typer.Option(30, help="Training epochs of the controller."),
@@ -253,12 +258,15 @@ def register(app: typer.Typer) -> None:
         work: Path = typer.Option(None, help="Work folder for caches and builds (default: <out>.work)."),
         progress: bool = typer.Option(True, help="Progress bars."),
     ) -> None:
-        """Train the on-device controller for an IR and write a new IR that carries it.
+        """Fit the on-device controller for an IR and write a new IR that carries it.
 
-        Labels are the integer model's own answers (the generated C run on the host) on training
-        images; the controller predicts, per path, whether it will be right; the device takes
-        argmax(score - penalty), the penalty being the path's measured cost times the knob. Device
-        costs (every path, and the controller itself) are measured on the emulated board.
+        escalate (default): the device runs the cheapest path, and runs a dearer one only when the
+        top-1/top-2 margin of its int32 logits is below a threshold; thresholds (and which pair of
+        paths) are fitted to the integer model's answers on training images for the knob.
+        net: labels are the integer model's own answers on training images; a tiny network on the
+        pooled input predicts, per path, whether it will be right; the device takes
+        argmax(score - penalty), the penalty being the path's measured cost times the knob.
+        Device costs (every path, and the controller itself) are measured on the emulated board.
         """
         from bitpath.ir import IRError, load
         from bitpath.select import controller as C
@@ -268,6 +276,8 @@ def register(app: typer.Typer) -> None:
             _fail("give --max-loss or --target-cost, not both")
         if max_loss is None and target_cost is None:
             max_loss = 0.3
+        if kind not in ("escalate", "net"):
+            _fail(f"--kind is 'escalate' or 'net', got {kind!r}")
         try:
             ir = load(ir_path)
             ref = ir.path_index(reference) if reference is not None else 0
@@ -284,7 +294,7 @@ def register(app: typer.Typer) -> None:
             new, info = D.fit(ir, x, y, val=held_out, cfg=cfg, reference=ref, max_loss_pp=max_loss,
                               target_cost=target_cost, work=work, cost_images=cost_images,
                               costs=old.get("costs") if old else None, log=typer.echo,
-                              progress=_progress(progress))
+                              progress=_progress(progress), kind=kind, per_class=per_class)
         except (C.ControllerError, IRError) as e:
             _fail(str(e))
         new.save(out)
@@ -352,6 +362,8 @@ def register(app: typer.Typer) -> None:
         controller_images: int = typer.Option(20000, help="Training images for the controller."),
         held_out: int = typer.Option(5000, "--held-out", help="Of those, held out to choose the knob."),
         max_loss: float = typer.Option(0.3, help="Knob: allowed accuracy loss (pp) against the first path."),
+        controller: str = typer.Option("escalate", "--controller", help="Controller kind: escalate or net "
+                                       "(see `bitpath select controller --help`)."),
         report_images: int = typer.Option(10000, help="Test images in the report."),
         board_images: int = typer.Option(200, help="Images under `bp-path auto` on the emulated board."),
         dataset: str = typer.Option("fashion-mnist", help="Dataset."),
@@ -373,6 +385,7 @@ def register(app: typer.Typer) -> None:
                         epochs_qat=epochs_qat,
                         lr_qat=lr_qat, limit_train=limit_train, limit_test=limit_test,
                         controller_images=controller_images, held_out=held_out, max_loss=max_loss,
+                        controller_kind=controller,
                         report_images=report_images, board_images=board_images, dataset=dataset, data_dir=data_dir,
                         threads=threads)
         try:

@@ -28,7 +28,8 @@ class DemoConfig:
     host_images: int | None = None  # None: the full test set
     board_images: int = 200
     numpy_check: int = 100  # host images also run through the numpy reference
-    controller_images: int = 12000  # training images for the controller (the last quarter held out)
+    controller_images: int = 12000  # training images for the controller
+    controller_kind: str = "escalate"  # or "net" (see `bitpath select controller --help`)
     bn_batches: int = 50
     threads: int | None = None
     progress: bool = True
@@ -120,7 +121,8 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     ir, _ = dynamic.fit(ir, train.x, train.y, val=max(1, cfg.controller_images // 4),
                         cfg=ControllerConfig(), reference=0, max_loss_pp=0.3, target_cost=None,
                         work=cfg.out / "controller", log=lambda s: log(f"      {s}"),
-                        progress=(lambda it: tqdm(it, leave=False)) if cfg.progress else None)
+                        progress=(lambda it: tqdm(it, leave=False)) if cfg.progress else None,
+                        kind=cfg.controller_kind)
     ir_path = cfg.out / "model.ctrl.bpir.npz"
     ir_hash = ir.save(ir_path)
     log(f"      {ir_path} (sha256 {ir_hash[:16]})")

@@ -56,3 +56,16 @@ def chain_ir(seed: int = 5, c1: int = 4, c2: int = 8) -> IR:
 
     validate(ir)
     return ir
+
+
+def two_paths(ir: IR) -> IR:
+    """chain_ir with a second path whose fc bias differs, so the two paths disagree on some inputs."""
+    h = dict(ir.header)
+    p2 = {"name": "alt", "nodes": ir.header["paths"][0]["nodes"]}
+    h["paths"] = [*ir.header["paths"], p2]
+    arrays = dict(ir.arrays)
+    for k, v in ir.arrays.items():
+        if k.endswith(":0"):
+            arrays[k[:-2] + ":1"] = v.copy()
+    arrays["bias:fc:1"] = (arrays["bias:fc:1"].astype(np.int64)[::-1] * 3).astype(np.int32)
+    return IR(h, arrays)

@@ -5,26 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sel_fixtures import chain_ir
+from sel_fixtures import chain_ir, two_paths
 
 from bitpath.export.runner import Runner, choose
-from bitpath.ir import IR
 from bitpath.select import baselines
 from bitpath.select import controller as C
 from bitpath.select import dynamic as D
-
-
-def _two_paths(ir: IR) -> IR:
-    """chain_ir with a second path whose fc bias differs, so the two paths disagree on some inputs."""
-    h = dict(ir.header)
-    p2 = {"name": "alt", "nodes": ir.header["paths"][0]["nodes"]}
-    h["paths"] = [*ir.header["paths"], p2]
-    arrays = dict(ir.arrays)
-    for k, v in ir.arrays.items():
-        if k.endswith(":0"):
-            arrays[k[:-2] + ":1"] = v.copy()
-    arrays["bias:fc:1"] = (arrays["bias:fc:1"].astype(np.int64)[::-1] * 3).astype(np.int32)
-    return IR(h, arrays)
 
 
 def test_pooled_matches_the_integer_kernel_semantics() -> None:
@@ -51,7 +37,7 @@ def test_quantized_controller_tracks_the_float_one() -> None:
     net = C.train_float(feats, correct, cfg)
     header, arrays, scale = C.quantize(ir, net, feats, cfg)
     # attach to a 1-path IR needs 1 score: use a 2-path IR
-    ir2 = _two_paths(ir)
+    ir2 = two_paths(ir)
     full = C.attach(ir2, header, arrays, penalty=[0, 0], order=[0, 1], info={})
     s_int = C.integer_scores(full, x)
     with torch.no_grad():
@@ -148,7 +134,7 @@ def test_pareto_front() -> None:
 
 def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     """The whole flow with the device measurement replaced by fixed costs (the board test covers it)."""
-    ir = _two_paths(chain_ir())
+    ir = two_paths(chain_ir())
     rng = np.random.default_rng(4)
     x = rng.integers(0, 256, (300, 8, 8, 1)).astype(np.uint8)
     r = Runner(ir)

@@ -252,7 +252,7 @@ class Bench:
 
     def _host_choice(self, i: int) -> int | None:
         """The path the host's reference controller picks for image ``i`` (None: the IR has none)."""
-        return self.runner.choose(self.x[i]) if self.runner.controller is not None else None
+        return self.runner.choose(self.x[i]) if self.runner.has_controller else None
 
     def _with_retries(self, what: str, fn: Callable[[], object], where: dict):
         for attempt in range(self.cfg.retries + 1):

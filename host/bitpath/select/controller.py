@@ -186,7 +186,13 @@ def attach(ir: IR, net_header: dict, arrays: dict[str, np.ndarray], *, penalty: 
 
 
 def parameter_bytes(ir: IR) -> int:
-    """Flash the controller takes: packed weights, int32 biases/multipliers/shifts, penalty (int32) and order."""
+    """Flash the controller takes: packed weights, int32 biases/multipliers/shifts, penalty (int32) and
+    order; for the escalating controller its thresholds and stage paths."""
+    c = ir.header.get("controller")
+    if c is not None and c.get("kind", "net") == "escalate":
+        from bitpath.select.escalate import parameter_bytes as escalate_bytes
+
+        return escalate_bytes(c["stages"])
     sub = controller_ir(ir)
     if sub is None:
         return 0

@@ -26,6 +26,7 @@ from bitpath.export.runner import choose
 from bitpath.ir import CTRL_PREFIX, IR, content_hash
 from bitpath.select import baselines
 from bitpath.select import controller as C
+from bitpath.select import escalate as E
 
 BOARD = "qemu_f405"
 UNIT = "instructions (emulated)"
@@ -101,29 +102,53 @@ def _on_board(ir: IR, work: Path, log: Callable[[str], None]) -> Iterator:
         yield dev
 
 
+def _controller_shape(ir: IR):
+    """What the controller's measured cost depends on besides network, kernels and firmware."""
+    c = ir.header["controller"]
+    if c.get("kind", "net") == "escalate":
+        return "escalate"
+    return [n["out_shape"] for n in c["net"]["graph"]]
+
+
 def measure_costs(ir: IR, work: Path, images: np.ndarray, log: Callable[[str], None] = lambda s: None) -> dict:
     """Mean device cost of every forced path and of the controller (``bp-path auto``), measured on the
-    emulated board with the firmware built from ``ir`` (which must carry a controller)."""
+    emulated board with the firmware built from ``ir`` (which must carry a controller).
+
+    Net controller: ``controller`` is what the device reports for it under ``auto``. Escalating
+    controller: ``ir`` must carry :func:`bitpath.select.escalate.probe` (every stage escalates), and
+    ``controller`` is the cost of one decision: the ``auto`` run's total less the forced runs of every
+    path on the same image (instruction counts of a path on an image repeat exactly), per decision."""
     from bitpath.select.costs import firmware_hash, kernels_hash
 
+    c = ir.header["controller"]
+    escalating = c.get("kind", "net") == "escalate"
     paths = [[] for _ in ir.path_names]
-    ctrl: list[int] = []
+    ctrl: list[float] = []
     with _on_board(ir, work, log) as dev:
         info = dev.info()
         if info.ir_hash != ir.content_hash()[:16]:
             raise C.ControllerError(f"the board runs IR {info.ir_hash}, not {ir.content_hash()[:16]}")
         unit = None
         for x in images:
+            forced = []
             for p in range(len(paths)):
                 _, chosen, costs = dev.run(x.tobytes(), p)
                 paths[p].append(costs.total)
+                forced.append(costs.total)
                 unit = costs.unit
             _, chosen, costs = dev.run(x.tobytes(), "auto")
-            ctrl.append(costs.controller)
+            if not escalating:
+                ctrl.append(costs.controller)
+                continue
+            if chosen != c["final"]:
+                raise C.ControllerError(f"the cost probe stopped at path {chosen}, not at the final path {c['final']}:"
+                                        " a margin reached the probe's threshold")
+            ctrl.append((costs.total - sum(forced)) / len(c["stages"]))
     return {"board": BOARD, "unit": unit or UNIT, "images": len(images),
             "paths": [float(np.mean(v)) for v in paths], "controller": float(np.mean(ctrl)),
+            **({"controller_is": "one escalation decision (top-2 margin and threshold)"} if escalating else {}),
             "key": {"network": network_hash(ir)[:16], "kernels": kernels_hash("dsp"), "firmware": firmware_hash(),
-                    "controller_shape": [n["out_shape"] for n in ir.header["controller"]["net"]["graph"]]}}
+                    "controller_shape": _controller_shape(ir)}}
 
 
 def _costs_key_current(costs: dict, ir: IR) -> bool:
@@ -132,15 +157,25 @@ def _costs_key_current(costs: dict, ir: IR) -> bool:
     k = costs.get("key", {})
     return (k.get("network") == network_hash(ir)[:16] and k.get("kernels") == kernels_hash("dsp")
             and k.get("firmware") == firmware_hash()
-            and k.get("controller_shape") == [n["out_shape"] for n in ir.header["controller"]["net"]["graph"]])
+            and k.get("controller_shape") == _controller_shape(ir))
 
 
 # ---------------------------------------------------------------------------------------- fit
 def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConfig, reference: int,
         max_loss_pp: float | None, target_cost: float | None, work: Path, cost_images: int = 3,
         costs: dict | None = None, log: Callable[[str], None] = print,
-        progress: Callable[[Iterable], Iterable] | None = None) -> tuple[IR, dict]:
-    """Train, quantize, measure and tune the controller; the last ``val`` images are held out."""
+        progress: Callable[[Iterable], Iterable] | None = None, kind: str = "net",
+        per_class: bool = False) -> tuple[IR, dict]:
+    """Train, quantize, measure and tune the controller; the last ``val`` images are held out.
+
+    ``kind="escalate"`` fits the escalating controller instead (:mod:`bitpath.select.escalate`; its
+    few thresholds are fitted on all the images, ``val`` and ``cfg`` do not apply)."""
+    if kind == "escalate":
+        return fit_escalate(ir, x, y, reference=reference, max_loss_pp=max_loss_pp, target_cost=target_cost,
+                            work=work, cost_images=cost_images, costs=costs, per_class=per_class, log=log,
+                            progress=progress)
+    if kind != "net":
+        raise C.ControllerError(f"unknown controller kind {kind!r}: use 'net' or 'escalate'")
     if not 0 < val < len(x):
         raise C.ControllerError(f"need 0 < held-out images ({val}) < images ({len(x)})")
     base = without_controller(ir)
@@ -198,6 +233,58 @@ def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConf
     return final, info
 
 
+def fit_escalate(ir: IR, x: np.ndarray, y: np.ndarray, *, reference: int, max_loss_pp: float | None,
+                 target_cost: float | None, work: Path, cost_images: int = 3, costs: dict | None = None,
+                 per_class: bool = False, log: Callable[[str], None] = print,
+                 progress: Callable[[Iterable], Iterable] | None = None) -> tuple[IR, dict]:
+    """Fit the escalating controller: integer logits of every path on ``x`` -> device costs -> the
+    threshold sweep over every (first, final) pair -> the knob's setting -> a new IR."""
+    base = without_controller(ir)
+    k = len(ir.path_names)
+    t0 = time.time()
+    log(f"[1/4] integer predictions of {k} paths on {len(x)} training images (generated C on the host)")
+    logits = predictions(base, x, work, "train", progress)
+    correct = logits.argmax(2) == y[:, None]
+    probe = E.probe(base)
+    if costs is None or not _costs_key_current(costs, probe):
+        log(f"[2/4] measuring device costs on the emulated board ({cost_images} images per path, and the decision)")
+        costs = measure_costs(probe, work, x[:cost_images], log)
+    else:
+        log("[2/4] device costs: current measurement reused")
+    pc = costs["paths"]
+    log(f"[3/4] thresholds ({'one per predicted class' if per_class else 'one for all classes'}) for every "
+        f"cheaper -> dearer pair of paths, swept over the knob, on {len(x)} images")
+    points = E.sweep(logits, y, pc, costs["controller"], reference, per_class=per_class)
+    ref_acc = float(correct[:, reference].mean())
+    op, why = C.pick_operating(points, ref_accuracy=ref_acc, ref_cost=pc[reference], max_loss_pp=max_loss_pp,
+                               target_cost=target_cost)
+    statics = [(p, float(correct[:, p].mean()), pc[p]) for p in range(k)]
+    dominated = [ir.path_names[p] for p, a, cst in statics if a >= op.accuracy and cst <= op.cost]
+    if dominated:
+        log(f"      note: on these images static {', '.join(dominated)} is as accurate and no dearer than the "
+            "controller: with these kernels and paths escalation does not pay")
+    names = ir.path_names
+    info = {
+        "features": f"top-1/top-2 margin of the first path's logits, thresholds "
+                    f"{'per predicted class' if per_class else 'shared by all classes'}",
+        "lambda": op.lam,
+        "reference": names[reference],
+        "dominated_by_static": dominated,
+        "knob": {"max_loss_pp": max_loss_pp, "target_cost": target_cost, "chosen_by": why},
+        "costs": costs,
+        "sweep": [p.rule() for p in points],
+        "train": {"images": len(x), "per_class": per_class, "calibration_accuracy": op.accuracy,
+                  "calibration_cost": op.cost, "calibration_reference_accuracy": ref_acc,
+                  "escalated": op.escalated, "seconds": round(time.time() - t0, 1)},
+    }
+    final = E.attach(base, op, info)
+    chain = " -> ".join([names[st["path"]] for st in op.stages] + [names[op.final]])
+    log(f"[4/4] {chain}, mu {op.lam:.4g}: {100 * op.accuracy:.2f} % on these images (reference "
+        f"{names[reference]} {100 * ref_acc:.2f} %), {100 * op.escalated:.1f} % escalated, mean cost "
+        f"{op.cost / pc[reference]:.3f}x; {why}")
+    return final, info
+
+
 # ---------------------------------------------------------------------------------------- report
 def board_check(ir: IR, x: np.ndarray, work: Path, host_paths: np.ndarray, host_logits: np.ndarray,
                 log: Callable[[str], None] = lambda s: None,
@@ -244,15 +331,29 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
     host_model = _host_model(ir, work)  # with the controller: one compilation for both uses
     logits = predictions(ir, x, work, "eval", progress, model=host_model)
     correct = logits.argmax(2) == y[:, None]
-    log("controller scores (numpy reference) and the generated controller in C, on every image")
-    scores = C.integer_scores(ir, x)
-    chosen = choose(scores, c["penalty"], c["order"])
+    if c.get("kind", "net") == "escalate":
+        log("escalation decisions (numpy reference) and the generated controller in C, on every image")
+        chosen, exit_ = E.decide(logits, c["stages"], c["final"])
+        per_image = E.image_costs(exit_, c["stages"], c["final"], pc, ctrl_cost)
+        dyn_cost = float(per_image.mean())
+        ctrl_mean = ctrl_cost * float(np.minimum(exit_ + 1, len(c["stages"])).mean())
+        points = [E.score(E.Setting(p["lam"], p["stages"], p["final"]), logits, y, pc, ctrl_cost)
+                  for p in c.get("sweep", [])]
+        label = "escalating controller " + " -> ".join([names[st["path"]] for st in c["stages"]] + [names[c["final"]]])
+        escalated: float | None = float((exit_ > 0).mean())
+    else:
+        log("controller scores (numpy reference) and the generated controller in C, on every image")
+        scores = C.integer_scores(ir, x)
+        chosen = choose(scores, c["penalty"], c["order"])
+        dyn_cost = ctrl_cost + float(pc[chosen].mean())
+        ctrl_mean = ctrl_cost
+        points = C.sweep(scores, correct, pc, ctrl_cost, ref, c["score_scale"])
+        label = "controller"
+        escalated = None
     host_c = np.array([host_model.run_auto(xi)[0] for xi in x], dtype=np.int64)
     static = [{"path": names[p], "accuracy": float(correct[:, p].mean()), "cost": float(pc[p]),
                "relative_cost": float(pc[p] / pc[ref])} for p in range(k)]
     acc = float(correct[np.arange(len(y)), chosen].mean())
-    dyn_cost = ctrl_cost + float(pc[chosen].mean())
-    points = C.sweep(scores, correct, pc, ctrl_cost, ref, c["score_scale"])
     cheap = int(np.argmin(pc))
     best_acc = int(np.argmax([s["accuracy"] for s in static]))
     cascades = {}
@@ -277,7 +378,8 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         "dynamic": {
             "accuracy": acc, "cost": dyn_cost, "relative_cost": dyn_cost / pc[ref], "lambda": c["lambda"],
             "share": [float(v) for v in np.bincount(chosen, minlength=k) / len(chosen)],
-            "controller_cost": ctrl_cost, "controller_share": ctrl_cost / dyn_cost,
+            "kind": c.get("kind", "net"), "label": label, "escalated": escalated,
+            "controller_cost": ctrl_mean, "controller_share": ctrl_mean / dyn_cost,
             "controller_parameter_bytes": C.parameter_bytes(ir),
             "host_c_path_mismatches": int((host_c != chosen).sum()),
             "chosen_by": c["knob"]["chosen_by"],
@@ -295,7 +397,13 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         "costs": costs,
     }
     if what_if:
-        r["what_if"] = _what_if(what_if, names, pc, ref, ctrl_cost, scores, correct, c)
+        if c.get("kind", "net") == "escalate":
+            per_class = bool(c.get("train", {}).get("per_class"))
+            r["what_if"] = _what_if(what_if, names, pc, ref, correct, c, lambda h: E.sweep(
+                logits, y, h, ctrl_cost, ref, mus=[0.0, *np.geomspace(1e-5, 100.0, 141)], per_class=per_class))
+        else:
+            r["what_if"] = _what_if(what_if, names, pc, ref, correct, c, lambda h: C.sweep(
+                scores, correct, h, ctrl_cost, ref, c["score_scale"], lams=[0.0, *np.geomspace(0.001, 10000.0, 141)]))
     if board_images:
         n = min(board_images, len(x))
         log(f"controller on the emulated board: {n} images under `bp-path auto`")
@@ -321,8 +429,9 @@ def _input_awareness(points: list, front: list, cascades: dict) -> dict | None:
     return best
 
 
-def _what_if(what_if: dict[str, float], names: list[str], pc: np.ndarray, ref: int, ctrl_cost: float,
-             scores: np.ndarray, correct: np.ndarray, c: dict) -> dict:
+def _what_if(what_if: dict[str, float], names: list[str], pc: np.ndarray, ref: int, correct: np.ndarray, c: dict,
+             sweep: Callable[[np.ndarray], list]) -> dict:
+    """The same answers re-costed with hypothetical path costs; ``sweep(costs)`` gives the knob's points."""
     unknown = sorted(set(what_if) - set(names))
     if unknown:
         raise C.ControllerError(f"--what-if names unknown paths {unknown}; paths are {names}")
@@ -331,8 +440,7 @@ def _what_if(what_if: dict[str, float], names: list[str], pc: np.ndarray, ref: i
         hyp[names.index(n)] = frac * pc[ref]
     loss = c["knob"].get("max_loss_pp") or 0.3
     ref_acc = float(correct[:, ref].mean())
-    pts = C.sweep(scores, correct, hyp, ctrl_cost, ref, c["score_scale"],
-                  lams=[0.0, *np.geomspace(0.001, 10000.0, 141)])
+    pts = sweep(hyp)
     ok = [p for p in pts if p.accuracy >= ref_acc - loss / 100 - 1e-12]
     best = min(ok, key=lambda p: p.cost) if ok else None
     return {"relative_costs": {n: float(hyp[i] / pc[ref]) for i, n in enumerate(names)}, "max_loss_pp": loss,
@@ -366,7 +474,9 @@ def markdown(r: dict, command: str = "") -> str:
     for s in r["static"]:
         lines.append(f"| static {s['path']} | {100 * s['accuracy']:.2f} % | {s['cost']:,.0f} | "
                      f"{s['cost'] / ref_cost:.3f}x |")
-    lines.append(f"| **dynamic (controller, lambda {d['lambda']:.3g})** | **{100 * d['accuracy']:.2f} %** | "
+    esc = f", {100 * d['escalated']:.1f} % escalated" if d.get("escalated") is not None else ""
+    lines.append(f"| **dynamic ({d.get('label', 'controller')}, lambda {d['lambda']:.3g}{esc})** | "
+                 f"**{100 * d['accuracy']:.2f} %** | "
                  f"**{d['cost']:,.0f}** | **{d['relative_cost']:.3f}x** |")
     o = r["oracle"]
     lines.append(f"| oracle (hindsight) | {100 * o['accuracy']:.2f} % | {o['cost']:,.0f} | "
@@ -382,7 +492,8 @@ def markdown(r: dict, command: str = "") -> str:
     s = r["best_static_at_equal_cost"]
     lines += ["", "- Paths chosen by the controller: " + ", ".join(
         f"{n} {100 * v:.1f} %" for n, v in zip(names, d["share"], strict=True)) + ".",
-        f"- Controller: {d['controller_cost']:,.0f} {u} per inference ({100 * d['controller_share']:.2f} % of the "
+        f"- Controller{' decisions (the runs of escalated images are in the mean cost)' if esc else ''}: "
+        f"{d['controller_cost']:,.0f} {u} per inference ({100 * d['controller_share']:.2f} % of the "
         f"dynamic mean), {d['controller_parameter_bytes']:,} bytes of parameters.",
         f"- Knob: {d['chosen_by']}.",
         *([f"- On the held-out images, static {', '.join(d['dominated_by_static'])} was as accurate and no dearer: "
@@ -403,8 +514,9 @@ def markdown(r: dict, command: str = "") -> str:
         bc = r["board_check"]
         lines.append(f"- On the emulated board, {bc['images']} images under `bp-path auto`: "
                      f"{len(bc['path_mismatches'])} chosen paths differ from the host's, "
-                     f"{len(bc['logit_mismatches'])} logit vectors differ; controller "
-                     f"{bc['controller_cost_mean']:,.0f} {u} on average.")
+                     f"{len(bc['logit_mismatches'])} logit vectors differ; {bc['total_cost_mean']:,.0f} {u} per "
+                     f"inference on average, of which the controller {bc['controller_cost_mean']:,.0f}"
+                     f"{' (earlier stages included)' if esc else ''}.")
     if "what_if" in r:
         w = r["what_if"]
         b = w["best_within_loss"]

@@ -34,6 +34,7 @@ class SelectRun:
     controller_images: int = 20000
     held_out: int = 5000
     max_loss: float = 0.3
+    controller_kind: str = "escalate"  # or "net"
     report_images: int = 10000
     board_images: int = 200
     dataset: str = "fashion-mnist"
@@ -143,7 +144,7 @@ def run(cfg: SelectRun, log: Callable[[str], None] = print,
         n = min(cfg.controller_images, len(train))
         ctrl_ir, _ = D.fit(new_ir, train.x[:n], train.y[:n], val=min(cfg.held_out, n // 4), cfg=C.ControllerConfig(),
                            reference=0, max_loss_pp=cfg.max_loss, target_cost=None, work=cfg.out / "controller",
-                           log=lambda s: log(f"      {s}"), progress=progress)
+                           log=lambda s: log(f"      {s}"), progress=progress, kind=cfg.controller_kind)
         ctrl_ir.save(ctrl_path)
 
     log("[7/7] report")

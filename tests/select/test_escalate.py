@@ -1,0 +1,148 @@
+"""The escalating controller's fitting (per-class thresholds against brute force, the knob sweep, the
+cost of every run) and the whole `fit` -> `evaluate` flow on a tiny IR; the decision's device cost
+measured on the emulated board."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sel_fixtures import chain_ir, two_paths
+
+from bitpath.export.runner import Runner
+from bitpath.ir import INT32_MAX
+from bitpath.select import baselines
+from bitpath.select import controller as C
+from bitpath.select import dynamic as D
+from bitpath.select import escalate as E
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(-3, 3)), min_size=0, max_size=30))
+def test_class_threshold_keeps_the_best_set(pairs) -> None:
+    """Against every threshold that could matter: the kept set's gain is the best any threshold gets,
+    and the threshold sits strictly above every escalated margin and at or below every kept one."""
+    m = np.array([p[0] for p in pairs], dtype=np.int64)
+    g = np.array([p[1] for p in pairs], dtype=np.float64)
+    t = E.class_threshold(m, g)
+    best = max(g[m >= u].sum() for u in [*range(0, 15), INT32_MAX])
+    assert g[m >= t].sum() == best
+    if len(m):
+        assert 0 <= t <= INT32_MAX
+        if (m < t).any() and (m >= t).any():
+            assert m[m < t].max() < t <= m[m >= t].min()
+
+
+def test_class_threshold_goes_half_way_and_to_the_safe_side() -> None:
+    # keep the two confident images (gain +1), escalate the two unsure ones (gain -1): half way between 10 and 20
+    assert E.class_threshold(np.array([30, 20, 10, 0]), np.array([1.0, 1.0, -1.0, -1.0])) == 15
+    assert E.class_threshold(np.array([5, 9]), np.array([1.0, 1.0])) == 0  # keep everything
+    assert E.class_threshold(np.array([5, 9]), np.array([-1.0, -1.0])) == INT32_MAX  # escalate everything
+    assert E.class_threshold(np.array([], dtype=np.int64), np.array([])) == INT32_MAX  # unseen class: escalate
+    assert E.class_threshold(np.array([4, 4]), np.array([1.0, -1.0])) == INT32_MAX  # a tie: the safe side
+
+
+def _logits(seed: int = 0, n: int = 400, k: int = 3, c: int = 4):
+    """Random logits where path 0 is cheap and noisy, the others dearer and cleaner."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    z = np.zeros((n, k, c), dtype=np.int64)
+    for p in range(k):
+        z[:, p] = rng.normal(0, 1000 * (3 - p), (n, c)).round()
+        z[np.arange(n), p, y] += 1500
+    return z, y
+
+
+def test_image_costs_count_every_run_and_decision() -> None:
+    stages = [{"path": 2, "threshold": [0]}, {"path": 1, "threshold": [0]}]
+    got = E.image_costs(np.array([0, 1, 2]), stages, 0, [100.0, 50.0, 10.0], 3.0)
+    assert got.tolist() == [10 + 3, 10 + 3 + 50 + 3, 10 + 3 + 50 + 3 + 100]
+
+
+def test_fit_per_class_beats_shared_on_its_images_and_scores_like_decide() -> None:
+    z, y = _logits()
+    costs = [600.0, 800.0, 1000.0]
+    for mu in (0.0, 0.1, 1.0):
+        shared = E.fit_two_stage(z, y, 0, 2, mu, costs, 1000.0, per_class=False)
+        own = E.fit_two_stage(z, y, 0, 2, mu, costs, 1000.0, per_class=True)
+        assert len(set(shared.stages[0]["threshold"])) == 1
+        a, b = (E.score(s, z, y, costs, 5.0) for s in (shared, own))
+        assert b.accuracy - mu * (b.cost - 5.0) / 1000 >= a.accuracy - mu * (a.cost - 5.0) / 1000 - 1e-9
+        chosen, exit_ = E.decide(z, own.stages, own.final)
+        pred = z[np.arange(len(y)), chosen].argmax(1)
+        assert b.accuracy == (pred == y).mean()
+        assert b.cost == pytest.approx(np.where(exit_ == 0, 605.0, 1605.0).mean())
+        assert b.escalated == (exit_ > 0).mean()
+
+
+def test_sweep_is_a_front_and_the_knob_respects_it() -> None:
+    z, y = _logits(1)
+    costs = [600.0, 800.0, 1000.0]
+    pts = E.sweep(z, y, costs, 5.0, ref=2)
+    assert all(p.stages[0]["path"] != p.final and costs[p.final] > costs[p.stages[0]["path"]] for p in pts)
+    assert [p.cost for p in pts] == sorted(p.cost for p in pts)
+    assert all(b.accuracy > a.accuracy for a, b in zip(pts, pts[1:], strict=False))
+    ref_acc = float((z[:, 2].argmax(1) == y).mean())
+    op, _ = C.pick_operating(pts, ref_accuracy=ref_acc, ref_cost=1000.0, max_loss_pp=1.0)
+    assert op.accuracy >= ref_acc - 0.01 - 1e-12
+    assert all(p.cost >= op.cost for p in pts if p.accuracy >= ref_acc - 0.01 - 1e-12)
+    op, _ = C.pick_operating(pts, ref_accuracy=ref_acc, ref_cost=1000.0, target_cost=0.7)
+    assert op.cost <= 700.0
+    # every shared-threshold cascade through the same pair is a rule each fit could have chosen, so for a
+    # fine knob grid the envelope of the sweep (mixing neighbouring settings) is at least as good at its cost
+    fine = E.sweep(z, y, costs, 5.0, ref=2, mus=[0.0, *np.geomspace(1e-5, 100.0, 2001)])
+    env = baselines.mix_front([(p.cost, p.accuracy) for p in fine])
+    for q in baselines.cascade(z, y, costs, 0, 2):
+        a = baselines.mix_accuracy(env, q["cost"] + 5.0)
+        assert a is not None and a >= q["accuracy"] - 1e-3, (q, a)
+    with pytest.raises(E.EscalateError, match="cheaper path"):
+        E.sweep(z, y, [1.0, 1.0, 1.0], 0.0, ref=0)
+
+
+def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
+    """`fit(kind="escalate")` -> IR -> `evaluate`, with the device measurement replaced by fixed costs."""
+    ir = two_paths(chain_ir())
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (240, 8, 8, 1)).astype(np.uint8)
+    r = Runner(ir)
+    y = np.array([int(r.run(xi, 0).argmax()) if i % 3 else int(r.run(xi, 1).argmax()) for i, xi in enumerate(x)])
+    fake = {"board": "qemu_f405", "unit": "instructions (emulated)", "images": 1, "paths": [1000.0, 600.0],
+            "controller": 20.0}
+    monkeypatch.setattr(D, "measure_costs", lambda ir_, work, images, log=None: dict(fake))
+    new, info = D.fit(ir, x, y, val=1, cfg=C.ControllerConfig(), reference=0, max_loss_pp=5.0, target_cost=None,
+                      work=tmp_path, log=lambda s: None, kind="escalate", per_class=True)
+    c = new.header["controller"]
+    assert c["kind"] == "escalate" and c["stages"][0]["path"] == 1 and c["final"] == 0
+    assert not any(k.startswith("ctrl/") for k in new.arrays)
+    assert info["train"]["calibration_accuracy"] >= info["train"]["calibration_reference_accuracy"] - 0.05 - 1e-12
+    assert C.parameter_bytes(new) == 4 * 3 + 1 + 1
+    rep = D.evaluate(new, x[:60], y[:60], tmp_path, log=lambda s: None)
+    d = rep["dynamic"]
+    assert d["kind"] == "escalate" and d["host_c_path_mismatches"] == 0
+    auto = [r.__class__(new).run_escalate(xi) for xi in x[:60]]
+    picks = np.array([a[0] for a in auto])
+    exits = np.array([a[2] for a in auto])
+    assert d["accuracy"] == np.mean([a[1].argmax() == yi for a, yi in zip(auto, y[:60], strict=True)])
+    assert d["cost"] == pytest.approx(np.where(exits == 0, 620.0, 1620.0).mean())
+    assert d["escalated"] == (exits > 0).mean() and d["share"][0] == (picks == 0).mean()
+    assert d["controller_cost"] == 20.0
+    assert len(rep["sweep"]) == len(c["sweep"]) >= 1
+    hyp = D.evaluate(new, x[:60], y[:60], tmp_path, what_if={"alt": 0.1}, log=lambda s: None)["what_if"]
+    assert hyp["relative_costs"] == {"w8a8": 1.0, "alt": 0.1}
+    if hyp["best_within_loss"] is not None:
+        assert hyp["best_within_loss"]["cost"] <= 20.0 + 100.0 + 1000.0
+    files = D.write_report(rep, tmp_path / "rep")
+    assert "escalating controller alt -> w8a8" in files["md"].read_text()
+
+
+@pytest.mark.emulator
+def test_decision_cost_measured_on_the_board(tmp_path) -> None:
+    """The probe escalates through every path; the decision's cost is the `auto` total less the forced runs."""
+    ir = two_paths(chain_ir())
+    x = np.random.default_rng(9).integers(0, 256, (2, 8, 8, 1)).astype(np.uint8)
+    costs = D.measure_costs(E.probe(ir), tmp_path, x)
+    assert costs["key"]["controller_shape"] == "escalate"
+    assert all(p > 1000 for p in costs["paths"])
+    # a top-2 scan over 3 logits, a compare and the second run's bookkeeping: tens to a few hundred instructions
+    assert 10 < costs["controller"] < 500, costs["controller"]
