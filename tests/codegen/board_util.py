@@ -24,3 +24,20 @@ def emulated(ir, gen_dir: Path):
     elf = build.build("qemu_f405", model_dir=gen_dir)
     with Emulator(elf) as emu:
         yield emu
+
+
+@contextmanager
+def board_fixture(ir, tmp_path_factory: pytest.TempPathFactory, name: str):
+    """For a module-scoped fixture: ``(ir, emulator)`` with ``ir`` built and booted."""
+    with emulated(ir, Path(tmp_path_factory.mktemp(name))) as emu:
+        yield ir, emu
+
+
+@contextmanager
+def synced_client(url: str):
+    """A protocol client on ``url``, synced (for a per-test fixture)."""
+    from bitpath.device.client import Client
+
+    with Client(url, timeout=10.0) as d:
+        d.sync()
+        yield d

@@ -3,11 +3,9 @@ same path as the host reference, with bit-exact logits, and reports the controll
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from board_util import emulated
+from board_util import board_fixture, synced_client
 from tiny_ir import tiny_ir, with_controller
 
 from bitpath.export.runner import Runner
@@ -17,17 +15,13 @@ pytestmark = pytest.mark.emulator
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory):
-    ir = with_controller(tiny_ir())
-    with emulated(ir, Path(tmp_path_factory.mktemp("ctrl-model"))) as emu:
-        yield ir, emu
+    with board_fixture(with_controller(tiny_ir()), tmp_path_factory, "ctrl-model") as b:
+        yield b
 
 
 @pytest.fixture
 def dev(board):
-    from bitpath.device.client import Client
-
-    with Client(board[1].url, timeout=10.0) as d:
-        d.sync()
+    with synced_client(board[1].url) as d:
         yield d
 
 

@@ -4,10 +4,8 @@ splits the run honestly (earlier stages and decisions are controller, the return
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from board_util import emulated
+from board_util import board_fixture, synced_client
 from test_escalate_codegen import FINAL, STAGE_PATHS, escalate_ir
 from tiny_ir import varied_images
 
@@ -18,17 +16,13 @@ pytestmark = pytest.mark.emulator
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory):
-    ir = escalate_ir()
-    with emulated(ir, Path(tmp_path_factory.mktemp("esc-model"))) as emu:
-        yield ir, emu
+    with board_fixture(escalate_ir(), tmp_path_factory, "esc-model") as b:
+        yield b
 
 
 @pytest.fixture
 def dev(board):
-    from bitpath.device.client import Client
-
-    with Client(board[1].url, timeout=10.0) as d:
-        d.sync()
+    with synced_client(board[1].url) as d:
         yield d
 
 

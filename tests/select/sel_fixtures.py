@@ -69,3 +69,20 @@ def two_paths(ir: IR) -> IR:
             arrays[k[:-2] + ":1"] = v.copy()
     arrays["bias:fc:1"] = (arrays["bias:fc:1"].astype(np.int64)[::-1] * 3).astype(np.int32)
     return IR(h, arrays)
+
+
+def labelled_two_paths(n: int, seed: int = 4):
+    """``two_paths(chain_ir())``, ``n`` random images and labels each path gets right on some of them
+    (path 0's answer on two images of three, path 1's on the third), for the fit -> evaluate tests."""
+    from bitpath.export.runner import Runner
+
+    ir = two_paths(chain_ir())
+    x = np.random.default_rng(seed).integers(0, 256, (n, 8, 8, 1)).astype(np.uint8)
+    r = Runner(ir)
+    y = np.array([int(r.run(xi, 0).argmax()) if i % 3 else int(r.run(xi, 1).argmax()) for i, xi in enumerate(x)])
+    return ir, x, y
+
+
+#: Device costs standing in for the board measurement in the fit tests (the board tests measure them).
+FAKE_COSTS = {"board": "qemu_f405", "unit": "instructions (emulated)", "images": 1, "paths": [1000.0, 600.0],
+              "controller": 20.0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sel_fixtures import chain_ir, two_paths
+from sel_fixtures import FAKE_COSTS, chain_ir, labelled_two_paths, two_paths
 
 from bitpath.export.runner import Runner, choose
 from bitpath.select import baselines
@@ -134,14 +134,9 @@ def test_pareto_front() -> None:
 
 def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     """The whole flow with the device measurement replaced by fixed costs (the board test covers it)."""
-    ir = two_paths(chain_ir())
-    rng = np.random.default_rng(4)
-    x = rng.integers(0, 256, (300, 8, 8, 1)).astype(np.uint8)
+    ir, x, y = labelled_two_paths(300)
     r = Runner(ir)
-    y = np.array([int(r.run(xi, 0).argmax()) if i % 3 else int(r.run(xi, 1).argmax()) for i, xi in enumerate(x)])
-    fake = {"board": "qemu_f405", "unit": "instructions (emulated)", "images": 1, "paths": [1000.0, 600.0],
-            "controller": 20.0}
-    monkeypatch.setattr(D, "measure_costs", lambda ir_, work, images, log=None: dict(fake))
+    monkeypatch.setattr(D, "measure_costs", lambda ir_, work, images, log=None: dict(FAKE_COSTS))
     cfg = C.ControllerConfig(pool=2, hidden=8, epochs=20)
     new, info = D.fit(ir, x, y, val=100, cfg=cfg, reference=0, max_loss_pp=50.0, target_cost=None,
                       work=tmp_path, log=lambda s: None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sel_fixtures import chain_ir, two_paths
+from sel_fixtures import FAKE_COSTS, chain_ir, labelled_two_paths, two_paths
 
 from bitpath.export.runner import Runner
 from bitpath.ir import INT32_MAX
@@ -102,14 +102,9 @@ def test_sweep_is_a_front_and_the_knob_respects_it() -> None:
 
 def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     """`fit(kind="escalate")` -> IR -> `evaluate`, with the device measurement replaced by fixed costs."""
-    ir = two_paths(chain_ir())
-    rng = np.random.default_rng(4)
-    x = rng.integers(0, 256, (240, 8, 8, 1)).astype(np.uint8)
+    ir, x, y = labelled_two_paths(240)
     r = Runner(ir)
-    y = np.array([int(r.run(xi, 0).argmax()) if i % 3 else int(r.run(xi, 1).argmax()) for i, xi in enumerate(x)])
-    fake = {"board": "qemu_f405", "unit": "instructions (emulated)", "images": 1, "paths": [1000.0, 600.0],
-            "controller": 20.0}
-    monkeypatch.setattr(D, "measure_costs", lambda ir_, work, images, log=None: dict(fake))
+    monkeypatch.setattr(D, "measure_costs", lambda ir_, work, images, log=None: dict(FAKE_COSTS))
     new, info = D.fit(ir, x, y, val=1, cfg=C.ControllerConfig(), reference=0, max_loss_pp=5.0, target_cost=None,
                       work=tmp_path, log=lambda s: None, kind="escalate", per_class=True)
     c = new.header["controller"]
