@@ -476,6 +476,11 @@ def packed_layers(stored: int, kind: str, ob: int):
     rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
     wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
     cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
+    # pixel counts 1 mod 4 (25: the last block is one pixel, dot_1x1_packed_sum) for every count of
+    # groups after the runs and Cin = 7, 1 (K % 4 tails; interior windows of Cin % 4 != 0 patches),
+    # and 2 mod 4 (18)
+    cases += [(cin, 3, Window.same(3), (5, 5)) for cin in (4, 8, 12, 16, 20, 24, 28, 7, 1)]
+    cases += [(cin, 3, Window.same(3), (3, 6)) for cin in (8, 28)]
     cases += [(12, 3, Window.same(3, 2), (5, 6)), (16, 3, Window.same(3, 2), (6, 7)),
               (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
     for cin, k, win, (h, w) in cases:

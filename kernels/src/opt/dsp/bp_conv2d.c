@@ -24,7 +24,9 @@
 // (the 4- and 2-bit views add one AND per weight word). Path 1 remains for 4-bit storage. The packed
 // 2-bit path interleaves its four byte patches the same way (IL4()), so one LDM reads a group of 4
 // values of all four pixels; its asm covers every whole group (7-group runs, then a TBB entry for the
-// rest), and with every shift >= 33 it requantizes by SMMLA/ASR/USAT like conv_c1.
+// rest), and with every shift >= 33 it requantizes by SMMLA/ASR/USAT like conv_c1: in the same asm
+// as the dot product for whole groups and USAT outputs (dot_4x1_packed_requant), and with a one-pixel
+// asm (dot_1x1_packed_sum) for the last block of an image whose pixel count is 1 mod 4.
 #include <string.h>
 
 #include "bp_conv2d_internal.h"
@@ -239,6 +241,22 @@ static int32_t im2col_u2(uint8_t *col,
         return (int32_t)sum;
     }
     int32_t i = 0, sum = 0;
+    if (iy0 >= 0 && ix0 >= 0 && iy0 + kh <= in->h && ix0 + kw <= in->w) {
+        // Window inside the image: no bounds check per tap (about a quarter of the instructions per
+        // value for Cin = 1).
+        const uint8_t *prow = img + ((ptrdiff_t)iy0 * in->w + ix0) * in_row;
+        for (int32_t ky = 0; ky < kh; ky++, prow += (ptrdiff_t)in->w * in_row) {
+            const uint8_t *px = prow;
+            for (int32_t kx = 0; kx < kw; kx++, px += in_row) {
+                for (int32_t c = 0; c < cin; c++, i++) {
+                    const int32_t v = (px[c >> 2] >> ((c & 3) * 2)) & 3;
+                    col[IL4(i < k4 ? (i ^ 1) : i)] = (uint8_t)v;
+                    sum += v;
+                }
+            }
+        }
+        return sum;
+    }
     for (int32_t ky = 0; ky < kh; ky++) {
         for (int32_t kx = 0; kx < kw; kx++) {
             const uint8_t *px = bp_conv2d_pixel(img, in, in_row, iy0 + ky, ix0 + kx);
@@ -589,15 +607,6 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
             runs -= n;
         }
         s0 += s01 & 0xFFFFu, s1 += s01 >> 16, s2_ += s23 & 0xFFFFu, s3 += s23 >> 16;
-#undef BP_PK_TAIL
-#undef BP_PK_RUNS
-#undef BP_PK_OPS
-#undef BP_PK_EXTRACT
-#undef BP_PK_NEXT
-#undef BP_PK_FIRST
-#undef BP_PK_LDM
-#undef BP_PK_S2
-#undef BP_PK_W8
         i = k4;
     }
 #endif
@@ -630,6 +639,165 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
     out[0] = (int32_t)s0, out[1] = (int32_t)s1, out[2] = (int32_t)s2_, out[3] = (int32_t)s3;
 }
 
+#ifdef BP_HAVE_DSP
+// The per-block operands of dot_4x1_packed_requant, read and advanced by the asm: -2*sum(x) of the
+// four pixels, the next output channel's bias, multiplier and shift, and the USAT width (0: 2 bits,
+// 1: 4 bits, 2: 8 bits).
+typedef struct {
+    int32_t xneg[4];
+    const int32_t *bias, *mult, *shift;
+    uint32_t usat;
+} bp_pk_chan_t;
+
+// One output channel of a 4-pixel block in one asm block, for whole groups only (K % 4 == 0, so wp
+// ends on the next row) and at most 255 runs. The dot product: first the rem (0..6) groups after the
+// whole runs (a TBB entry per count, its first group with SMUAD; entry 0 zeroes the sums), then the
+// 7-group runs of dot_4x1_packed up to `end` (col + 16 * groups, pushed). No flush: 255 runs and the
+// rem groups are 256 periods of at most 252 per 16-bit half (< 65536). Then, per pixel, acc = sum +
+// bias + xneg, SMMLA with 2^(s-33), ASR by s - 32 and USAT (a TBB on P->usat); the four output values
+// come back as the bytes of one word (pixel j at bits 8j). Bias, multiplier and shift come from P's
+// pointers, which the asm advances. Only the channel loop is left in C: GCC no longer reloads the
+// bias, -2*sum(x), multiplier, shift and width around a tail asm and a runs asm per channel.
+static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_pk_chan_t *P, const uint8_t *col,
+                                                                             const uint8_t **pwp, uint32_t rem,
+                                                                             const uint8_t *end, const int s2) {
+    const uint8_t *cp = col, *wp = *pwp;
+    const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
+    register uint32_t x0 __asm__("r0") = rem;
+    register uint32_t x1 __asm__("r1") = (uint32_t)(uintptr_t)end;
+    register uint32_t x2 __asm__("r2") = (uint32_t)(uintptr_t)P;
+    register uint32_t x3 __asm__("r3");
+    uint32_t f0, f1, f2, f3, w, s01, s23;
+#define BP_PK_USAT(b)                                                                                      \
+    "usat %[x0], #" #b ", %[x0]\n\tusat %[x1], #" #b ", %[x1]\n\tusat %[x2], #" #b ", %[x2]\n\t"        \
+    "usat %[x3], #" #b ", %[x3]\n\t"
+#define BP_PK_REQ(W)                                                                                       \
+    __asm__ volatile("push {%[x1], %[x2]}\n\t"                                                             \
+                     "tbb [pc, %[x0]]\n"                                                                   \
+                     ".Lqt%=:\n\t.byte (.Lqe0%= - .Lqt%=) / 2, (.Lqe1%= - .Lqt%=) / 2, (.Lqe2%= - .Lqt%=) / 2\n\t" \
+                     ".byte (.Lqe3%= - .Lqt%=) / 2, (.Lqe4%= - .Lqt%=) / 2, (.Lqe5%= - .Lqt%=) / 2\n\t"          \
+                     ".byte (.Lqe6%= - .Lqt%=) / 2\n\t"                                                       \
+                     ".p2align 1\n"                                                                        \
+                     ".Lqe0%=:\n\tmov %[s01], #0\n\tmov %[s23], #0\n\tb .Lqc%=\n"                              \
+                     ".Lqe1%=:\n\t" BP_PK_FIRST(W) "b .Lqx%=\n"                                             \
+                     ".Lqe2%=:\n\t" BP_PK_FIRST(W) "b .Lq6%=\n"                                             \
+                     ".Lqe3%=:\n\t" BP_PK_FIRST(W) "b .Lq5%=\n"                                             \
+                     ".Lqe4%=:\n\t" BP_PK_FIRST(W) "b .Lq4%=\n"                                             \
+                     ".Lqe5%=:\n\t" BP_PK_FIRST(W) "b .Lq3%=\n"                                             \
+                     ".Lqe6%=:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) ".Lq3%=:\n\t" BP_PK_NEXT(W)              \
+                     ".Lq4%=:\n\t" BP_PK_NEXT(W) ".Lq5%=:\n\t" BP_PK_NEXT(W) ".Lq6%=:\n\t" BP_PK_NEXT(W)   \
+                     ".Lqx%=:\n\t"                                                                        \
+                     "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtb16 %[s01], %[x0], ror #8\n\t"              \
+                     "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tuxtb16 %[s23], %[x1], ror #8\n"               \
+                     ".Lqc%=:\n\tldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbeq .Lqd%=\n"                         \
+                     ".Lqr%=:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W)    \
+                         BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_EXTRACT                                          \
+                     "ldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbne .Lqr%=\n"                                   \
+                     /* requantize: cp = P from here on */                                                 \
+                     ".Lqd%=:\n\tldr %[cp], [sp, #4]\n\tadd sp, sp, #8\n\t"                                    \
+                     "ldr %[f0], [%[cp], #16]\n\tldr %[w], [%[f0]], #4\n\tstr %[f0], [%[cp], #16]\n\t"          \
+                     "ldrd %[x0], %[x1], [%[cp]]\n\tldrd %[x2], %[x3], [%[cp], #8]\n\t"                       \
+                     "add %[x0], %[x0], %[w]\n\tadd %[x1], %[x1], %[w]\n\t"                                   \
+                     "add %[x2], %[x2], %[w]\n\tadd %[x3], %[x3], %[w]\n\t"                                   \
+                     "uxtah %[x0], %[x0], %[s01]\n\tadd %[x1], %[x1], %[s01], lsr #16\n\t"                      \
+                     "uxtah %[x2], %[x2], %[s23]\n\tadd %[x3], %[x3], %[s23], lsr #16\n\t"                      \
+                     "ldr %[f0], [%[cp], #20]\n\tldr %[f1], [%[f0]], #4\n\tstr %[f0], [%[cp], #20]\n\t"         \
+                     "ldr %[f0], [%[cp], #24]\n\tldr %[f2], [%[f0]], #4\n\tstr %[f0], [%[cp], #24]\n\t"         \
+                     "sub %[f3], %[f2], #33\n\tmov %[w], #1\n\tlsl %[f3], %[w], %[f3]\n\tsub %[f2], %[f2], #32\n\t" \
+                     "smmla %[x0], %[x0], %[f1], %[f3]\n\tsmmla %[x1], %[x1], %[f1], %[f3]\n\t"                 \
+                     "smmla %[x2], %[x2], %[f1], %[f3]\n\tsmmla %[x3], %[x3], %[f1], %[f3]\n\t"                 \
+                     "asr %[x0], %[x0], %[f2]\n\tasr %[x1], %[x1], %[f2]\n\t"                                   \
+                     "asr %[x2], %[x2], %[f2]\n\tasr %[x3], %[x3], %[f2]\n\t"                                   \
+                     "ldr %[f0], [%[cp], #28]\n\t"                                                           \
+                     "tbb [pc, %[f0]]\n"                                                                   \
+                     ".Lut%=:\n\t.byte (.Lu2%= - .Lut%=) / 2, (.Lu4%= - .Lut%=) / 2, (.Lu8%= - .Lut%=) / 2\n\t"  \
+                     ".p2align 1\n"                                                                        \
+                     ".Lu2%=:\n\t" BP_PK_USAT(2) "b .Lup%=\n"                                              \
+                     ".Lu4%=:\n\t" BP_PK_USAT(4) "b .Lup%=\n"                                              \
+                     ".Lu8%=:\n\t" BP_PK_USAT(8)                                                          \
+                     ".Lup%=:\n\torr %[x0], %[x0], %[x1], lsl #8\n\torr %[x0], %[x0], %[x2], lsl #16\n\t"       \
+                     "orr %[x0], %[x0], %[x3], lsl #24\n\t"                                                   \
+                     : [s01] "=&r"(s01), [s23] "=&r"(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0),     \
+                       [x1] "+&r"(x1), [x2] "+&r"(x2), [x3] "=&r"(x3), [f0] "=&r"(f0), [f1] "=&r"(f1),      \
+                       [f2] "=&r"(f2), [f3] "=&r"(f3), [w] "=&r"(w)                                          \
+                     : [aux] "r"(aux)                                                                      \
+                     : "cc", "memory")
+    if (s2) {
+        BP_PK_REQ(BP_PK_S2);
+    } else {
+        BP_PK_REQ(BP_PK_W8);
+    }
+#undef BP_PK_REQ
+#undef BP_PK_USAT
+    *pwp = wp;
+    return x0;
+}
+
+// One pixel (the last block of an image whose pixel count is 1 mod 4): its patch is pixel 0 of the
+// IL4() layout, one word per group at col + 16 * g. Returns sum(x * w') over the whole groups (k & ~3
+// values) without the offset correction: the rem groups after the whole runs, then the runs up to
+// end, each extracted into a 32-bit sum (UXTAB ror 8, no flush needed). 5 (8-bit codes) or 4 (2-bit
+// storage) instructions per 4 MACs, against 8 or 7 per group of the 4-pixel block, which would spend
+// three quarters of them on the repeated pixel.
+static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const uint8_t *col, const uint8_t *wrow,
+                                                                        uint32_t rem, const uint8_t *end,
+                                                                        const int s2) {
+    const uint8_t *cp = col, *wp = wrow;
+    const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
+    uint32_t x, w, f, sum, n = rem;
+#define BP_P1_W8 "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
+#define BP_P1_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
+#define BP_P1_X "ldr %[x], [%[cp]], #16\n\t"
+#define BP_P1_FIRST(W) BP_P1_X W "smuad %[f], %[x], %[w]\n\t"
+#define BP_P1_NEXT(W) BP_P1_X W "smlad %[f], %[x], %[w], %[f]\n\t"
+#define BP_P1_SUM(W)                                                                                       \
+    __asm__ volatile("mov %[f], #0\n\t"                                                                    \
+                     "cmp %[n], #0\n\tbeq 2f\n"                                                              \
+                     "1:\n\t" BP_P1_NEXT(W) "subs %[n], %[n], #1\n\tbne 1b\n"                            \
+                     "2:\n\tuxtb %[sum], %[f], ror #8\n\t"                                                  \
+                     "cmp %[cp], %[end]\n\tbeq 4f\n"                                                       \
+                     "3:\n\t" BP_P1_FIRST(W) BP_P1_NEXT(W) BP_P1_NEXT(W) BP_P1_NEXT(W) BP_P1_NEXT(W)          \
+                         BP_P1_NEXT(W) BP_P1_NEXT(W) "uxtab %[sum], %[sum], %[f], ror #8\n\t"                 \
+                     "cmp %[cp], %[end]\n\tbne 3b\n"                                                       \
+                     "4:\n\t"                                                                            \
+                     : [sum] "=&r"(sum), [cp] "+r"(cp), [wp] "+r"(wp), [n] "+r"(n), [x] "=&r"(x),            \
+                       [w] "=&r"(w), [f] "=&r"(f)                                                           \
+                     : [aux] "r"(aux), [end] "r"(end)                                                      \
+                     : "cc", "memory")
+    if (s2) {
+        BP_P1_SUM(BP_P1_S2);
+    } else {
+        BP_P1_SUM(BP_P1_W8);
+    }
+#undef BP_P1_SUM
+#undef BP_P1_NEXT
+#undef BP_P1_FIRST
+#undef BP_P1_X
+#undef BP_P1_S2
+#undef BP_P1_W8
+    return (int32_t)sum;
+}
+#endif
+#undef BP_PK_TAIL
+#undef BP_PK_RUNS
+#undef BP_PK_OPS
+#undef BP_PK_EXTRACT
+#undef BP_PK_NEXT
+#undef BP_PK_FIRST
+#undef BP_PK_LDM
+#undef BP_PK_S2
+#undef BP_PK_W8
+
+// The K % 4 values of pixel 0 after the whole groups of dot_1x1_packed_sum.
+static inline __attribute__((always_inline)) int32_t dot_1x1_packed_rest(const uint8_t *col, const uint8_t *wrow,
+                                                                         int32_t k, const int s2) {
+    int32_t a = 0;
+    for (int32_t i = k & ~3; i < k; i++) {
+        a += col[IL4(i)] * (s2 ? s2_code(wrow, i) + 2 : ((int32_t)(int8_t)wrow[i] >> 6) + 2);
+    }
+    return a;
+}
+
 // bp_requant with the s >= 33 case (every scale below 1/4) clamped in 32 bits: the rounded value
 // (q + 1) >> 1 fits int32 there, so the clamp needs no 64-bit compares. Same results bit for bit.
 static inline int32_t requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
@@ -656,6 +824,29 @@ static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, 
         bp_write(orow, o, q->out.bits, v);
     }
 }
+
+// The requantization of conv_packed2_impl's fast loop for one value (every shift >= 33): SMMLA with
+// 2^(s-33), ASR by s - 32, then USAT #fast (2, 4, 8) or, for fast == 1, the clamp to [lo, hi].
+static inline __attribute__((always_inline)) uint32_t pk_requant1(int32_t acc, int32_t m, int32_t sft, int fast,
+                                                                  int32_t lo, int32_t hi, uint32_t omask) {
+    const int32_t v = bp_smmla(acc, m, (int32_t)1 << (sft - 33)) >> (sft - 32);
+    switch (fast) {
+    case 2:
+        return (uint32_t)bp_usat2(v);
+    case 4:
+        return (uint32_t)bp_usat4(v);
+    case 8:
+        return (uint32_t)bp_usat8(v);
+    default:
+        return (uint32_t)(v < lo ? lo : (v > hi ? hi : v)) & omask;
+    }
+}
+
+#ifdef BP_HAVE_DSP
+#define BP_PK_ONE 1 // conv_packed2_impl: blocks of one pixel take dot_1x1_packed_sum
+#else
+#define BP_PK_ONE 0
+#endif
 
 // The packed 2-bit path: unsigned 2-bit inputs times 2-bit weights, 4 byte patches of k4 values (the
 // same 4 * k4 bytes as the 2 int16 patches of the SMLAD path). `s2` (a constant at each call site):
@@ -697,11 +888,13 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
             const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
             for (int32_t p = 0; p < npix; p += 4) {
                 const int32_t np = (npix - p < 4) ? npix - p : 4;
-                int32_t xneg[4];
+                int32_t xneg[4] = {0, 0, 0, 0};
                 int64_t row[4];
                 uint8_t *orow[4] = {NULL, NULL, NULL, NULL};
-                for (int32_t j = 0; j < 4; j++) {
-                    // Missing pixels of the last block repeat its first one; their results are dropped.
+                // Missing pixels of the last block repeat its first one; their results are dropped. A
+                // block of one pixel in the fast loop (dot_1x1_packed_sum) builds that pixel's patch only.
+                const int32_t nbuild = (BP_PK_ONE && fast && np == 1) ? 1 : 4;
+                for (int32_t j = 0; j < nbuild; j++) {
                     const int32_t pp = p + (j < np ? j : 0);
                     row[j] = (int64_t)n * npix + pp;
                     xneg[j] = -2 * im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
@@ -719,6 +912,54 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                     // conv_c1). Scalars only (constant indices), so that nothing but the spills around
                     // the dot asm goes through memory.
                     const int32_t xn0 = xneg[0], xn1 = xneg[1], xn2 = xneg[2], xn3 = xneg[3];
+                    // the asm paths (dot_4x1_packed_requant, dot_1x1_packed_sum): the groups after the
+                    // whole runs, the end of the runs
+                    const int32_t groups = k >> 2, rem = groups % 7, short_k = groups / 7 <= 255 && (k & 3) == 0;
+                    const uint8_t *k_end = col8[0] + 16 * groups;
+                    (void)rem, (void)short_k, (void)k_end; // the host build has no asm
+#ifdef BP_HAVE_DSP
+                    if (fast > 1 && short_k && bias && np > 1) {
+                        // the whole channel in asm (dot_4x1_packed_requant); rows follow each other
+                        bp_pk_chan_t P = {{xn0, xn1, xn2, xn3}, bias, rq->multiplier, rq->shift,
+                                          fast == 2 ? 0u : fast == 4 ? 1u : 2u};
+                        const uint8_t *wp = filter;
+                        for (int32_t o = 0; o < cout; o += per) {
+                            uint32_t bytes = 0; // pixel j's output byte at bits 8j..8j+7
+                            for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
+                                bytes |= dot_4x1_packed_requant(&P, col8[0], &wp, (uint32_t)rem, k_end, s2) << pos;
+                            }
+                            const int32_t at = (o * obits) >> 3;
+                            orow[0][at] = (uint8_t)bytes;
+                            orow[1][at] = (uint8_t)(bytes >> 8);
+                            if (np > 2) {
+                                orow[2][at] = (uint8_t)(bytes >> 16);
+                            }
+                            if (np > 3) {
+                                orow[3][at] = (uint8_t)(bytes >> 24);
+                            }
+                        }
+                        continue;
+                    }
+                    if (np == 1) {
+                        // one pixel: dot_1x1_packed_sum (the other three are not built)
+                        for (int32_t o = 0; o < cout; o += per) {
+                            uint32_t bytes = 0;
+                            for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
+                                const int32_t oc = o + t;
+                                const uint8_t *wr = filter + (int64_t)oc * w_row;
+                                int32_t acc = dot_1x1_packed_sum(col8[0], wr, (uint32_t)rem, k_end, s2);
+                                if (k & 3) {
+                                    acc += dot_1x1_packed_rest(col8[0], wr, k, s2);
+                                }
+                                const int32_t bo = bias ? bias[oc] : 0;
+                                bytes |= pk_requant1(acc + bo + xn0, rq->multiplier[oc], rq->shift[oc], fast, lo, hi,
+                                                     omask) << pos;
+                            }
+                            orow[0][(o * obits) >> 3] = (uint8_t)bytes;
+                        }
+                        continue;
+                    }
+#endif
                     for (int32_t o = 0; o < cout; o += per) {
                         uint32_t bytes = 0; // pixel j's output byte at bits 8j..8j+7
                         for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
