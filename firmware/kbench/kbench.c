@@ -27,7 +27,9 @@ typedef struct {
 
 typedef struct {
     const char *name;
-    int32_t in_bits, w_stored, w_view, out_bits;
+    int32_t in_bits, w_stored, w_view, out_bits; // out_bits 32: int32 outputs (logits), no requantization
+    int32_t out_signed, act_max;                 // int32 outputs are signed and take no clamp
+    int32_t fc_only;                             // run on the fully connected shapes only
 } combo_t;
 
 static const shape_t SHAPES[] = {
@@ -36,10 +38,13 @@ static const shape_t SHAPES[] = {
     {OP_FC, 1, 1, 256, 64},    {OP_FC, 1, 1, 1024, 128},
 };
 
-// name: weight view / storage, input activation bits (-s4/-s2: weights stored at 4/2 bits)
+// name: weight view / storage, input activation bits (-s4/-s2: weights stored at 4/2 bits; -o32:
+// int32 outputs, as the logits layer of our models runs on the w8a8 and w4a4 paths)
 static const combo_t COMBOS[] = {
-    {"w8a8", 8, 8, 8, 8},    {"w4a8-s4", 8, 4, 4, 8}, {"w4a8-v8", 8, 8, 4, 8}, {"w4a4", 4, 8, 4, 4},
-    {"w2a8", 8, 8, 2, 8},    {"w2a2", 2, 8, 2, 2},    {"w2a8-s2", 8, 2, 2, 8}, {"w2a2-s2", 2, 2, 2, 2},
+    {"w8a8", 8, 8, 8, 8, 0, 255, 0},     {"w4a8-s4", 8, 4, 4, 8, 0, 255, 0}, {"w4a8-v8", 8, 8, 4, 8, 0, 255, 0},
+    {"w4a4", 4, 8, 4, 4, 0, 15, 0},      {"w2a8", 8, 8, 2, 8, 0, 255, 0},    {"w2a2", 2, 8, 2, 2, 0, 3, 0},
+    {"w2a8-s2", 8, 2, 2, 8, 0, 255, 0},  {"w2a2-s2", 2, 2, 2, 2, 0, 3, 0},   {"w8a8-o32", 8, 8, 8, 32, 1, 0, 1},
+    {"w4a4-o32", 4, 8, 4, 32, 1, 0, 1},
 };
 
 #define IN_MAX (32 * 32 * 32)
@@ -77,8 +82,9 @@ static uint8_t rnd(void) {
 }
 
 static bp_status_t run(const shape_t *s, const combo_t *c) {
-    const bp_quant_t q = {.in = {c->in_bits, 0}, .out = {c->out_bits, 0}, .w_stored = c->w_stored,
-                          .w_view = c->w_view, .act_min = 0, .act_max = (1 << c->out_bits) - 1};
+    // the clamp's top from the table: (1 << out_bits) - 1 is undefined for int32 outputs
+    const bp_quant_t q = {.in = {c->in_bits, 0}, .out = {c->out_bits, c->out_signed}, .w_stored = c->w_stored,
+                          .w_view = c->w_view, .act_min = 0, .act_max = c->act_max};
     const bp_requant_t rq = {g_mult, g_shift};
     if (s->op == OP_FC) {
         return bp_fully_connected(&q, &rq, 1, s->cin, s->cout, g_in, _bp_flash_start, g_bias, g_out);
@@ -125,6 +131,9 @@ int main(void) {
             }
 #endif
             const combo_t *c = &COMBOS[ci];
+            if (c->fc_only && s->op != OP_FC) {
+                continue;
+            }
             const uint32_t macs = (uint32_t)(s->op == OP_FC ? s->cin * s->cout
                                              : s->op == OP_DW ? s->h * s->w * s->cin * 9
                                                               : s->h * s->w * s->cout * 9 * s->cin);
