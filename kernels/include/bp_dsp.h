@@ -9,6 +9,12 @@
 #include <stdint.h>
 #include <string.h>
 
+// Weights stored at 2 bits: for each stored byte b (codes | c3 | c2 | c1 | c0 |), bp_s2_pairs[2b] and
+// [2b+1] are the int16 pairs (w0,w2) and (w1,w3) of its signed codes, the halves SXTB16 gives for a
+// word of four 8-bit weights. Defined once (2 KiB of flash) in src/opt/dsp/bp_conv2d.c, read by the
+// conv2d and fully connected DSP kernels.
+extern const uint32_t bp_s2_pairs[512];
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 #define BP_HAVE_DSP 1

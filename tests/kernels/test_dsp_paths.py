@@ -420,21 +420,31 @@ def test_fully_connected_w8a8_blocks(in_signed: bool, out: ActFormat, clamp) -> 
             compare("fully_connected", np.full(k, xhi), np.full((cout, k), 127), -bias, m, s, q)
 
 
-@pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
-def test_fully_connected_2bit_storage(in_bits: int, signed: bool) -> None:
-    # Weights stored at 2 bits: the portable dot product specialised by input width (fc_dot_s2),
-    # K % 4 tails (a partly used last weight byte), extreme codes.
+FC_S2_INPUTS = [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)]
+
+
+def fc_s2_layers(in_bits: int, signed: bool):
+    """Fully connected cases with weights stored at 2 bits, shared by the host test below and the
+    on-board one: 8-bit inputs (signed or not) and unsigned 4/2-bit inputs take the table/SMLAD loop
+    (dot_1x4_s2_impl), signed 4/2-bit ones the portable loop; K % 4 tails (a partly used last weight
+    byte), Cout not a multiple of 4, extreme codes. Yields ``(x, w, bias, mult, shift, q)``."""
     rng = np.random.default_rng(in_bits * 2 + signed)
     for out in (ActFormat(32, True), ActFormat(8), ActFormat(2)):
         q = LayerQuant(ActFormat(in_bits, signed), out, 2, 2)
         lo, hi = q.inp.range
-        for k in (1, 3, 4, 5, 64, 65):
-            for cout in (1, 3, 5):
+        for k in (1, 3, 4, 5, 64, 65, 258):
+            for cout in (1, 3, 5, 8):
                 m, s = _dw_requant(rng, cout, "fast")
                 bias = rng.integers(-99, 99, cout)
-                compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-2, 2, (cout, k)), bias, m, s, q)
+                yield rng.integers(lo, hi + 1, k), rng.integers(-2, 2, (cout, k)), bias, m, s, q
                 for xv, wv in ((lo, -2), (hi, -2), (hi, 1)):
-                    compare("fully_connected", np.full(k, xv), np.full((cout, k), wv), bias, m, s, q)
+                    yield np.full(k, xv), np.full((cout, k), wv), bias, m, s, q
+
+
+@pytest.mark.parametrize(("in_bits", "signed"), FC_S2_INPUTS)
+def test_fully_connected_2bit_storage(in_bits: int, signed: bool) -> None:
+    for layer in fc_s2_layers(in_bits, signed):
+        compare("fully_connected", *layer)
 
 
 # The packed 2-bit path (unsigned 2-bit inputs; 2-bit views of 8-bit codes or 2-bit storage) with

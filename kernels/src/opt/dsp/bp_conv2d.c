@@ -353,9 +353,10 @@ static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const ui
 
 // Weights stored at 2 bits (four codes per byte, | c3 | c2 | c1 | c0 |): constant tables indexed by
 // one stored byte, built by the preprocessor.
-// - g_s2_pairs[2b], [2b+1]: the int16 pairs (w0,w2), (w1,w3) of the byte's signed codes, the same
+// - bp_s2_pairs[2b], [2b+1]: the int16 pairs (w0,w2), (w1,w3) of the byte's signed codes, the same
 //   operands SXTB16 gives for an 8-bit weight word, so the SMLAD path's patch layout (x0 x2 x1 x3)
-//   and loop serve 2-bit storage with one byte load and two table loads per 4 weights (2 KiB).
+//   and loop serve 2-bit storage with one byte load and two table loads per 4 weights (2 KiB; shared
+//   with the fully connected kernel, declared in bp_dsp.h).
 // - g_s2_off[b]: the offset codes w' = w + 2 = c ^ 2 as the bytes | w3' | w2' | w1' | w0' | of the
 //   packed 2-bit path (1 KiB).
 #define S2_V(c) ((((c) ^ 2u) - 2u) & 0xFFFFu) /* signed 2-bit code -> int16 bits */
@@ -365,7 +366,7 @@ static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const ui
 #define S2_PAIR(b) S2_EVEN(b), S2_ODD(b)
 #define S2_OFF(b) \
     ((S2_C(b, 0u) ^ 2u) | ((S2_C(b, 1u) ^ 2u) << 8) | ((S2_C(b, 2u) ^ 2u) << 16) | ((S2_C(b, 3u) ^ 2u) << 24))
-static const uint32_t g_s2_pairs[512] = {U2_R256(S2_PAIR)};
+const uint32_t bp_s2_pairs[512] = {U2_R256(S2_PAIR)};
 static const uint32_t g_s2_off[256] = {U2_R256(S2_OFF)};
 
 // Signed code i of a row of 2-bit codes.
@@ -375,7 +376,7 @@ static inline int32_t s2_code(const uint8_t *wrow, int32_t i) {
 
 // Dot products of 2 patches x 2 weight rows stored at 2 bits (the view is the code). The patches are
 // interleaved (IL(): per group of 4, pixel 0's (x0,x2) (x1,x3) then pixel 1's), and each stored
-// byte's SXTB16-style halves come from g_s2_pairs. On ARMv7E-M the loop is one asm block of 19
+// byte's SXTB16-style halves come from bp_s2_pairs. On ARMv7E-M the loop is one asm block of 19
 // instructions per 16 MACs (GCC's C version spills: 32). Exact products, no final shift:
 // |a| <= k * xmax * 2 <= INT32_MAX (bp_check_acc).
 static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], const int16_t *col,
@@ -387,7 +388,7 @@ static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], 
         const int16_t *cp = col;
         const uint8_t *w0 = wrow[0], *w1 = wrow[1];
         const int16_t *const end = col + 2 * k4;
-        const uint32_t *const lut = g_s2_pairs;
+        const uint32_t *const lut = bp_s2_pairs;
         uint32_t e, o, x0e, x0o, x1e, x1o;
 #define BP_S2_ROW(wp, acc0, acc1)                                                                          \
     "ldrb %[e], [%[" wp "]], #1\n\t"                                                                       \
@@ -412,7 +413,7 @@ static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], 
     }
 #else
     for (int32_t i = 0; i < k4; i += 4) {
-        const uint32_t *p0 = &g_s2_pairs[2u * wrow[0][i >> 2]], *p1 = &g_s2_pairs[2u * wrow[1][i >> 2]];
+        const uint32_t *p0 = &bp_s2_pairs[2u * wrow[0][i >> 2]], *p1 = &bp_s2_pairs[2u * wrow[1][i >> 2]];
         const uint32_t x0e = bp_load32(col + 2 * i), x0o = bp_load32(col + 2 * i + 2);
         const uint32_t x1e = bp_load32(col + 2 * i + 4), x1o = bp_load32(col + 2 * i + 6);
         a00 = bp_smlad(x0o, p0[1], bp_smlad(x0e, p0[0], a00));

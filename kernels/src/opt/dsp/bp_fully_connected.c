@@ -7,7 +7,9 @@
 // (bp_unpack4_s16: (S|U)XTB16 for bytes, masks for nibbles and crumbs) and a word of 4 weights splits
 // with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A
 // b-bit view is the code with its low 8-b bits cleared (one AND per word); the exact sum is the
-// masked sum shifted right by 8-b. Other widths use the portable loop.
+// masked sum shifted right by 8-b. Weights stored at 2 bits take the same loop with the pairs
+// (w0,w2), (w1,w3) of each stored byte from a table (bp_s2_pairs, shared with conv2d). Other widths
+// use the portable loop.
 //
 // W8A8 (8-bit inputs, full view of 8-bit codes) has its own out-of-line loop (fc_w8a8): asm blocks
 // of 4 or 5 weight rows sharing each unpacked input word, blocks of 5 first where they remove the
@@ -19,7 +21,7 @@
 // sum_i x[i] * view(w[r][i]) for four weight rows (8-bit codes, view = 8 - sh) and a packed input row
 // of 8-bit (signed or not) or unsigned 4/2-bit values: the unpacked inputs serve four rows.
 // Masked products need k * xmax * 128 <= INT32_MAX (checked by the caller).
-static inline void dot_1x4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+static inline __attribute__((always_inline)) void dot_1x4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
                                 const uint8_t *const wrow[4], int32_t k, int32_t sh) {
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
     const int32_t k4 = k & ~3;
@@ -53,7 +55,7 @@ static inline void dot_1x4_impl(int32_t out[4], const uint8_t *x, int32_t bits, 
 // The same for weights stored at 4 bits (view = 8 - sh, sh in 4..6): eight inputs at a time become
 // the pairs (x0,x4), (x2,x6), (x1,x5), (x3,x7) that meet the SXTB16 halves of the weight word's two
 // nibble planes (each value x16, the scale of a 4-bit view of 8-bit codes).
-static inline void dot_1x4_s4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+static inline __attribute__((always_inline)) void dot_1x4_s4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
                                    const uint8_t *const wrow[4], int32_t k, int32_t sh) {
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
     const int32_t k8 = k & ~7;
@@ -81,6 +83,40 @@ static inline void dot_1x4_s4_impl(int32_t out[4], const uint8_t *x, int32_t bit
         }
         out[r] = acc;
     }
+}
+
+// The same for weights stored at 2 bits (the view is the code): each stored byte of four codes gives
+// the int16 pairs (w0,w2), (w1,w3) from bp_s2_pairs (one byte load, two table loads), the operands
+// SXTB16 gives for a word of 8-bit codes, so the unpacked inputs meet them as in dot_1x4_impl. Exact
+// products: the caller checked k * xmax * 2 <= INT32_MAX.
+static inline __attribute__((always_inline)) void dot_1x4_s2_impl(int32_t out[4], const uint8_t *x, int32_t bits,
+                                                                  int32_t sgn, const uint8_t *const wrow[4],
+                                                                  int32_t k) {
+    const int32_t k4 = k & ~3;
+    const uint8_t *w0p = wrow[0], *w1p = wrow[1], *w2p = wrow[2], *w3p = wrow[3];
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (int32_t i = 0, g = 0; i < k4; i += 4, g++) {
+        uint32_t xe, xo;
+        bp_unpack4_s16(x, i, bits, sgn, &xe, &xo);
+        const uint32_t *p0 = &bp_s2_pairs[2u * w0p[g]], *p1 = &bp_s2_pairs[2u * w1p[g]];
+        a0 = bp_smlad(xe, p0[0], a0);
+        a0 = bp_smlad(xo, p0[1], a0);
+        a1 = bp_smlad(xe, p1[0], a1);
+        a1 = bp_smlad(xo, p1[1], a1);
+        const uint32_t *p2 = &bp_s2_pairs[2u * w2p[g]], *p3 = &bp_s2_pairs[2u * w3p[g]];
+        a2 = bp_smlad(xe, p2[0], a2);
+        a2 = bp_smlad(xo, p2[1], a2);
+        a3 = bp_smlad(xe, p3[0], a3);
+        a3 = bp_smlad(xo, p3[1], a3);
+    }
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t xv = bp_read(x, i, bits, sgn);
+        a0 += xv * bp_read(w0p, i, 2, 1);
+        a1 += xv * bp_read(w1p, i, 2, 1);
+        a2 += xv * bp_read(w2p, i, 2, 1);
+        a3 += xv * bp_read(w3p, i, 2, 1);
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
 
 // Specialised by input width, signedness and whether the view is the full 8 bits (no mask), so the
@@ -376,9 +412,22 @@ static inline __attribute__((always_inline)) void fc_dot_s2_impl(int32_t out[4],
     }
 }
 
+// Specialised by input width and signedness. 8-bit inputs (signed or not) and unsigned 4/2-bit inputs
+// with k * xmax * 2 <= INT32_MAX (fast) take the table/SMLAD loop; signed 4/2-bit inputs the portable
+// one.
 static __attribute__((noinline)) void fc_dot_s2(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
-                                                const uint8_t *const wrow[4], int32_t k) {
-    if (bits == 8) {
+                                                const uint8_t *const wrow[4], int32_t k, int fast) {
+    if (fast && bits == 8) {
+        if (sgn) {
+            dot_1x4_s2_impl(out, x, 8, 1, wrow, k);
+        } else {
+            dot_1x4_s2_impl(out, x, 8, 0, wrow, k);
+        }
+    } else if (fast && bits == 4) {
+        dot_1x4_s2_impl(out, x, 4, 0, wrow, k);
+    } else if (fast) {
+        dot_1x4_s2_impl(out, x, 2, 0, wrow, k);
+    } else if (bits == 8) {
         fc_dot_s2_impl(out, x, 8, sgn, wrow, k);
     } else if (bits == 4) {
         fc_dot_s2_impl(out, x, 4, sgn, wrow, k);
@@ -400,6 +449,9 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
     // 8-bit inputs signed or not, 4/2-bit inputs unsigned (after ReLU); weights stored at 8 bits.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
                      (int64_t)in_features * xmax * 128 <= INT32_MAX;
+    // weights stored at 2 bits: the same inputs, exact products of at most 2 * xmax
+    const int fast_s2 = q->w_stored == 2 && (q->in.bits == 8 || !q->in.is_signed) &&
+                        (int64_t)in_features * xmax * 2 <= INT32_MAX;
 
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *x = input + (int64_t)b * in_row;
@@ -419,7 +471,7 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
             if (fast) {
                 dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
             } else if (q->w_stored == 2) {
-                fc_dot_s2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features);
+                fc_dot_s2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, fast_s2);
             } else {
                 for (int32_t j = 0; j < 4; j++) {
                     acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
