@@ -43,6 +43,16 @@ def _images(ir, dataset: str | None, data_dir: Path | None, n: int, split: str =
     return x, y
 
 
+def _split_size(dataset: str, data_dir: Path | None, split: str) -> int:
+    from bitpath.data import DatasetError, load_dataset
+
+    try:
+        return len(load_dataset(dataset, split, data_dir))
+    except DatasetError as e:
+        _fail(str(e))
+    raise AssertionError("unreachable")
+
+
 def register(app: typer.Typer) -> None:
     """Add `bitpath select ...` to the app."""
     sel = typer.Typer(help=HELP, no_args_is_help=True)
@@ -238,8 +248,10 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(None, "--out", "-o", help="IR with the controller (default: <ir>.ctrl.bpir.npz)."),
         dataset: str = typer.Option("fashion-mnist", help="Training data (its training split)."),
         data_dir: Path = typer.Option(None, help="Dataset folder."),
-        images: int = typer.Option(20000, help="Training images used (the last --held-out of them are held out)."),
-        held_out: int = typer.Option(5000, "--held-out", help="Held-out images the knob is chosen on."),
+        images: int = typer.Option(None, help="Calibrate on the first N training images. Default: the images the "
+                                   "network was never trained on (`bitpath train --holdout`), else the first 20000."),
+        held_out: int = typer.Option(5000, "--held-out", help="--kind net: of those, held out to choose the knob "
+                                     "(at most a quarter)."),
         max_loss: float = typer.Option(None, help="Knob: allowed accuracy loss (pp) against --reference on the "
                                        "held-out images; take the cheapest setting within it (default 0.3)."),
         target_cost: float = typer.Option(None, help="Knob instead: mean cost as a fraction of --reference's; "
@@ -283,9 +295,20 @@ def register(app: typer.Typer) -> None:
             ref = ir.path_index(reference) if reference is not None else 0
         except IRError as e:
             _fail(str(e))
-        x, y = _images(ir, dataset, data_dir, images, split="train")
-        if len(x) < images:
-            _fail(f"{dataset} has only {len(x)} training images; lower --images")
+        held = D.holdout_of(ir)
+        if images is None and held:
+            total = _split_size(dataset, data_dir, "train")
+            x, y = _images(ir, dataset, data_dir, held, split="train", offset=total - held)
+            typer.echo(f"calibrating on the last {held} training images, which the network was never trained on "
+                       "(--holdout at training)")
+        else:
+            images = images or 20000
+            x, y = _images(ir, dataset, data_dir, images, split="train")
+            if len(x) < images:
+                _fail(f"{dataset} has only {len(x)} training images; lower --images")
+            typer.echo(f"calibrating on the first {len(x)} training images (the network was trained on them: "
+                       "train with --holdout N to calibrate on images it has not seen)")
+        held_out = min(held_out, len(x) // 4)
         out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + ".ctrl.bpir.npz")
         work = work or out.with_name(out.name + ".work")
         cfg = C.ControllerConfig(pool=pool, hidden=hidden, epochs=epochs, seed=seed)

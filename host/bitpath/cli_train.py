@@ -42,6 +42,8 @@ def train(
     bn_batches: int = typer.Option(50, help="Batches for BatchNorm re-estimation per path."),
     augment: bool = typer.Option(True, help="Random flips and 2-pixel shifts."),
     limit_train: int = typer.Option(None, help="Use only the first N training images (smoke runs)."),
+    holdout: int = typer.Option(0, help="Never train on the last N training images; `bitpath select controller` "
+                                "then calibrates on them (images the network has not seen)."),
     limit_test: int = typer.Option(None, help="Use only the first N test images."),
     seed: int = typer.Option(0, help="Random seed (runs are deterministic)."),
     ckpt_every: int = typer.Option(200, help="Steps between checkpoints (also at every epoch end)."),
@@ -67,15 +69,19 @@ def train(
         lr_qat=lr_qat, weight_decay=weight_decay, weight_quant=weight_quant, act_quant=act_quant,
         ratio_lambda=ratio_lambda, loss_inv_scale=loss_inv_scale, loss_bin_count=loss_bin_count,
         loss_deviation=loss_deviation, random_paths=random_paths, distill_alpha=distill_alpha,
-        bn_batches=bn_batches, augment=augment, limit_train=limit_train, limit_test=limit_test,
+        bn_batches=bn_batches, augment=augment, limit_train=limit_train, holdout=holdout, limit_test=limit_test,
         ckpt_every=ckpt_every, init_float=init_float, device=device, threads=threads,
     )
     if not resume and (out / CKPT).exists():
         raise typer.BadParameter(f"{out / CKPT} exists; pass --resume to continue it or choose another --out")
     try:
-        t = Trainer(cfg, log=typer.echo, progress=progress)
-        if resume:
-            t.resume()
+        try:
+            t = Trainer(cfg, log=typer.echo, progress=progress)
+            if resume:
+                t.resume()
+        except ValueError as e:  # a missing or malformed dataset (DatasetError), path table or model: no traceback
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
         t.log(f"device {t.device}; {len(t.table)} paths: {', '.join(t.table.names)}")
         metrics = t.run()
         t.log(json.dumps(metrics, indent=2))

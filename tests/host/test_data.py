@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from bitpath.data import DatasetError, load_dataset, load_npz, read_idx
+from bitpath.data import DatasetError, Split, load_dataset, load_npz, read_idx
 
 
 def write_idx(path, arr: np.ndarray, code: int = 0x08, gz: bool = True) -> None:
@@ -128,3 +128,15 @@ def test_fashion_mnist_installed():
         pytest.skip("dataset-fashion-mnist not installed")
     s = load_dataset("fashion-mnist", "test")
     assert s.x.shape == (10000, 28, 28, 1) and s.num_classes == 10
+
+
+def test_hold_out_keeps_the_head_and_holds_out_the_tail():
+    x = np.arange(5 * 2 * 2 * 1, dtype=np.uint8).reshape(5, 2, 2, 1)
+    s = Split(x, np.arange(5))
+    kept, held = s.hold_out(2)
+    assert kept.y.tolist() == [0, 1, 2] and held.y.tolist() == [3, 4]
+    np.testing.assert_array_equal(held.x, x[3:])
+    assert s.hold_out(0)[0].y.tolist() == [0, 1, 2, 3, 4] and len(s.hold_out(0)[1]) == 0
+    for bad in (-1, 5):
+        with pytest.raises(DatasetError, match=f"cannot hold out {bad} of 5"):
+            s.hold_out(bad)

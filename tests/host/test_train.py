@@ -141,3 +141,12 @@ def test_runs_saved_before_init_step_still_load(tiny_npz, tmp_path):
     broken.pop(next(k for k in broken if k.endswith("log_scale")))
     with pytest.raises(RuntimeError, match="Missing key"):
         net.load_state_dict(broken)
+
+
+def test_holdout_images_are_never_trained_on(tiny_npz, tmp_path):
+    full = _trainer(_cfg(tiny_npz, tmp_path / "a", epochs_float=0, epochs_qat=0))
+    held = _trainer(_cfg(tiny_npz, tmp_path / "b", epochs_float=0, epochs_qat=0, holdout=7))
+    n = len(full.x_train)
+    assert len(held.x_train) == n - 7
+    assert torch.equal(held.x_train, full.x_train[: n - 7]) and torch.equal(held.y_train, full.y_train[: n - 7])
+    assert torch.equal(held.x_test, full.x_test)  # the test split is untouched

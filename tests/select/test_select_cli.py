@@ -51,3 +51,33 @@ def test_select_cli_sub_steps(tmp_path) -> None:
     r = run.invoke(app, ["select", "paths", str(ir_path), "--costs", str(costs), "--sensitivity", str(sens)])
     assert r.exit_code == 1 and "stale" in r.output
     assert "controller" in run.invoke(app, ["select", "--help"]).output
+
+
+def test_controller_calibrates_on_the_images_training_held_out(tmp_path, monkeypatch) -> None:
+    """With `train --holdout N` recorded in the IR, `select controller` calibrates on the last N training
+    images; without it, on the first --images (and says the network has seen them)."""
+    from bitpath.ir import IR
+    from bitpath.select import dynamic as D
+
+    x, y = _data(50)
+    npz = tmp_path / "d.npz"
+    np.savez(npz, x_train=x, y_train=y, x_test=x, y_test=y)
+    seen = {}
+
+    def fake_fit(ir, x_, y_, **kw):
+        seen["x"], seen["y"], seen["val"] = x_, y_, kw["val"]
+        return ir, {}
+
+    monkeypatch.setattr(D, "fit", fake_fit)
+    base = chain_ir()
+    for holdout, args, want in ((12, [], slice(38, 50)), (0, ["--images", "20"], slice(0, 20))):
+        ir = IR({**base.header, "source": {"config": {"holdout": holdout}}}, base.arrays)
+        ir_path = tmp_path / f"h{holdout}.bpir.npz"
+        ir.save(ir_path)
+        r = CliRunner().invoke(app, ["select", "controller", str(ir_path), "--dataset", "npz", "--data-dir", str(npz),
+                                     "--work", str(tmp_path / "w"), *args])
+        assert r.exit_code == 0, r.output
+        np.testing.assert_array_equal(seen["x"], x[want])
+        np.testing.assert_array_equal(seen["y"], y[want])
+        assert seen["val"] <= len(seen["x"]) // 4
+        assert ("never trained on" in r.output) == bool(holdout)

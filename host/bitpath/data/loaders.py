@@ -57,6 +57,13 @@ class Split:
             return self
         return Split(self.x[:n], self.y[:n])
 
+    def hold_out(self, n: int) -> tuple[Split, Split]:
+        """``(kept, held_out)``: the last ``n`` examples held out, the rest kept (``n = 0``: nothing held out)."""
+        if not 0 <= n < len(self):
+            raise DatasetError(f"cannot hold out {n} of {len(self)} examples: need 0 <= holdout < {len(self)}")
+        cut = len(self) - n
+        return Split(self.x[:cut], self.y[:cut]), Split(self.x[cut:], self.y[cut:])
+
 
 def _open(path: Path):
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")

@@ -45,6 +45,13 @@ def without_controller(ir: IR) -> IR:
     return IR(header, {k: v for k, v in ir.arrays.items() if not k.startswith(CTRL_PREFIX)})
 
 
+def holdout_of(ir: IR) -> int:
+    """Training images the IR's network was never trained on: the last N of the training split
+    (``bitpath train --holdout``), 0 when it saw them all."""
+    cfg = (ir.header.get("source") or {}).get("config") or {}
+    return int(cfg.get("holdout") or 0)
+
+
 def _atomic_json(obj: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

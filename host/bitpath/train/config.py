@@ -38,6 +38,7 @@ class TrainConfig:
     bn_batches: int = 50
     augment: bool = True
     limit_train: int | None = None
+    holdout: int = 0  # the last N training images are never trained on: the controller is calibrated on them
     limit_test: int | None = None
     ckpt_every: int = 200  # steps between checkpoints (and at every epoch end)
     init_float: str | None = None  # run dir / .pt whose float model replaces float pretraining

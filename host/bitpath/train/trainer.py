@@ -150,7 +150,7 @@ class Trainer:
         self.ddp: nn.Module | None = None  # the DistributedDataParallel wrapper of the stage being trained
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        train = load_dataset(cfg.dataset, "train", cfg.data_dir).subset(cfg.limit_train)
+        train = load_dataset(cfg.dataset, "train", cfg.data_dir).hold_out(cfg.holdout)[0].subset(cfg.limit_train)
         test = load_dataset(cfg.dataset, "test", cfg.data_dir).subset(cfg.limit_test)
         self.num_classes = max(train.num_classes, test.num_classes)
         self.x_train = torch.from_numpy(train.x).permute(0, 3, 1, 2).contiguous()
