@@ -9,8 +9,8 @@
 // b-bit view is the code with its low 8-b bits cleared (one AND per word); the exact sum is the
 // masked sum shifted right by 8-b. Weights stored at 2 bits take the same loop with the pairs
 // (w0,w2), (w1,w3) of each stored byte from a table (bp_s2_pairs, shared with conv2d); with 8-bit
-// inputs, blocks of four rows run it as the W8A8 asm loop (dot_4rows_s2). Other widths use the
-// portable loop.
+// inputs, blocks of four rows run it as the W8A8 asm loop (dot_4rows_s2), with unsigned 4/2-bit
+// inputs as a similar asm loop (dot_4rows_s2_sub). Other widths use the portable loop.
 //
 // W8A8 (8-bit inputs, full view of 8-bit codes) has its own out-of-line loop (fc_w8a8): asm blocks
 // of 4 or 5 weight rows sharing each unpacked input word, blocks of 5 first where they remove the
@@ -249,9 +249,7 @@ static inline __attribute__((always_inline)) void dot_4rows_s2(int32_t out[4], c
         } else {
             __asm__(BP_FC_ASM_LOOP(BP_FC_S2_GROUP, "uxtb16") BP_FC_S2_OPERANDS);
         }
-#undef BP_FC_S2_OPERANDS
 #undef BP_FC_S2_GROUP
-#undef BP_FC_S2_ROW
     }
     for (int32_t i = k4; i < k; i++) {
         const int32_t xv = sgn ? (int32_t)(int8_t)x[i] : (int32_t)x[i];
@@ -266,6 +264,62 @@ static inline __attribute__((always_inline)) void dot_4rows_s2(int32_t out[4], c
     dot_1x4_s2_impl(out, x, 8, sgn, wrow, k);
 #endif
 }
+
+// The same for unsigned 4- or 2-bit inputs (bits, a constant): one LDRH or LDRB per 4 inputs, spread
+// to t = v | v << (8 or 12) so that t & 0x000F000F (0x00030003) is (x0,x2) and the same of t >> 4 (2)
+// is (x1,x3), as bp_unpack4_s16 gives them. 25 instructions per 16 MACs.
+static inline __attribute__((always_inline)) void dot_4rows_s2_sub(int32_t out[4], const uint8_t *x, const uint8_t *w,
+                                                                   int32_t w_row, int32_t k, const int bits) {
+#ifdef BP_HAVE_DSP
+    const int32_t k4 = k & ~3;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (k4 > 0) {
+        const uint8_t *xp = x, *wp = w;
+        const uint8_t *const end = x + (k4 >> (bits == 4 ? 1 : 2));
+        const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
+        const uint32_t *const lut = bp_s2_pairs;
+        uint32_t xw, xe, ww, wt;
+#define BP_FC_S2_IN4                                                                                       \
+    "ldrh %[xw], [%[xp]], #2\n\torr %[xw], %[xw], %[xw], lsl #8\n\tand %[xe], %[xw], #0x000F000F\n\t"        \
+    "lsr %[xw], %[xw], #4\n\tand %[xw], %[xw], #0x000F000F\n\t"
+#define BP_FC_S2_IN2                                                                                       \
+    "ldrb %[xw], [%[xp]], #1\n\torr %[xw], %[xw], %[xw], lsl #12\n\tand %[xe], %[xw], #0x00030003\n\t"       \
+    "lsr %[xw], %[xw], #2\n\tand %[xw], %[xw], #0x00030003\n\t"
+#define BP_FC_S2_GROUP(in)                                                                                 \
+    in BP_FC_S2_ROW("[%[wp], %[wr]]", "a1") BP_FC_S2_ROW("[%[wp], %[wr], lsl #1]", "a2")                      \
+        BP_FC_S2_ROW("[%[wp], %[wr3]]", "a3") BP_FC_S2_ROW("[%[wp]], #1", "a0")
+// two groups per iteration; an odd group count (odd: the input bytes of one group) enters at the second
+#define BP_FC_S2_LOOP(in, odd)                                                                             \
+    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
+    "tst %[xw], #" odd "\n\t"                                                                              \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" BP_FC_S2_GROUP(in) "2:\n\t" BP_FC_S2_GROUP(in) "cmp %[xp], %[end]\n\t"                         \
+    "bne 1b\n\t"
+        if (bits == 4) {
+            __asm__(BP_FC_S2_LOOP(BP_FC_S2_IN4, "2") BP_FC_S2_OPERANDS);
+        } else {
+            __asm__(BP_FC_S2_LOOP(BP_FC_S2_IN2, "1") BP_FC_S2_OPERANDS);
+        }
+#undef BP_FC_S2_LOOP
+#undef BP_FC_S2_GROUP
+#undef BP_FC_S2_IN2
+#undef BP_FC_S2_IN4
+    }
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t xv = bp_read(x, i, bits, 0);
+        a0 += xv * bp_read(w, i, 2, 1);
+        a1 += xv * bp_read(w + w_row, i, 2, 1);
+        a2 += xv * bp_read(w + 2 * w_row, i, 2, 1);
+        a3 += xv * bp_read(w + 3 * w_row, i, 2, 1);
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+#else
+    const uint8_t *const wrow[4] = {w, w + w_row, w + 2 * w_row, w + 3 * w_row};
+    dot_1x4_s2_impl(out, x, bits, 0, wrow, k);
+#endif
+}
+#undef BP_FC_S2_OPERANDS
+#undef BP_FC_S2_ROW
 
 // W8A8 with five consecutive weight rows: one more row per unpacked input word (29.5 instructions per
 // 20 MACs against 24.5 per 16), and out_features = 10 (logits) splits into two blocks with no tail.
@@ -475,8 +529,12 @@ static inline __attribute__((always_inline)) void fc_dot_s2_impl(int32_t out[4],
 static __attribute__((noinline)) void fc_dot_s2(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
                                                 const uint8_t *const wrow[4], int32_t k, int fast, int32_t n,
                                                 int32_t w_row) {
-    if (fast && bits == 8 && n == 4) { // four real rows: the asm loop
-        if (sgn) {
+    if (fast && n == 4) { // four real rows: the asm loops
+        if (bits == 4) {
+            dot_4rows_s2_sub(out, x, wrow[0], w_row, k, 4);
+        } else if (bits == 2) {
+            dot_4rows_s2_sub(out, x, wrow[0], w_row, k, 2);
+        } else if (sgn) {
             dot_4rows_s2(out, x, wrow[0], w_row, k, 1);
         } else {
             dot_4rows_s2(out, x, wrow[0], w_row, k, 0);
