@@ -30,3 +30,17 @@ def test_quick_demo_is_bit_exact_on_the_board(tmp_path: Path) -> None:
     assert json.loads((cfg.out / "demo.json").read_text())["ir_hash"] == r["ir_hash"]
     assert "| path |" in (cfg.out / "demo.md").read_text()
     assert r["arena_bytes"] < r["ram_bytes"]
+
+
+def test_a_run_saved_before_a_config_key_existed_is_reused() -> None:
+    from dataclasses import asdict
+
+    from bitpath.demo import same_config
+    from bitpath.train.config import TrainConfig
+
+    cfg = TrainConfig(out="runs/demo", epochs_float=8, epochs_qat=4)
+    old = {k: v for k, v in asdict(cfg).items() if k != "holdout"}  # saved before `holdout` was added
+    assert same_config(old, cfg)
+    assert not same_config({**old, "epochs_qat": 3}, cfg)
+    assert not same_config({**old, "holdout": 5000}, cfg)
+    assert not same_config({**old, "no_such_key": 1}, cfg) and not same_config(None, cfg)

@@ -41,6 +41,17 @@ class DemoConfig:
                    bn_batches=4, controller_images=1200)
 
 
+def same_config(saved: dict | None, tcfg) -> bool:
+    """Whether a run saved with config ``saved`` was trained as ``tcfg``; keys added to TrainConfig
+    since it was saved take their defaults (a run from before ``holdout`` existed still matches)."""
+    from bitpath.train.config import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(saved or {}) == tcfg
+    except (TypeError, ValueError):
+        return False
+
+
 def _train(cfg: DemoConfig, log: Callable[[str], None]) -> Path:
     from bitpath.train.config import TrainConfig
     from bitpath.train.trainer import CKPT, FINAL, Trainer, load_final
@@ -53,7 +64,7 @@ def _train(cfg: DemoConfig, log: Callable[[str], None]) -> Path:
         import torch
 
         st = torch.load(final, map_location="cpu", weights_only=False)
-        if st.get("stage") != "done" or st.get("config") != asdict(tcfg):
+        if st.get("stage") != "done" or not same_config(st.get("config"), tcfg):
             raise SystemExit(f"{final} was trained with another configuration: remove {cfg.out} or pick --out")
         try:
             load_final(final)
