@@ -41,6 +41,7 @@ def test_a_run_saved_before_a_config_key_existed_is_reused() -> None:
     cfg = TrainConfig(out="runs/demo", epochs_float=8, epochs_qat=4)
     old = {k: v for k, v in asdict(cfg).items() if k != "holdout"}  # saved before `holdout` was added
     assert same_config(old, cfg)
+    assert same_config({**old, "out": "/elsewhere/runs/demo"}, cfg)  # the same run, moved or named absolutely
     assert not same_config({**old, "epochs_qat": 3}, cfg)
     assert not same_config({**old, "holdout": 5000}, cfg)
     assert not same_config({**old, "no_such_key": 1}, cfg) and not same_config(None, cfg)

@@ -43,11 +43,12 @@ class DemoConfig:
 
 def same_config(saved: dict | None, tcfg) -> bool:
     """Whether a run saved with config ``saved`` was trained as ``tcfg``; keys added to TrainConfig
-    since it was saved take their defaults (a run from before ``holdout`` existed still matches)."""
+    since it was saved take their defaults (a run from before ``holdout`` existed still matches), and
+    where the folder is (``out``, relative or absolute) does not matter."""
     from bitpath.train.config import TrainConfig
 
     try:
-        return TrainConfig.from_dict(saved or {}) == tcfg
+        return replace(TrainConfig.from_dict(saved or {}), out=tcfg.out) == tcfg
     except (TypeError, ValueError):
         return False
 
