@@ -47,8 +47,10 @@ def same_config(saved: dict | None, tcfg) -> bool:
     where the folder is (``out``, relative or absolute) does not matter."""
     from bitpath.train.config import TrainConfig
 
+    if not saved:
+        return False
     try:
-        return replace(TrainConfig.from_dict(saved or {}), out=tcfg.out) == tcfg
+        return replace(TrainConfig.from_dict(saved), out=tcfg.out) == tcfg
     except (TypeError, ValueError):
         return False
 
