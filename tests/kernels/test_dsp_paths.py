@@ -420,6 +420,34 @@ def test_fully_connected_w8a8_blocks(in_signed: bool, out: ActFormat, clamp) -> 
             compare("fully_connected", np.full(k, xhi), np.full((cout, k), 127), -bias, m, s, q)
 
 
+FC_VIEW_CASES = [(4, 8, False), (4, 8, True), (4, 4, False), (2, 8, False), (2, 8, True), (2, 2, False), (4, 2, False)]
+
+
+def fc_view_layers(view: int, in_bits: int, signed: bool):
+    """Fully connected cases for 4/2-bit views of 8-bit codes on 8-bit or unsigned 4/2-bit inputs,
+    shared by the host test below and the on-board one: blocks of four rows take the asm loop
+    (dot_4rows_view: one AND per weight word, odd and even group counts, K % 4 tails), the 1-3 rows
+    after them the C loop; codes with their low bits set (dropped by the view), extreme operands.
+    Yields ``(x, w, bias, mult, shift, q)``."""
+    rng = np.random.default_rng(view * 100 + in_bits * 2 + signed)
+    for out in (ActFormat(32, True), ActFormat(8), ActFormat(4)):
+        q = LayerQuant(ActFormat(in_bits, signed), out, 8, view)
+        lo, hi = q.inp.range
+        for k in (3, 4, 5, 8, 12, 63, 64, 258):
+            for cout in (4, 5, 8):
+                m, s = _dw_requant(rng, cout, "fast")
+                bias = rng.integers(-999, 999, cout)
+                yield rng.integers(lo, hi + 1, k), rng.integers(-128, 128, (cout, k)), bias, m, s, q
+                for xv, wv in ((lo, -128), (hi, -128), (hi, 127), (hi, 63)):
+                    yield np.full(k, xv), np.full((cout, k), wv), bias, m, s, q
+
+
+@pytest.mark.parametrize(("view", "in_bits", "signed"), FC_VIEW_CASES)
+def test_fully_connected_views_of_8bit(view: int, in_bits: int, signed: bool) -> None:
+    for layer in fc_view_layers(view, in_bits, signed):
+        compare("fully_connected", *layer)
+
+
 FC_S2_INPUTS = [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from board_kernels import Board, BoardError
 from kernel_check import COUNTS
-from test_dsp_paths import FC_S2_INPUTS, PACKED_OUTS, fc_s2_layers, packed_layers
+from test_dsp_paths import FC_S2_INPUTS, FC_VIEW_CASES, PACKED_OUTS, fc_s2_layers, fc_view_layers, packed_layers
 
 from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
@@ -167,6 +167,14 @@ def test_fully_connected_w8a8_paths_on_board(board: Board, in_signed: bool, out_
         for x in (rng.integers(xlo, xhi + 1, k), np.full(k, xlo if in_signed else xhi)):
             _check(board, "fully_connected", x, rng.integers(-128, 128, (cout, k)), bias, mult, shift, q)
             _check(board, "fully_connected", x, np.full((cout, k), -128), bias, mult, shift, q)
+
+
+# 4/2-bit views of 8-bit codes: the asm loop on blocks of four rows (8-bit inputs signed or not,
+# unsigned 4/2-bit inputs), the cases of test_dsp_paths.test_fully_connected_views_of_8bit.
+@pytest.mark.parametrize(("view", "in_bits", "signed"), FC_VIEW_CASES)
+def test_fully_connected_views_of_8bit_on_board(board: Board, view: int, in_bits: int, signed: bool) -> None:
+    for layer in fc_view_layers(view, in_bits, signed):
+        _check(board, "fully_connected", *layer)
 
 
 # Weights stored at 2 bits: the table/SMLAD loop (8-bit inputs, unsigned 4/2-bit inputs) and the

@@ -7,10 +7,12 @@
 // (bp_unpack4_s16: (S|U)XTB16 for bytes, masks for nibbles and crumbs) and a word of 4 weights splits
 // with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A
 // b-bit view is the code with its low 8-b bits cleared (one AND per word); the exact sum is the
-// masked sum shifted right by 8-b. Weights stored at 2 bits take the same loop with the pairs
-// (w0,w2), (w1,w3) of each stored byte from a table (bp_s2_pairs, shared with conv2d); with 8-bit
-// inputs, blocks of four rows run it as the W8A8 asm loop (dot_4rows_s2), with unsigned 4/2-bit
-// inputs as a similar asm loop (dot_4rows_s2_sub). Other widths use the portable loop.
+// masked sum shifted right by 8-b. Blocks of four rows of 8-bit codes run this as an asm loop
+// (dot_4rows_view), the 1-3 rows after them and 4-bit storage as C (dot_1x4). Weights stored at 2
+// bits take the same loop with the pairs (w0,w2), (w1,w3) of each stored byte from a table
+// (bp_s2_pairs, shared with conv2d); with 8-bit inputs, blocks of four rows run it as the W8A8 asm
+// loop (dot_4rows_s2), with unsigned 4/2-bit inputs as a similar asm loop (dot_4rows_s2_sub). Other
+// widths use the portable loop.
 //
 // W8A8 (8-bit inputs, full view of 8-bit codes) has its own out-of-line loop (fc_w8a8): asm blocks
 // of 4 or 5 weight rows sharing each unpacked input word, blocks of 5 first where they remove the
@@ -302,8 +304,6 @@ static inline __attribute__((always_inline)) void dot_4rows_s2_sub(int32_t out[4
         }
 #undef BP_FC_S2_LOOP
 #undef BP_FC_S2_GROUP
-#undef BP_FC_S2_IN2
-#undef BP_FC_S2_IN4
     }
     for (int32_t i = k4; i < k; i++) {
         const int32_t xv = bp_read(x, i, bits, 0);
@@ -320,6 +320,91 @@ static inline __attribute__((always_inline)) void dot_4rows_s2_sub(int32_t out[4
 }
 #undef BP_FC_S2_OPERANDS
 #undef BP_FC_S2_ROW
+
+// b-bit views of 8-bit codes (sh = 8 - b, mask = the code bits the view keeps, in a register) on
+// 8-bit inputs (signed or not) or unsigned 4/2-bit inputs (bits, a constant), four consecutive rows:
+// dot_4rows_w8's asm with one AND per weight word (6 instructions per row and group instead of
+// dot_1x4's C loop); the masked sums are 2^sh times the exact ones (one shift at the end). Masked
+// products: the caller checked k * xmax * 128 <= INT32_MAX.
+static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4], const uint8_t *x, const uint8_t *w,
+                                                                 int32_t w_row, int32_t k, const int bits,
+                                                                 const int sgn, int32_t sh) {
+#ifdef BP_HAVE_DSP
+    const int32_t k4 = k & ~3;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    if (k4 > 0) {
+        const uint8_t *xp = x, *wp = w;
+        const uint8_t *const end = x + (bits == 8 ? k4 : k4 >> (bits == 4 ? 1 : 2));
+        const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
+        const uint32_t mask = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
+        uint32_t xw, xe, ww, wt;
+#define BP_FC_V_ROW(addr, acc)                                                                             \
+    "ldr %[ww], " addr "\n\t"                                                                               \
+    "and %[ww], %[ww], %[mask]\n\t"                                                                         \
+    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
+    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
+    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
+    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
+#define BP_FC_V_GROUP(in)                                                                                  \
+    in BP_FC_V_ROW("[%[wp], %[wr]]", "a1") BP_FC_V_ROW("[%[wp], %[wr], lsl #1]", "a2")                        \
+        BP_FC_V_ROW("[%[wp], %[wr3]]", "a3") BP_FC_V_ROW("[%[wp]], #4", "a0")
+// two groups per iteration; an odd group count (odd: the input bytes of one group) enters at the second
+#define BP_FC_V_LOOP(in, odd)                                                                              \
+    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
+    "tst %[xw], #" odd "\n\t"                                                                              \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" BP_FC_V_GROUP(in) "2:\n\t" BP_FC_V_GROUP(in) "cmp %[xp], %[end]\n\t"                           \
+    "bne 1b\n\t"
+#define BP_FC_V_OPERANDS                                                                                   \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),              \
+      [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
+    : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end), [mask] "r"(mask)                                       \
+    : "cc", "memory"
+        if (bits == 8 && sgn) {
+            __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("sxtb16"), "4") BP_FC_V_OPERANDS);
+        } else if (bits == 8) {
+            __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("uxtb16"), "4") BP_FC_V_OPERANDS);
+        } else if (bits == 4) {
+            __asm__(BP_FC_V_LOOP(BP_FC_S2_IN4, "2") BP_FC_V_OPERANDS);
+        } else {
+            __asm__(BP_FC_V_LOOP(BP_FC_S2_IN2, "1") BP_FC_V_OPERANDS);
+        }
+#undef BP_FC_V_OPERANDS
+#undef BP_FC_V_LOOP
+#undef BP_FC_V_GROUP
+#undef BP_FC_V_ROW
+    }
+    a0 >>= sh, a1 >>= sh, a2 >>= sh, a3 >>= sh; // masked codes are multiples of 2^sh: exact
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t xv = bp_read(x, i, bits, sgn);
+        a0 += xv * ((int32_t)(int8_t)w[i] >> sh);
+        a1 += xv * ((int32_t)(int8_t)w[w_row + i] >> sh);
+        a2 += xv * ((int32_t)(int8_t)w[2 * w_row + i] >> sh);
+        a3 += xv * ((int32_t)(int8_t)w[3 * w_row + i] >> sh);
+    }
+    out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
+#else
+    const uint8_t *const wrow[4] = {w, w + w_row, w + 2 * w_row, w + 3 * w_row};
+    dot_1x4_impl(out, x, bits, sgn, wrow, k, sh);
+#endif
+}
+#undef BP_FC_S2_IN2
+#undef BP_FC_S2_IN4
+
+// Four consecutive rows of 8-bit codes at any view (dot_4rows_view), specialised by input width and
+// signedness. Not inlined: the asm's 14 registers stay out of fc_other's register allocation.
+static __attribute__((noinline)) void fc_dot_view(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                                  const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
+    if (bits == 8 && sgn) {
+        dot_4rows_view(out, x, w, w_row, k, 8, 1, sh);
+    } else if (bits == 8) {
+        dot_4rows_view(out, x, w, w_row, k, 8, 0, sh);
+    } else if (bits == 4) {
+        dot_4rows_view(out, x, w, w_row, k, 4, 0, sh);
+    } else {
+        dot_4rows_view(out, x, w, w_row, k, 2, 0, sh);
+    }
+}
 
 // W8A8 with five consecutive weight rows: one more row per unpacked input word (29.5 instructions per
 // 20 MACs against 24.5 per 16), and out_features = 10 (logits) splits into two blocks with no tail.
@@ -590,7 +675,9 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
             for (int32_t j = 0; j < 4; j++) {
                 wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
             }
-            if (fast) {
+            if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
+                fc_dot_view(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features, 8 - q->w_view);
+            } else if (fast) {
                 dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
             } else if (q->w_stored == 2) {
                 fc_dot_s2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, fast_s2, n, w_row);
