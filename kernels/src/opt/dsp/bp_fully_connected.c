@@ -624,16 +624,8 @@ static __attribute__((noinline)) void fc_dot_s2(int32_t out[4], const uint8_t *x
         } else {
             dot_4rows_s2(out, x, wrow[0], w_row, k, 0);
         }
-    } else if (fast && bits == 8) {
-        if (sgn) {
-            dot_1x4_s2_impl(out, x, 8, 1, wrow, k);
-        } else {
-            dot_1x4_s2_impl(out, x, 8, 0, wrow, k);
-        }
-    } else if (fast && bits == 4) {
-        dot_1x4_s2_impl(out, x, 4, 0, wrow, k);
-    } else if (fast) {
-        dot_1x4_s2_impl(out, x, 2, 0, wrow, k);
+    } else if (fast) { // the 1-3 rows after the blocks: one unspecialised copy (flash)
+        dot_1x4_s2_impl(out, x, bits, sgn, wrow, k);
     } else if (bits == 8) {
         fc_dot_s2_impl(out, x, 8, sgn, wrow, k);
     } else if (bits == 4) {
