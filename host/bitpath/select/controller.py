@@ -235,20 +235,22 @@ def sweep(scores: np.ndarray, correct: np.ndarray, costs: Sequence[float], ctrl_
 
 
 def pick_operating(points: Sequence[Operating], *, ref_accuracy: float, ref_cost: float,
-                   max_loss_pp: float | None = None, target_cost: float | None = None) -> tuple[Operating, str]:
+                   max_loss_pp: float | None = None, target_cost: float | None = None,
+                   images: str = "held-out") -> tuple[Operating, str]:
     """The knob setting for an allowed accuracy loss (pp against the reference path) or a target mean
-    cost (fraction of the reference path's cost); returns it and a sentence saying how it was chosen."""
+    cost (fraction of the reference path's cost); returns it and a sentence saying how it was chosen.
+    ``images`` names the images the points were scored on, for that sentence."""
     if (max_loss_pp is None) == (target_cost is None):
         raise ControllerError("give exactly one of max_loss_pp and target_cost")
     if max_loss_pp is not None:
         ok = [p for p in points if p.accuracy >= ref_accuracy - max_loss_pp / 100.0 - 1e-12]
         if ok:
             best = min(ok, key=lambda p: (p.cost, -p.accuracy))
-            return best, (f"cheapest setting within {max_loss_pp} pp of the reference path's held-out accuracy "
+            return best, (f"cheapest setting within {max_loss_pp} pp of the reference path's {images} accuracy "
                           f"({100 * ref_accuracy:.2f} %)")
         best = max(points, key=lambda p: (p.accuracy, -p.cost))
         return best, (f"no setting stays within {max_loss_pp} pp of the reference ({100 * ref_accuracy:.2f} %) "
-                      f"on the held-out images: took the most accurate one")
+                      f"on the {images} images: took the most accurate one")
     assert target_cost is not None
     ok = [p for p in points if p.cost <= target_cost * ref_cost]
     if ok:

@@ -264,7 +264,7 @@ def fit_escalate(ir: IR, x: np.ndarray, y: np.ndarray, *, reference: int, max_lo
     points = E.sweep(logits, y, pc, costs["controller"], reference, per_class=per_class)
     ref_acc = float(correct[:, reference].mean())
     op, why = C.pick_operating(points, ref_accuracy=ref_acc, ref_cost=pc[reference], max_loss_pp=max_loss_pp,
-                               target_cost=target_cost)
+                               target_cost=target_cost, images="calibration")
     statics = [(p, float(correct[:, p].mean()), pc[p]) for p in range(k)]
     dominated = [ir.path_names[p] for p, a, cst in statics if a >= op.accuracy and cst <= op.cost]
     if dominated:
