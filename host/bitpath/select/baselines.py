@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bitpath.export.runner import top2_margin
+
 #: Default cascade thresholds: these quantiles of the first path's margins (0 escalates nothing,
 #: 1 escalates everything).
 QUANTILES = tuple(float(q) for q in np.linspace(0, 1, 21))
@@ -45,12 +47,6 @@ def _per_image(costs, n: int, k: int) -> np.ndarray:
     return c
 
 
-def margins(logits: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 logit per row (int64)."""
-    s = np.sort(np.asarray(logits, dtype=np.int64), axis=1)
-    return s[:, -1] - s[:, -2]
-
-
 def cascade(logits: np.ndarray, y: np.ndarray, costs, first: int, second: int,
             quantiles: Sequence[float] = QUANTILES) -> list[dict]:
     """One point per distinct threshold: ``escalate when margin(first) < threshold``.
@@ -64,7 +60,7 @@ def cascade(logits: np.ndarray, y: np.ndarray, costs, first: int, second: int,
     logits = np.asarray(logits)
     n, k = logits.shape[0], logits.shape[1]
     c = _per_image(costs, n, k)
-    m = margins(logits[:, first])
+    m = top2_margin(logits[:, first])[1]  # the device's margin (bp_runtime_top2)
     pred1, pred2 = logits[:, first].argmax(1), logits[:, second].argmax(1)
     y = np.asarray(y)
     out = []
