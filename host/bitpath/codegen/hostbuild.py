@@ -68,26 +68,27 @@ class HostModel:
         self.has_controller = bool(self.lib.bp_host_has_controller())
         self.num_layers = int(self.lib.bp_host_num_layers())
 
-    def _run(self, x: np.ndarray, path: int) -> tuple[int, np.ndarray]:
+    def _call(self, x: np.ndarray, path: int, timed: bool = False):
+        """One ``bp_model.run`` (without a clock, or with the ticking stand-in): its info and logits."""
         xb = np.ascontiguousarray(x, dtype=np.uint8).ravel()
         logits = self.ffi.new("int32_t[]", self.num_classes)
         info = self.ffi.new("bp_run_info_t *")
-        st = self.lib.bp_host_run(path, self.ffi.from_buffer(xb), xb.size, logits, info)
+        run = self.lib.bp_host_run_timed if timed else self.lib.bp_host_run
+        st = run(path, self.ffi.from_buffer(xb), xb.size, logits, info)
         if st != 0:
             raise RuntimeError(f"generated model returned status {st} on path {path}")
-        return int(info.path), np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64)
+        return info, np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64)
+
+    def _run(self, x: np.ndarray, path: int) -> tuple[int, np.ndarray]:
+        info, logits = self._call(x, path)
+        return int(info.path), logits
 
     def run_timed(self, x: np.ndarray, path: int) -> tuple[int, np.ndarray, int, list[int]]:
         """One run under a stand-in clock that advances one tick per read: the path that ran, its logits,
         the controller's ticks and the per-layer ticks (to check how the model splits its costs)."""
-        xb = np.ascontiguousarray(x, dtype=np.uint8).ravel()
-        logits = self.ffi.new("int32_t[]", self.num_classes)
-        info = self.ffi.new("bp_run_info_t *")
-        st = self.lib.bp_host_run_timed(path, self.ffi.from_buffer(xb), xb.size, logits, info)
-        if st != 0:
-            raise RuntimeError(f"generated model returned status {st} on path {path}")
-        return (int(info.path), np.frombuffer(self.ffi.buffer(logits), dtype=np.int32).astype(np.int64),
-                int(info.controller_cycles), [int(c) for c in info.layer_cycles[0:self.num_layers]])
+        info, logits = self._call(x, path, timed=True)
+        return (int(info.path), logits, int(info.controller_cycles),
+                [int(c) for c in info.layer_cycles[0:self.num_layers]])
 
     def top2(self, logits) -> tuple[int, int]:
         """``bp_runtime_top2`` on one row of int32 logits: (top, margin); top is -1 on bad arguments."""
