@@ -27,30 +27,25 @@ def _fail(msg: str) -> None:
     raise typer.Exit(1)
 
 
-def _images(ir, dataset: str | None, data_dir: Path | None, n: int, split: str = "test", offset: int = 0):
-    """``n`` images (and labels) of a dataset, or None when no dataset is named."""
-    if not dataset:
-        return None, None
+def _split(ir, dataset: str, data_dir: Path | None, split: str):
+    """One split of a dataset whose images the model reads (a clear error otherwise)."""
     from bitpath.data import DatasetError, load_dataset
 
     try:
         d = load_dataset(dataset, split, data_dir)
     except DatasetError as e:
         _fail(str(e))
-    x, y = d.x[offset : offset + n], d.y[offset : offset + n]
-    if tuple(x.shape[1:]) != tuple(ir.header["input"]["shape"]):
-        _fail(f"{dataset} images are {x.shape[1:]}, the model reads {ir.header['input']['shape']}")
-    return x, y
+    if tuple(d.x.shape[1:]) != tuple(ir.header["input"]["shape"]):
+        _fail(f"{dataset} images are {d.x.shape[1:]}, the model reads {ir.header['input']['shape']}")
+    return d
 
 
-def _split_size(dataset: str, data_dir: Path | None, split: str) -> int:
-    from bitpath.data import DatasetError, load_dataset
-
-    try:
-        return len(load_dataset(dataset, split, data_dir))
-    except DatasetError as e:
-        _fail(str(e))
-    raise AssertionError("unreachable")
+def _images(ir, dataset: str | None, data_dir: Path | None, n: int, split: str = "test", offset: int = 0):
+    """``n`` images (and labels) of a dataset, or None when no dataset is named."""
+    if not dataset:
+        return None, None
+    d = _split(ir, dataset, data_dir, split)
+    return d.x[offset : offset + n], d.y[offset : offset + n]
 
 
 def register(app: typer.Typer) -> None:
@@ -295,19 +290,11 @@ def register(app: typer.Typer) -> None:
             ref = ir.path_index(reference) if reference is not None else 0
         except IRError as e:
             _fail(str(e))
-        held = D.holdout_of(ir)
-        if images is None and held:
-            total = _split_size(dataset, data_dir, "train")
-            x, y = _images(ir, dataset, data_dir, held, split="train", offset=total - held)
-            typer.echo(f"calibrating on the last {held} training images, which the network was never trained on "
-                       "(--holdout at training)")
-        else:
-            images = images or 20000
-            x, y = _images(ir, dataset, data_dir, images, split="train")
-            if len(x) < images:
-                _fail(f"{dataset} has only {len(x)} training images; lower --images")
-            typer.echo(f"calibrating on the first {len(x)} training images (the network was trained on them: "
-                       "train with --holdout N to calibrate on images it has not seen)")
+        calib, which = D.calibration_split(ir, _split(ir, dataset, data_dir, "train"), images)
+        if images is not None and len(calib) < images:
+            _fail(f"{dataset} has only {len(calib)} training images; lower --images")
+        typer.echo(f"calibrating on {which}")
+        x, y = calib.x, calib.y
         held_out = min(held_out, len(x) // 4)
         out = out or ir_path.with_name(ir_path.name.replace(".bpir.npz", "") + ".ctrl.bpir.npz")
         work = work or out.with_name(out.name + ".work")

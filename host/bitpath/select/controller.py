@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bitpath.export.runner import Runner, choose
-from bitpath.ir import CTRL_PREFIX, INT32_MAX, INT32_MIN, IR, controller_ir, validate
+from bitpath.ir import CTRL_PREFIX, INT32_MAX, INT32_MIN, IR, controller_ir, controller_kind, validate
 from bitpath.ref.formats import Window
 from bitpath.ref.packing import pack
 from bitpath.ref.requant import quantize_multiplier
@@ -188,11 +188,10 @@ def attach(ir: IR, net_header: dict, arrays: dict[str, np.ndarray], *, penalty: 
 def parameter_bytes(ir: IR) -> int:
     """Flash the controller takes: packed weights, int32 biases/multipliers/shifts, penalty (int32) and
     order; for the escalating controller its thresholds and stage paths."""
-    c = ir.header.get("controller")
-    if c is not None and c.get("kind", "net") == "escalate":
+    if controller_kind(ir) == "escalate":
         from bitpath.select.escalate import parameter_bytes as escalate_bytes
 
-        return escalate_bytes(c["stages"])
+        return escalate_bytes(ir.header["controller"]["stages"])
     sub = controller_ir(ir)
     if sub is None:
         return 0

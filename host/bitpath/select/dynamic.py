@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bitpath.export.runner import choose
-from bitpath.ir import CTRL_PREFIX, IR, content_hash
+from bitpath.ir import CTRL_PREFIX, IR, content_hash, controller_kind
 from bitpath.select import baselines
 from bitpath.select import controller as C
 from bitpath.select import escalate as E
@@ -50,6 +50,19 @@ def holdout_of(ir: IR) -> int:
     (``bitpath train --holdout``), 0 when it saw them all."""
     cfg = (ir.header.get("source") or {}).get("config") or {}
     return int(cfg.get("holdout") or 0)
+
+
+def calibration_split(ir: IR, train, images: int | None, default: int = 20000):
+    """The training images a controller is fitted on, and a sentence saying which: the ones the network
+    was never trained on (:func:`holdout_of`) unless ``images`` asks for the first N instead (``default``
+    when neither applies). ``train`` is the dataset's training split (:class:`bitpath.data.Split`)."""
+    held = holdout_of(ir)
+    if images is None and held:
+        return train.hold_out(held)[1], (f"the last {held} training images, which the network was never "
+                                         "trained on (--holdout at training)")
+    calib = train.subset(images or default)
+    return calib, (f"the first {len(calib)} training images (the network was trained on them: train with "
+                   "--holdout N to calibrate on images it has not seen)")
 
 
 def _atomic_json(obj: dict, path: Path) -> None:
@@ -111,10 +124,9 @@ def _on_board(ir: IR, work: Path, log: Callable[[str], None]) -> Iterator:
 
 def _controller_shape(ir: IR):
     """What the controller's measured cost depends on besides network, kernels and firmware."""
-    c = ir.header["controller"]
-    if c.get("kind", "net") == "escalate":
+    if controller_kind(ir) == "escalate":
         return "escalate"
-    return [n["out_shape"] for n in c["net"]["graph"]]
+    return [n["out_shape"] for n in ir.header["controller"]["net"]["graph"]]
 
 
 def measure_costs(ir: IR, work: Path, images: np.ndarray, log: Callable[[str], None] = lambda s: None) -> dict:
@@ -128,7 +140,7 @@ def measure_costs(ir: IR, work: Path, images: np.ndarray, log: Callable[[str], N
     from bitpath.select.costs import firmware_hash, kernels_hash
 
     c = ir.header["controller"]
-    escalating = c.get("kind", "net") == "escalate"
+    escalating = controller_kind(ir) == "escalate"
     paths = [[] for _ in ir.path_names]
     ctrl: list[float] = []
     with _on_board(ir, work, log) as dev:
@@ -338,7 +350,8 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
     host_model = _host_model(ir, work)  # with the controller: one compilation for both uses
     logits = predictions(ir, x, work, "eval", progress, model=host_model)
     correct = logits.argmax(2) == y[:, None]
-    if c.get("kind", "net") == "escalate":
+    kind = controller_kind(ir)
+    if kind == "escalate":
         log("escalation decisions (numpy reference) and the generated controller in C, on every image")
         chosen, exit_ = E.decide(logits, c["stages"], c["final"])
         per_image = E.image_costs(exit_, c["stages"], c["final"], pc, ctrl_cost)
@@ -385,7 +398,7 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         "dynamic": {
             "accuracy": acc, "cost": dyn_cost, "relative_cost": dyn_cost / pc[ref], "lambda": c["lambda"],
             "share": [float(v) for v in np.bincount(chosen, minlength=k) / len(chosen)],
-            "kind": c.get("kind", "net"), "label": label, "escalated": escalated,
+            "kind": kind, "label": label, "escalated": escalated,
             "controller_cost": ctrl_mean, "controller_share": ctrl_mean / dyn_cost,
             "controller_parameter_bytes": C.parameter_bytes(ir),
             "host_c_path_mismatches": int((host_c != chosen).sum()),
@@ -404,7 +417,7 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         "costs": costs,
     }
     if what_if:
-        if c.get("kind", "net") == "escalate":
+        if kind == "escalate":
             per_class = bool(c.get("train", {}).get("per_class"))
             r["what_if"] = _what_if(what_if, names, pc, ref, correct, c, lambda h: E.sweep(
                 logits, y, h, ctrl_cost, ref, mus=[0.0, *np.geomspace(1e-5, 100.0, 141)], per_class=per_class))

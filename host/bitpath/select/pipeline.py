@@ -141,10 +141,8 @@ def run(cfg: SelectRun, log: Callable[[str], None] = print,
         ctrl_ir = load(ctrl_path)
         log(f"      reusing {ctrl_path}")
     else:
-        held = D.holdout_of(new_ir)
-        calib = train.hold_out(held)[1] if held else train.subset(cfg.controller_images)
-        log(f"      calibrating on {len(calib)} training images " + ("the network was never trained on (--holdout)"
-                                                                   if held else "(the network was trained on them)"))
+        calib, which = D.calibration_split(new_ir, train, None, default=cfg.controller_images)
+        log(f"      calibrating on {which}")
         n = len(calib)
         ctrl_ir, _ = D.fit(new_ir, calib.x, calib.y, val=min(cfg.held_out, n // 4), cfg=C.ControllerConfig(),
                            reference=0, max_loss_pp=cfg.max_loss, target_cost=None, work=cfg.out / "controller",
