@@ -62,6 +62,12 @@ class IR:
     def path_names(self) -> list[str]:
         return [p["name"] for p in self.header["paths"]]
 
+    @property
+    def num_classes(self) -> int:
+        """Logits per inference: the size of the output node (on a validated graph)."""
+        out = next(n for n in self.graph if n["name"] == self.header["output"])
+        return int(np.prod(out["out_shape"]))
+
     def path_index(self, path: int | str) -> int:
         if isinstance(path, str):
             if path not in self.path_names:
@@ -292,8 +298,7 @@ def _validate_escalate(ir: IR, num_paths: int) -> None:
         raise IRError(f"controller: field 'kind' is 'escalate', which has no network, but the IR holds "
                       f"controller-net arrays {stray[:3]}{' ...' if len(stray) > 3 else ''}; drop the "
                       f"{CTRL_PREFIX!r} arrays or use kind 'net'")
-    out = next(n for n in ir.graph if n["name"] == ir.header["output"])
-    num_classes = int(np.prod(out["out_shape"]))
+    num_classes = ir.num_classes
     if num_classes < 2:
         raise IRError(f"controller: field 'kind': escalation compares the top two logits, but the output "
                       f"{ir.header['output']!r} has {num_classes} class")

@@ -33,7 +33,6 @@ import numpy as np
 from bitpath.export.runner import escalate as decide
 from bitpath.export.runner import top2_margin
 from bitpath.ir import CTRL_PREFIX, INT32_MAX, IR, validate
-from bitpath.select.baselines import cost_order
 
 RULE = ("run each stage's path; keep its answer when top-1 minus top-2 logit >= threshold[top-1 class], "
         "else run the next stage (then `final`); every run counts")
@@ -168,12 +167,6 @@ def parameter_bytes(stages: Sequence[dict]) -> int:
     return int(sum(4 * len(st["threshold"]) + 1 for st in stages) + 1)
 
 
-def num_classes(ir: IR) -> int:
-    """Logits per inference: the size of the output node."""
-    out = next(n for n in ir.graph if n["name"] == ir.header["output"])
-    return int(np.prod(out["out_shape"]))
-
-
 def attach(ir: IR, setting: Setting, info: dict) -> IR:
     """A copy of ``ir`` (its network only) carrying ``setting`` as its escalating controller (validated)."""
     header = dict(ir.header)
@@ -186,13 +179,11 @@ def attach(ir: IR, setting: Setting, info: dict) -> IR:
     return new
 
 
-def probe(ir: IR, path_costs: Sequence[float] | None = None) -> IR:
+def probe(ir: IR) -> IR:
     """``ir`` with a rule that always escalates through every path (for measuring the decision's cost):
-    each path but the last (dearest, when costs are given) is a stage whose thresholds no margin reaches."""
+    each path but the last is a stage whose thresholds no margin reaches."""
     k = len(ir.path_names)
     if k < 2:
         raise EscalateError("an escalating controller needs at least two paths")
-    order = cost_order(path_costs) if path_costs is not None else list(range(k))
-    ncls = num_classes(ir)
-    s = Setting(0.0, [{"path": p, "threshold": [INT32_MAX] * ncls} for p in order[:-1]], order[-1])
+    s = Setting(0.0, [{"path": p, "threshold": [INT32_MAX] * ir.num_classes} for p in range(k - 1)], k - 1)
     return attach(ir, s, {})
