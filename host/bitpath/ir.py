@@ -159,8 +159,12 @@ def _need(d: dict, key: str, where: str):
     return d[key]
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def _int_list(v, n: int | None, where: str, fld: str) -> list[int]:
-    if not isinstance(v, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+    if not isinstance(v, list) or not all(_is_int(x) for x in v):
         raise IRError(f"{where}: field {fld!r} must be a list of integers, got {v!r}")
     if n is not None and len(v) != n:
         raise IRError(f"{where}: field {fld!r} must have {n} entries, got {len(v)}")
@@ -284,10 +288,6 @@ def controller_kind(ir: IR) -> str | None:
     if kind not in CONTROLLER_KINDS:
         raise IRError(f"controller: field 'kind' must be one of {CONTROLLER_KINDS}, got {kind!r}")
     return kind
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _validate_escalate(ir: IR, num_paths: int) -> None:
