@@ -45,12 +45,10 @@ def same_config(saved: dict | None, tcfg) -> bool:
     """Whether a run saved with config ``saved`` was trained as ``tcfg``; keys added to TrainConfig
     since it was saved take their defaults (a run from before ``holdout`` existed still matches), and
     where the folder is (``out``, relative or absolute) does not matter."""
-    from bitpath.train.config import TrainConfig
-
     if not saved:
         return False
     try:
-        return replace(TrainConfig.from_dict(saved), out=tcfg.out) == tcfg
+        return not tcfg.differs_from(saved, ignore=("out",))
     except (TypeError, ValueError):
         return False
 

@@ -55,3 +55,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config keys {sorted(unknown)}")
         return cls(**d)
+
+    def differs_from(self, saved: dict, ignore: tuple[str, ...] = ()) -> set[str]:
+        """Keys where a run saved with config ``saved`` was trained otherwise than this config says
+        (keys added to TrainConfig since it was saved take their defaults; ``ignore`` lists keys that
+        do not matter to the caller). Raises ValueError for keys TrainConfig does not know."""
+        old, new = asdict(TrainConfig.from_dict(saved)), asdict(self)
+        return {k for k, v in old.items() if k not in ignore and new[k] != v}

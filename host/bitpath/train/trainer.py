@@ -225,8 +225,7 @@ class Trainer:
         if not path.is_file():
             return False
         st = torch.load(path, map_location="cpu", weights_only=False)
-        saved = TrainConfig.from_dict(st["config"])
-        diff = {k for k, v in asdict(saved).items() if k not in ("device", "threads") and asdict(self.cfg)[k] != v}
+        diff = self.cfg.differs_from(st["config"], ignore=("device", "threads"))
         if diff:
             raise ValueError(f"{path}: checkpoint was made with a different config ({sorted(diff)}); use another --out")
         saved_world = st.get("world_size", 1)
