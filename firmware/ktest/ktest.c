@@ -12,7 +12,8 @@
 // 28 kernel_w; 29 mult_a, 30 mult_b, 31 shift (add); 32 b bits, 33 b signed; 34 channels (bias,
 // mult, shift count); 35 input bytes, 36 filter bytes, 37 second operand bytes, 38 output bytes,
 // 39 scratch bytes; 40 fc batches, 41 fc in features, 42 fc out features; 43 rows, 44 count (add,
-// requantize). Then: input, filter, second operand (bytes), bias, mult, shift (int32 each).
+// requantize); 45 w_round (bp_quant_t.w_round). Then: input, filter, second operand (bytes), bias,
+// mult, shift (int32 each).
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -79,7 +80,7 @@ static void run_case(size_t n) {
     }
     const bp_dims_t in = {h[1], h[2], h[3], h[4]}, fd = {h[5], h[6], h[7], h[8]}, od = {h[9], h[10], h[11], h[12]};
     const bp_window_t win = {h[13], h[14], h[15], h[16], h[17], h[18]};
-    const bp_quant_t q = {{h[19], h[20]}, {h[21], h[22]}, h[23], h[24], h[25], h[26]};
+    const bp_quant_t q = {{h[19], h[20]}, {h[21], h[22]}, h[23], h[24], h[25], h[26], h[45]};
     const bp_requant_t rq = {g_i32[1], g_i32[2]};
     const bp_act_t a_fmt = {h[19], h[20]}, b_fmt = {h[32], h[33]}, o_fmt = {h[21], h[22]};
     const bp_context_t ctx = {g_scratch, scr};

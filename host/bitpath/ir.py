@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bitpath.ref.bounds import check_layer
-from bitpath.ref.formats import SHIFT_MAX, SHIFT_MIN, ActFormat, Window, value_range
+from bitpath.ref.formats import SHIFT_MAX, SHIFT_MIN, ActFormat, Window
 from bitpath.ref.packing import row_bytes, unpack
 from bitpath.ref.requant import AccumulatorOverflow
 
@@ -422,6 +422,8 @@ def _validate_weights(ir: IR, node: dict, layers: dict, where: str) -> None:
     if _need(meta, "row_len", where) != row_len:
         raise IRError(f"{where}: field 'row_len' is {meta['row_len']}, expected {row_len}")
     _array(ir, f"w:{node['name']}", np.uint8, (rows, row_bytes(row_len, stored)), where, "weights")
+    if not isinstance(meta.get("w_round", False), bool):
+        raise IRError(f"{where}: field 'w_round' must be true or false, got {meta['w_round']!r}")
 
 
 def _validate_path(ir: IR, pi: int, p: dict, graph: list, layers: dict, output: str) -> None:
@@ -477,8 +479,14 @@ def _validate_path(ir: IR, pi: int, p: dict, graph: list, layers: dict, output: 
         except AccumulatorOverflow as e:
             raise IRError(f"{where}: field 'bias': {e}") from e
         fmts[name] = out
-    lo_hi = value_range(8, False)
-    del lo_hi
+
+
+def w_round(ir: IR, name: str) -> bool:
+    """Whether the narrow views of a weighted layer round (``header.layers[name].w_round``).
+
+    IRs written before rounded views existed have no such field: their views floor.
+    """
+    return bool(ir.header["layers"][name].get("w_round", False))
 
 
 def layer_quant(ir: IR, path: int, name: str):
@@ -490,4 +498,4 @@ def layer_quant(ir: IR, path: int, name: str):
     out = ActFormat(q["out"][0], q["out"][1])
     amin = None if out.bits == 32 else q["act_min"]
     amax = None if out.bits == 32 else q["act_max"]
-    return LayerQuant(inp, out, ir.header["layers"][name]["w_stored"], q["w_view"], amin, amax)
+    return LayerQuant(inp, out, ir.header["layers"][name]["w_stored"], q["w_view"], amin, amax, w_round(ir, name))

@@ -99,7 +99,7 @@ static inline void bp_conv2d_generic(int16_t *patch,
                 for (int32_t o = 0; o < cout; o++) {
                     // |acc| <= |bias[o]| + k * xmax * 2^(w_view-1) <= INT32_MAX (bp_check_acc).
                     const int32_t acc = (bias ? bias[o] : 0) +
-                                        bp_dot_patch(patch, filter + (int64_t)o * w_row, k, q->w_stored, q->w_view);
+                                        bp_dot_patch(patch, filter + (int64_t)o * w_row, k, q->w_stored, q->w_view, q->w_round);
                     bp_emit(output, row, cout, o, q, rq, acc);
                 }
             }

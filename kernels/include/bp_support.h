@@ -46,9 +46,21 @@ static inline void bp_clear_row(uint8_t *row, int32_t nbytes) {
     }
 }
 
-// Nested weight view: the top `view` bits of a code stored at `stored` bits (floor division).
-static inline int32_t bp_read_weight(const uint8_t *row, int32_t i, int32_t stored, int32_t view) {
-    return bp_read(row, i, stored, 1) >> (stored - view);
+// Nested weight view of a code stored at `stored` bits (bp_quant_t.w_round): the top `view` bits
+// (floor division by 2^k, k = stored - view), or, when round, the code rounded half up to the view's
+// grid with saturation at the largest code, so the view stays inside its signed `view`-bit range.
+static inline int32_t bp_view(int32_t code, int32_t stored, int32_t view, int32_t round) {
+    const int32_t k = stored - view;
+    if (round && k > 0) {
+        const int32_t hi = (1 << (stored - 1)) - 1, t = code + (1 << (k - 1));
+        return (t > hi ? hi : t) >> k;
+    }
+    return code >> k;
+}
+
+// Value i of a packed weight row, read at its nested view.
+static inline int32_t bp_read_weight(const uint8_t *row, int32_t i, int32_t stored, int32_t view, int32_t round) {
+    return bp_view(bp_read(row, i, stored, 1), stored, view, round);
 }
 
 // Round-half-up dyadic requantization. |acc*m| <= 2^62 and r <= 2^61: the int64 sum cannot overflow.
@@ -107,6 +119,9 @@ static inline bp_status_t bp_check_quant(const bp_quant_t *q) {
     if (!bp_valid_bits(q->w_stored) || !bp_valid_bits(q->w_view) || q->w_view > q->w_stored) {
         return BP_ERR_BITS;
     }
+    if (q->w_round != 0 && q->w_round != 1) {
+        return BP_ERR_QUANT;
+    }
     if (q->out.bits == 32) {
         return q->out.is_signed == 1 ? BP_OK : BP_ERR_BITS;
     }
@@ -146,10 +161,15 @@ static inline bp_status_t bp_check_acc(int64_t k, const bp_act_t *in, int32_t w_
 
 // Dot product of an unpacked patch with the nested view of one packed weight row.
 // |sum| <= k * xmax * 2^(view-1), checked by bp_check_acc before any call.
-static inline int32_t bp_dot_patch(const int16_t *patch, const uint8_t *wrow, int32_t k, int32_t stored, int32_t view) {
+static inline int32_t bp_dot_patch(const int16_t *patch, const uint8_t *wrow, int32_t k, int32_t stored, int32_t view,
+                                   int32_t round) {
     const int32_t sh = stored - view;
     int32_t sum = 0;
-    if (stored == 8) {
+    if (round && sh > 0) {
+        for (int32_t i = 0; i < k; i++) {
+            sum += patch[i] * bp_read_weight(wrow, i, stored, view, 1);
+        }
+    } else if (stored == 8) {
         for (int32_t i = 0; i < k; i++) {
             sum += patch[i] * ((int32_t)(int8_t)wrow[i] >> sh);
         }
@@ -162,11 +182,11 @@ static inline int32_t bp_dot_patch(const int16_t *patch, const uint8_t *wrow, in
             sum += patch[i + 1] * ((int32_t)(int8_t)byte >> (4 + sh));
         }
         if (i < k) {
-            sum += patch[i] * bp_read_weight(wrow, i, 4, view);
+            sum += patch[i] * bp_read_weight(wrow, i, 4, view, 0);
         }
     } else {
         for (int32_t i = 0; i < k; i++) {
-            sum += patch[i] * bp_read_weight(wrow, i, stored, view);
+            sum += patch[i] * bp_read_weight(wrow, i, stored, view, 0);
         }
     }
     return sum;
@@ -214,10 +234,10 @@ static inline void bp_store(void *output, int64_t row, int32_t row_len, int32_t 
 // Dot product of a packed input row with the nested view of a packed weight row (k values).
 // |sum| <= k * xmax * 2^(view-1), checked by bp_check_acc before any call.
 static inline int32_t bp_dot_row(const uint8_t *x, const bp_act_t *in, const uint8_t *wrow, int32_t k, int32_t stored,
-                                 int32_t view) {
+                                 int32_t view, int32_t round) {
     int32_t sum = 0;
     for (int32_t i = 0; i < k; i++) {
-        sum += bp_read(x, i, in->bits, in->is_signed) * bp_read_weight(wrow, i, stored, view);
+        sum += bp_read(x, i, in->bits, in->is_signed) * bp_read_weight(wrow, i, stored, view, round);
     }
     return sum;
 }
@@ -323,7 +343,7 @@ static inline void bp_depthwise_conv2d_generic(const bp_window_t *win,
                             const uint8_t *px = img + ((int64_t)iy * iw + ix) * in_row;
                             const uint8_t *tap = filter + ((int64_t)ky * kw + kx) * tap_row;
                             acc += bp_read(px, c, q->in.bits, q->in.is_signed) *
-                                   bp_read_weight(tap, c, q->w_stored, q->w_view);
+                                   bp_read_weight(tap, c, q->w_stored, q->w_view, q->w_round);
                         }
                     }
                     bp_emit(output, row, c_n, c, q, rq, acc);

@@ -39,9 +39,14 @@ typedef struct {
     bp_act_t in;
     bp_act_t out;
     int32_t w_stored; /**< width the weights are stored at: 2, 4 or 8 */
-    int32_t w_view;   /**< width this path reads: <= w_stored, view = q >> (w_stored - w_view) */
+    int32_t w_view;   /**< width this path reads: <= w_stored (the nested view, see w_round) */
     int32_t act_min;  /**< output clamp, inside the range of `out` (ignored when out.bits == 32) */
     int32_t act_max;
+    /** How the view of a code q is taken, k = w_stored - w_view:
+     *  0: floor, view = q >> k;
+     *  1: round half up, view = min(q + 2^(k-1), 2^(w_stored-1) - 1) >> k (k = 0: the code itself).
+     *  Last, so that initialisers written before it existed read as floor. */
+    int32_t w_round;
 } bp_quant_t;
 
 /** Per-output-channel dyadic requantization: out = clamp((acc*M + r) >> s), r = s ? 1<<(s-1) : 0. */

@@ -57,7 +57,7 @@ class Board:
     def _quant_words(q: LayerQuant) -> dict[int, int]:
         lo, hi = q.clamp if q.out.bits != 32 else (0, 0)
         vals = [q.inp.bits, int(q.inp.signed), q.out.bits, int(q.out.signed), q.w_stored, q.w_view, lo, hi]
-        return {19 + i: v for i, v in enumerate(vals)}
+        return {19 + i: v for i, v in enumerate(vals)} | {45: int(q.w_round)}
 
     @staticmethod
     def _win_words(win: Window) -> dict[int, int]:

@@ -28,18 +28,19 @@ def int_array(draw: st.DrawFn, shape: tuple[int, ...], lo: int, hi: int) -> np.n
 
 @st.composite
 def layer_quant(draw: st.DrawFn, w_view: int, in_bits: int, out_bits: int) -> LayerQuant:
-    """A LayerQuant with the given widths; storage width, signedness and clamp drawn."""
+    """A LayerQuant with the given widths; storage width, view rounding, signedness and clamp drawn."""
     stored = draw(st.sampled_from([b for b in BITS if b >= w_view]))
+    rnd = draw(st.booleans())
     inp = ActFormat(in_bits, draw(st.booleans()))
     if out_bits == 32:
-        return LayerQuant(inp, ActFormat(32, True), stored, w_view)
+        return LayerQuant(inp, ActFormat(32, True), stored, w_view, w_round=rnd)
     out = ActFormat(out_bits, draw(st.sampled_from([False, False, True])))
     lo, hi = out.range
     if draw(st.booleans()):
-        return LayerQuant(inp, out, stored, w_view)
+        return LayerQuant(inp, out, stored, w_view, w_round=rnd)
     a = draw(st.integers(lo, hi))
     b = draw(st.integers(a, hi))
-    return LayerQuant(inp, out, stored, w_view, a, b)
+    return LayerQuant(inp, out, stored, w_view, a, b, rnd)
 
 
 @st.composite

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -65,18 +68,35 @@ def test_nested_view_equals_independent_floor_quantization(stored: int, view: in
     np.testing.assert_array_equal(weight_view(q_stored, stored, view), q_direct)
 
 
+@pytest.mark.parametrize(("stored", "view"), [(8, 8), (8, 4), (8, 2), (4, 4), (4, 2), (2, 2)])
+def test_rounded_view_is_round_half_up_clamped(stored: int, view: int) -> None:
+    # The doc's definition, computed independently over every code: round q / 2^k half up with
+    # exact rational arithmetic, then clamp to the view's range (the saturation at the top code).
+    lo, hi = ActFormat(stored, True).range
+    q = np.arange(lo, hi + 1)
+    k = stored - view
+    lo_v, hi_v = ActFormat(view, True).range
+    expect = [min(max(math.floor(Fraction(int(c), 2**k) + Fraction(1, 2)), lo_v), hi_v) for c in q]
+    assert weight_view(q, stored, view, round=True).tolist() == expect
+    # floor and round differ exactly where the dropped bits are at least half a step
+    if k:
+        half = ((q & ((1 << k) - 1)) >= (1 << (k - 1))) & (q >> k < hi_v)
+        assert ((weight_view(q, stored, view, round=True) != weight_view(q, stored, view)) == half).all()
+
+
+@pytest.mark.parametrize("rnd", [False, True], ids=["floor", "round"])
 @pytest.mark.parametrize(("stored", "view"), [(8, 4), (8, 2), (4, 2)])
-def test_c_kernels_read_the_nested_view(stored: int, view: int) -> None:
+def test_c_kernels_read_the_nested_view(stored: int, view: int, rnd: bool) -> None:
     # One-hot inputs through a fully connected layer return one weight column: the C kernel must
     # read exactly weight_view() of the stored codes (every code of the stored width is covered).
     from bitpath.ref.formats import LayerQuant
 
     lo, hi = ActFormat(stored, True).range
     codes = np.arange(lo, hi + 1)[None, :].repeat(3, axis=0)
-    q = LayerQuant(ActFormat(8), ActFormat(32, True), stored, view)
+    q = LayerQuant(ActFormat(8), ActFormat(32, True), stored, view, w_round=rnd)
     zeros = np.zeros(3, np.int64)
     for i in range(codes.shape[1]):
         x = np.zeros(codes.shape[1], np.int64)
         x[i] = 1
         got = ckernels.fully_connected(x, codes, zeros, zeros, zeros, q)
-        assert got.tolist() == [int(codes[0, i]) >> (stored - view)] * 3
+        assert got.tolist() == [int(weight_view(codes[0, i], stored, view, rnd))] * 3

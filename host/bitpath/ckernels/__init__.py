@@ -143,6 +143,7 @@ class _Call:
                 "w_view": q.w_view,
                 "act_min": lo,
                 "act_max": hi,
+                "w_round": int(q.w_round),
             },
         )
 

@@ -26,7 +26,7 @@ typedef enum {
 typedef struct { int32_t n; int32_t h; int32_t w; int32_t c; } bp_dims_t;
 typedef struct { int32_t bits; int32_t is_signed; } bp_act_t;
 typedef struct {
-    bp_act_t in; bp_act_t out; int32_t w_stored; int32_t w_view; int32_t act_min; int32_t act_max;
+    bp_act_t in; bp_act_t out; int32_t w_stored; int32_t w_view; int32_t act_min; int32_t act_max; int32_t w_round;
 } bp_quant_t;
 typedef struct { const int32_t *multiplier; const int32_t *shift; } bp_requant_t;
 typedef struct {

@@ -17,6 +17,7 @@ import numpy as np
 from bitpath import __version__
 from bitpath.codegen.plan import CodegenError, Plan, check_plan, plan
 from bitpath.ir import IR, controller_ir, controller_kind
+from bitpath.ir import w_round as ir_w_round
 from bitpath.ref.formats import ActFormat
 
 __all__ = ["CodegenError", "Generated", "render", "templates_dir"]
@@ -125,12 +126,13 @@ def _net_context(ir: IR, p: Plan, prefix: str) -> dict:
         for pi, path in enumerate(paths):
             fmts = p.formats[pi]
             ent = {"in": _fmt(fmts[node["inputs"][0]]), "out": _fmt(fmts[lname]), "w_stored": 8, "w_view": 8,
-                   "act_min": 0, "act_max": 0, "bias": "NULL", "mult": "NULL", "shift": "NULL",
+                   "w_round": 0, "act_min": 0, "act_max": 0, "bias": "NULL", "mult": "NULL", "shift": "NULL",
                    "b": {"bits": 8, "signed": 0}, "mult_a": 0, "mult_b": 0, "add_shift": 0}
             q = path["nodes"].get(lname)
             if op in ("conv2d", "depthwise_conv2d", "fully_connected"):
                 ent["w_stored"] = ir.header["layers"][lname]["w_stored"]
                 ent["w_view"] = q["w_view"]
+                ent["w_round"] = int(ir_w_round(ir, lname))
                 ent["bias"] = pool.ref("bias", ir.arrays[f"bias:{lname}:{pi}"])
                 if fmts[lname].bits != 32:
                     ent["act_min"], ent["act_max"] = q["act_min"], q["act_max"]

@@ -66,8 +66,11 @@ class LayerQuant:
     w_view: int = 8
     act_min: int | None = None
     act_max: int | None = None
+    w_round: bool = False  # narrow views round half up (saturated) instead of flooring; see weight_view
 
     def __post_init__(self) -> None:
+        if not isinstance(self.w_round, bool):
+            raise ValueError(f"w_round must be True or False, got {self.w_round!r}")
         if self.w_stored not in WEIGHT_BITS:
             raise ValueError(f"w_stored must be one of {WEIGHT_BITS}, got {self.w_stored}")
         if self.w_view not in WEIGHT_BITS or self.w_view > self.w_stored:

@@ -109,7 +109,7 @@ def conv2d(
     if cin != xa.shape[2]:
         raise ValueError(f"conv2d: weights have {cin} input channels, input has {xa.shape[2]}")
     _static_acc_bound(kh * kw * cin, q, bias, "conv2d")
-    wv = weight_view(wa, q.w_stored, q.w_view)
+    wv = weight_view(wa, q.w_stored, q.w_view, q.w_round)
     acc = np.einsum("yxcij,oijc->yxo", _patches(xa, win, kh, kw), wv, dtype=np.int64)
     return _finish(acc, bias, mult, shift, q, "conv2d")
 
@@ -132,7 +132,7 @@ def depthwise_conv2d(
     if c != xa.shape[2]:
         raise ValueError(f"depthwise_conv2d: weights have {c} channels, input has {xa.shape[2]}")
     _static_acc_bound(kh * kw, q, bias, "depthwise_conv2d")
-    wv = weight_view(wa, q.w_stored, q.w_view)
+    wv = weight_view(wa, q.w_stored, q.w_view, q.w_round)
     acc = np.einsum("yxcij,ijc->yxc", _patches(xa, win, kh, kw), wv, dtype=np.int64)
     return _finish(acc, bias, mult, shift, q, "depthwise_conv2d")
 
@@ -153,7 +153,7 @@ def fully_connected(
     if wa.shape[1] != xa.shape[0]:
         raise ValueError(f"fully_connected: weights have {wa.shape[1]} inputs, input has {xa.shape[0]}")
     _static_acc_bound(wa.shape[1], q, bias, "fully_connected")
-    wv = weight_view(wa, q.w_stored, q.w_view)
+    wv = weight_view(wa, q.w_stored, q.w_view, q.w_round)
     acc = wv @ xa
     return _finish(acc, bias, mult, shift, q, "fully_connected")
 

@@ -83,15 +83,21 @@ def unpack(packed: np.ndarray, bits: int, signed: bool, n: int) -> np.ndarray:
     return out
 
 
-def weight_view(codes: np.ndarray, stored: int, view: int) -> np.ndarray:
-    """The top-``view``-bit view of weights stored at ``stored`` bits: ``q >> (stored - view)``.
+def weight_view(codes: np.ndarray, stored: int, view: int, round: bool = False) -> np.ndarray:
+    """The ``view``-bit nested view of weights stored at ``stored`` bits (C: ``bp_view``).
 
-    This is floor division by ``2**(stored - view)`` (arithmetic shift), the truncation grid.
+    With ``k = stored - view``: floor, ``q >> k`` (the top bits, arithmetic shift), or, with
+    ``round``, ``min(q + 2**(k-1), 2**(stored-1) - 1) >> k``: round half up to the view's grid,
+    saturated so that the largest codes stay inside the view's range instead of wrapping.
 
     >>> weight_view(np.array([-77, 77, -128, 127]), 8, 4).tolist()
     [-5, 4, -8, 7]
     >>> weight_view(np.array([-77, 77, -128, 127]), 8, 2).tolist()
     [-2, 1, -2, 1]
+    >>> weight_view(np.array([-77, 77, -128, 127, 119, 120]), 8, 4, round=True).tolist()
+    [-5, 5, -8, 7, 7, 7]
+    >>> weight_view(np.array([-77, 77, -128, 95, 96]), 8, 2, round=True).tolist()
+    [-1, 1, -2, 1, 1]
     """
     if stored not in WEIGHT_BITS or view not in WEIGHT_BITS or view > stored:
         raise ValueError(f"need view <= stored, both in {WEIGHT_BITS}; got stored={stored}, view={view}")
@@ -99,4 +105,7 @@ def weight_view(codes: np.ndarray, stored: int, view: int) -> np.ndarray:
     lo, hi = value_range(stored, True)
     if c.size and (c.min() < lo or c.max() > hi):
         raise ValueError(f"weight codes outside [{lo}, {hi}] for {stored}-bit storage")
-    return c >> (stored - view)
+    k = stored - view
+    if round and k > 0:
+        return np.minimum(c + (1 << (k - 1)), hi) >> k
+    return c >> k

@@ -28,7 +28,8 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
         for (int32_t o = 0; o < out_features; o++) {
             // |acc| <= |bias[o]| + Cin * xmax * 2^(w_view-1) <= INT32_MAX (bp_check_acc).
             const int32_t acc = (bias ? bias[o] : 0) +
-                                bp_dot_row(x, &q->in, filter + (int64_t)o * w_row, in_features, q->w_stored, q->w_view);
+                                bp_dot_row(x, &q->in, filter + (int64_t)o * w_row, in_features, q->w_stored, q->w_view,
+                                           q->w_round);
             bp_emit(output, b, out_features, o, q, rq, acc);
         }
     }

@@ -333,7 +333,7 @@ static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uin
     }
     a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
     for (int32_t i = k8; i < k; i++) {
-        const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh);
+        const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh, 0), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh, 0);
         a00 += col[0][i] * v0;
         a01 += col[0][i] * v1;
         a10 += col[1][i] * v0;
@@ -1453,7 +1453,7 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
         for (int32_t o = 0; o < cout; o++) {
             int32_t w[3][3];
             for (int32_t i = 0; i < 9; i++) {
-                w[i / 3][i % 3] = bp_read_weight(filter + (ptrdiff_t)o * w_row, i, stored, view);
+                w[i / 3][i % 3] = bp_read_weight(filter + (ptrdiff_t)o * w_row, i, stored, view, q->w_round);
             }
             c1_consts_t k;
             k.bias = bias ? bias[o] : 0;
@@ -1523,6 +1523,11 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     }
     if (c1_eligible(win, q, rq, input_dims, filter_dims)) {
         conv_c1(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
+    }
+    if (q->w_round && q->w_view < q->w_stored) { // rounded narrow views: the portable loop for now
+        bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
+                          output_dims, output);
         return BP_OK;
     }
     if (q->w_stored == 2 || (q->w_stored == 8 && q->w_view == 8)) {

@@ -375,7 +375,7 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
             const uint8_t *tap = filter + (ptrdiff_t)t * tap_row;
             int32_t v[4];
             for (int32_t j = 0; j < 4; j++) {
-                v[j] = bp_read_weight(tap, c + j, q->w_stored, q->w_view);
+                v[j] = bp_read_weight(tap, c + j, q->w_stored, q->w_view, q->w_round);
             }
             g.w[t].e = (uint32_t)(uint16_t)v[0] | ((uint32_t)(uint16_t)v[2] << 16);
             g.w[t].o = (uint32_t)(uint16_t)v[1] | ((uint32_t)(uint16_t)v[3] << 16);
@@ -410,7 +410,7 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
                                 acc += bp_read(img + ((ptrdiff_t)iy * iw + ix) * in_row, c, q->in.bits,
                                                q->in.is_signed) *
                                        bp_read_weight(filter + ((ptrdiff_t)ky * kw + kx) * tap_row, c, q->w_stored,
-                                                      q->w_view);
+                                                      q->w_view, q->w_round);
                             }
                         }
                     }

@@ -82,7 +82,7 @@ static inline __attribute__((always_inline)) void dot_1x4_s4_impl(int32_t out[4]
     for (int32_t r = 0; r < 4; r++) {
         int32_t acc = a[r] >> sh; // masked codes are multiples of 2^sh: exact
         for (int32_t i = k8; i < k; i++) {
-            acc += bp_read(x, i, bits, sgn) * bp_read_weight(wrow[r], i, 4, 8 - sh);
+            acc += bp_read(x, i, bits, sgn) * bp_read_weight(wrow[r], i, 4, 8 - sh, 0);
         }
         out[r] = acc;
     }
@@ -604,7 +604,7 @@ static inline __attribute__((always_inline)) void fc_dot_s2_impl(int32_t out[4],
                                                                  int32_t k) {
     const bp_act_t in = {bits, sgn};
     for (int32_t j = 0; j < 4; j++) {
-        out[j] = bp_dot_row(x, &in, wrow[j], k, 2, 2);
+        out[j] = bp_dot_row(x, &in, wrow[j], k, 2, 2, 0);
     }
 }
 
@@ -646,8 +646,9 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(out_features, q->out.bits);
     const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
     // 8-bit inputs signed or not, 4/2-bit inputs unsigned (after ReLU); weights stored at 8 bits.
+    // Rounded narrow views (w_round) take the portable dot product for now.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
-                     (int64_t)in_features * xmax * 128 <= INT32_MAX;
+                     (int64_t)in_features * xmax * 128 <= INT32_MAX && !(q->w_round && q->w_view < q->w_stored);
     // weights stored at 2 bits: the same inputs, exact products of at most 2 * xmax
     const int fast_s2 = q->w_stored == 2 && (q->in.bits == 8 || !q->in.is_signed) &&
                         (int64_t)in_features * xmax * 2 <= INT32_MAX;
@@ -675,7 +676,7 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
                 fc_dot_s2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, fast_s2, n, w_row);
             } else {
                 for (int32_t j = 0; j < 4; j++) {
-                    acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view);
+                    acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view, q->w_round);
                 }
             }
             // |bias + acc| <= INT32_MAX (bp_check_acc).
