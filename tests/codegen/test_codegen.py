@@ -55,6 +55,26 @@ def test_generated_c_matches_numpy_reference(generated, variant: str) -> None:
             np.testing.assert_array_equal(model.run(x, p), runner.run(x, p))
 
 
+@pytest.mark.parametrize("variant", ["ref", "dsp"])
+def test_generated_c_with_rounded_views_matches_numpy_reference(tmp_path, variant: str) -> None:
+    # The same network with w_round set: the generated layer table must carry it to the kernels. The
+    # floor model's logits differ on the narrow path (so a dropped flag cannot pass); path 0 reads
+    # every layer at its stored width, where the two roundings agree.
+    ir, floor = tiny_ir(w_round=True), Runner(tiny_ir(w_round=False))
+    model = build_host_model(render(ir, tmp_path).model_c, variant)
+    runner = Runner(ir)
+    rng = np.random.default_rng(2)
+    inputs = [rng.integers(0, 256, (8, 8, 1)).astype(np.uint8) for _ in range(60)]
+    differ = 0
+    for x in inputs:
+        for p in range(2):
+            got = model.run(x, p)
+            np.testing.assert_array_equal(got, runner.run(x, p))
+            differ += p == 1 and not np.array_equal(got, floor.run(x, p))
+        np.testing.assert_array_equal(runner.run(x, 0), floor.run(x, 0))  # every view of path 0 is full width
+    assert differ > len(inputs) // 2
+
+
 def test_generated_model_refuses_bad_calls(generated) -> None:
     _, gen = generated
     model = build_host_model(gen.model_c, "ref")

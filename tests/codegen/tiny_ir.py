@@ -22,10 +22,12 @@ def _conv(name, inp, shape_in, cout, k, pad, stride=1, depthwise=False):
     }
 
 
-def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4, third_path: bool = False) -> IR:
+def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4, third_path: bool = False,
+            w_round: bool | None = None) -> IR:
     """The fixed test IR; ``channels`` and the average-pool size ``gap`` vary it for error tests.
     ``third_path`` appends a middle path (its constants are drawn after the first two paths', so paths
-    0 and 1 and every other array stay exactly as without it)."""
+    0 and 1 and every other array stay exactly as without it). ``w_round`` sets every weighted layer's
+    view rounding; None leaves the field out, as in IRs written before rounded views (floor)."""
     rng = np.random.default_rng(seed)
     c = channels
     g = 4 - gap + 1
@@ -50,6 +52,8 @@ def tiny_ir(seed: int = 7, channels: int = 4, gap: int = 4, third_path: bool = F
         codes = rng.integers(-(2 ** (b - 1)), 2 ** (b - 1), shape)
         row_len = shape[-1] if name == "dw2" else int(np.prod(shape[1:]))
         layers[name] = {"w_stored": b, "w_shape": shape, "row_len": row_len}
+        if w_round is not None:
+            layers[name]["w_round"] = w_round
         arrays[f"w:{name}"] = pack(codes.reshape(-1, row_len), b, True)
     # path 0: everything at 8 bits; path 1: 2/4-bit views and activations, 8-bit first layer
     path_bits = [

@@ -50,6 +50,8 @@ def test_format_objects_refuse_bad_widths() -> None:
         LayerQuant(w_stored=4, w_view=8)
     with pytest.raises(ValueError, match="w_stored"):
         LayerQuant(w_stored=6, w_view=2)
+    with pytest.raises(ValueError, match="w_round"):
+        LayerQuant(w_round=1)  # a flag, as the IR stores it (JSON true/false), not a number
     with pytest.raises(ValueError, match="act_min"):
         LayerQuant(out=ActFormat(4), act_min=0, act_max=16)
     with pytest.raises(ValueError, match="padding"):
@@ -117,6 +119,9 @@ STATUS = {"ARG": -1, "BITS": -2, "SHAPE": -3, "QUANT": -4, "BUFFER": -5, "ACC_RA
         ({"q": {"out": {"bits": 32, "is_signed": 0}}}, "BITS"),
         ({"q": {"act_min": 10, "act_max": 5}}, "QUANT"),
         ({"q": {"act_max": 256}}, "QUANT"),
+        ({"q": {"w_round": 2}}, "QUANT"),
+        ({"q": {"w_round": -1}}, "QUANT"),
+        ({"q": {"w_view": 4, "w_round": 1}}, 0),
         ({"shift": [31, 63, 31]}, "QUANT"),
         ({"shift": [-1, 31, 31]}, "QUANT"),
         ({"scratch_size": 10}, "BUFFER"),

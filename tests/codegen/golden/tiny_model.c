@@ -81,71 +81,71 @@ static const int32_t bpm_bias15[3] = {
 // ---- network layer table
 static const bp_layer_path_t bpm_paths_0[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255, .w_round = 0},
      .bias = bpm_bias0, .rq = {.multiplier = bpm_mult1, .shift = bpm_shift2},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
     {.q = {.in = {8, 0}, .out = {4, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 15},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 15, .w_round = 0},
      .bias = bpm_bias3, .rq = {.multiplier = bpm_mult4, .shift = bpm_shift5},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_1[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_2[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255, .w_round = 0},
      .bias = bpm_bias6, .rq = {.multiplier = bpm_mult7, .shift = bpm_shift2},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
-           .w_stored = 8, .w_view = 2, .act_min = 0, .act_max = 15},
+           .w_stored = 8, .w_view = 2, .act_min = 0, .act_max = 15, .w_round = 0},
      .bias = bpm_bias8, .rq = {.multiplier = bpm_mult9, .shift = bpm_shift5},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_3[2] = {
     {.q = {.in = {8, 0}, .out = {8, 1},
-           .w_stored = 4, .w_view = 4, .act_min = -128, .act_max = 127},
+           .w_stored = 4, .w_view = 4, .act_min = -128, .act_max = 127, .w_round = 0},
      .bias = bpm_bias10, .rq = {.multiplier = bpm_mult11, .shift = bpm_shift2},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
     {.q = {.in = {4, 0}, .out = {2, 1},
-           .w_stored = 4, .w_view = 2, .act_min = -2, .act_max = 1},
+           .w_stored = 4, .w_view = 2, .act_min = -2, .act_max = 1, .w_round = 0},
      .bias = bpm_bias12, .rq = {.multiplier = bpm_mult13, .shift = bpm_shift5},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_4[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {8, 1}, .mult_a = 536870912, .mult_b = 805306368, .shift = 30},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 15},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 15, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {2, 1}, .mult_a = 536870912, .mult_b = 805306368, .shift = 32},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_5[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_6[2] = {
     {.q = {.in = {8, 0}, .out = {32, 1},
-           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0},
+           .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = bpm_bias14, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
     {.q = {.in = {4, 0}, .out = {32, 1},
-           .w_stored = 8, .w_view = 4, .act_min = 0, .act_max = 0},
+           .w_stored = 8, .w_view = 4, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = bpm_bias15, .rq = {.multiplier = NULL, .shift = NULL},
      .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
 };
