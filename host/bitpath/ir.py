@@ -33,7 +33,8 @@ from bitpath.ref.packing import row_bytes, unpack
 from bitpath.ref.requant import AccumulatorOverflow
 
 FORMAT = "bitpath-ir"
-VERSION = 1
+VERSION = 2  # written; 2 added layers.<name>.w_round (rounded views), which a version-1 reader would ignore
+READS = (1, 2)  # read: version 1 files have no w_round and floor every view
 OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "add", "flatten")
 WEIGHTED = ("conv2d", "depthwise_conv2d", "fully_connected")
 INPUT = "input"
@@ -207,8 +208,9 @@ def validate(ir: IR) -> None:
         raise IRError("header: must be a JSON object")
     if _need(h, "format", "header") != FORMAT:
         raise IRError(f"header: field 'format' must be {FORMAT!r}, got {h['format']!r}")
-    if _need(h, "version", "header") != VERSION:
-        raise IRError(f"header: field 'version': this reader understands version {VERSION}, got {h['version']!r}")
+    if _need(h, "version", "header") not in READS:
+        raise IRError(f"header: field 'version': this reader understands versions {', '.join(map(str, READS))}, "
+                      f"got {h['version']!r}")
     inp = _need(h, "input", "header")
     in_shape = _int_list(_need(inp, "shape", "input"), 3, "input", "shape")
     graph = _need(h, "graph", "header")
@@ -424,6 +426,8 @@ def _validate_weights(ir: IR, node: dict, layers: dict, where: str) -> None:
     _array(ir, f"w:{node['name']}", np.uint8, (rows, row_bytes(row_len, stored)), where, "weights")
     if not isinstance(meta.get("w_round", False), bool):
         raise IRError(f"{where}: field 'w_round' must be true or false, got {meta['w_round']!r}")
+    if "w_round" in meta and ir.header["version"] < 2:
+        raise IRError(f"{where}: field 'w_round' needs IR version 2 (this file says version {ir.header['version']})")
 
 
 def _validate_path(ir: IR, pi: int, p: dict, graph: list, layers: dict, output: str) -> None:
