@@ -38,7 +38,7 @@ def test_version_1_file_reads_as_floor(tmp_path) -> None:
     ("mutate", "match"),
     [
         (lambda h: h["layers"]["pw2"].__setitem__("w_round", 1), r"layer 'pw2': field 'w_round' must be true or false"),
-        (lambda h: h["layers"]["fc"].__setitem__("w_round", "yes"), r"layer 'fc': field 'w_round' must be true or false"),
+        (lambda h: h["layers"]["fc"].__setitem__("w_round", "yes"), r"layer 'fc': field 'w_round' must be"),
         (lambda h: h.__setitem__("version", 1), r"layer 'conv1': field 'w_round' needs IR version 2"),
         (lambda h: h.__setitem__("version", 3), r"field 'version': this reader understands versions 1, 2, got 3"),
     ],
