@@ -255,6 +255,8 @@ def register(app: typer.Typer) -> None:
         kind: str = typer.Option("escalate", help="escalate: run the cheapest path first and escalate to a dearer "
                                  "one when its top-1/top-2 logit margin is below a threshold; net: a tiny network "
                                  "on the pooled input picks the path before any runs."),
+        chain: int = typer.Option(2, min=2, max=3, help="escalate: the most paths one image may run, cheapest first "
+                                  "(3: cheap -> middle -> dear chains are fitted too, stage by stage)."),
         per_class: bool = typer.Option(False, "--per-class/--shared-threshold", help="escalate: one threshold per "
                                        "predicted class instead of one for all."),
         pool: int = typer.Option(4, help="Average-pool window on the raw input."),
@@ -304,7 +306,7 @@ def register(app: typer.Typer) -> None:
             new, info = D.fit(ir, x, y, val=held_out, cfg=cfg, reference=ref, max_loss_pp=max_loss,
                               target_cost=target_cost, work=work, cost_images=cost_images,
                               costs=old.get("costs") if old else None, log=typer.echo,
-                              progress=_progress(progress), kind=kind, per_class=per_class)
+                              progress=_progress(progress), kind=kind, per_class=per_class, chain=chain)
         except (C.ControllerError, IRError) as e:
             _fail(str(e))
         new.save(out)

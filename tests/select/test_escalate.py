@@ -100,6 +100,52 @@ def test_sweep_is_a_front_and_the_knob_respects_it() -> None:
         E.sweep(z, y, [1.0, 1.0, 1.0], 0.0, ref=0)
 
 
+def test_chains_are_every_strictly_dearer_sequence() -> None:
+    costs = [600.0, 800.0, 1000.0, 800.0]
+    assert E.chains(costs) == [(0, 1), (0, 2), (0, 3), (1, 2), (3, 2)]
+    three = E.chains(costs, 3)
+    assert three[:5] == E.chains(costs) and three[5:] == [(0, 1, 2), (0, 3, 2)]
+
+
+def _objective(s: E.Setting, z, y, costs, dec: float, mu: float) -> float:
+    r = E.score(s, z, y, costs, dec)
+    return r.accuracy - mu * r.cost / 1000.0
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_three_stage_fit_cannot_be_improved_one_threshold_at_a_time(per_class: bool) -> None:
+    """After the coordinate ascent has settled, no single threshold of either stage, changed to any
+    value that could matter (every margin, 0, never), raises accuracy - mu * cost: brute force."""
+    z, y = _logits(2, n=300, k=3)
+    costs, dec = [300.0, 550.0, 1000.0], 5.0
+    for mu in (0.05, 0.5):
+        fit = E.fit_chain(z, y, [0, 1, 2], mu, costs, 1000.0, dec, per_class=per_class, rounds=8)
+        assert [st["path"] for st in fit.stages] == [0, 1] and fit.final == 2
+        base = _objective(fit, z, y, costs, dec, mu)
+        for j in range(2):
+            _, m = E.top2_margin(z[:, fit.stages[j]["path"]])
+            for cl in range(z.shape[2]) if per_class else [None]:
+                for u in [0, INT32_MAX, *np.unique(m).tolist(), *(np.unique(m) + 1).tolist()]:
+                    stages = [dict(st, threshold=list(st["threshold"])) for st in fit.stages]
+                    if cl is None:
+                        stages[j]["threshold"] = [int(u)] * z.shape[2]
+                    else:
+                        stages[j]["threshold"][cl] = int(u)
+                    alt = E.Setting(mu, stages, 2)
+                    assert _objective(alt, z, y, costs, dec, mu) <= base + 1e-12, (mu, j, cl, u)
+
+
+def test_longer_chains_never_lose_on_the_fitting_images() -> None:
+    # Up to three paths per chain includes every two-path chain, so each knob value's best is at least as good.
+    z, y = _logits(3, n=300, k=3)
+    costs, dec = [300.0, 550.0, 1000.0], 5.0
+    for mu in (0.0, 0.02, 0.2, 2.0):
+        two = E.sweep(z, y, costs, dec, ref=2, mus=[mu])[0]
+        three = E.sweep(z, y, costs, dec, ref=2, mus=[mu], length=3)[0]
+        assert _objective(three, z, y, costs, dec, mu) >= _objective(two, z, y, costs, dec, mu) - 1e-12
+    assert any(len(p.stages) == 2 for p in E.sweep(z, y, costs, dec, ref=2, length=3))
+
+
 def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     """`fit(kind="escalate")` -> IR -> `evaluate`, with the device measurement replaced by fixed costs."""
     ir, x, y = labelled_two_paths(240)

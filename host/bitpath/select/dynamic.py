@@ -184,15 +184,16 @@ def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConf
         max_loss_pp: float | None, target_cost: float | None, work: Path, cost_images: int = 3,
         costs: dict | None = None, log: Callable[[str], None] = print,
         progress: Callable[[Iterable], Iterable] | None = None, kind: str = "net",
-        per_class: bool = False) -> tuple[IR, dict]:
+        per_class: bool = False, chain: int = 2) -> tuple[IR, dict]:
     """Train, quantize, measure and tune the controller; the last ``val`` images are held out.
 
     ``kind="escalate"`` fits the escalating controller instead (:mod:`bitpath.select.escalate`; its
-    few thresholds are fitted on all the images, ``val`` and ``cfg`` do not apply)."""
+    few thresholds are fitted on all the images, ``val`` and ``cfg`` do not apply; ``chain`` is the most
+    paths one image may run, 2 or 3)."""
     if kind == "escalate":
         return fit_escalate(ir, x, y, reference=reference, max_loss_pp=max_loss_pp, target_cost=target_cost,
                             work=work, cost_images=cost_images, costs=costs, per_class=per_class, log=log,
-                            progress=progress)
+                            progress=progress, chain=chain)
     if kind != "net":
         raise C.ControllerError(f"unknown controller kind {kind!r}: use 'net' or 'escalate'")
     if not 0 < val < len(x):
@@ -255,9 +256,11 @@ def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConf
 def fit_escalate(ir: IR, x: np.ndarray, y: np.ndarray, *, reference: int, max_loss_pp: float | None,
                  target_cost: float | None, work: Path, cost_images: int = 3, costs: dict | None = None,
                  per_class: bool = False, log: Callable[[str], None] = print,
-                 progress: Callable[[Iterable], Iterable] | None = None) -> tuple[IR, dict]:
+                 progress: Callable[[Iterable], Iterable] | None = None, chain: int = 2) -> tuple[IR, dict]:
     """Fit the escalating controller: integer logits of every path on ``x`` -> device costs -> the
-    threshold sweep over every (first, final) pair -> the knob's setting -> a new IR."""
+    threshold sweep over every chain of 2 to ``chain`` paths -> the knob's setting -> a new IR."""
+    if chain not in (2, 3):
+        raise C.ControllerError(f"an escalation chain runs 2 or 3 paths, got {chain}")
     base = without_controller(ir)
     k = len(ir.path_names)
     t0 = time.time()
@@ -272,8 +275,8 @@ def fit_escalate(ir: IR, x: np.ndarray, y: np.ndarray, *, reference: int, max_lo
         log("[2/4] device costs: current measurement reused")
     pc = costs["paths"]
     log(f"[3/4] thresholds ({'one per predicted class' if per_class else 'one for all classes'}) for every "
-        f"cheaper -> dearer pair of paths, swept over the knob, on {len(x)} images")
-    points = E.sweep(logits, y, pc, costs["controller"], reference, per_class=per_class)
+        f"cheaper -> dearer chain of 2{' or 3' if chain == 3 else ''} paths, swept over the knob, on {len(x)} images")
+    points = E.sweep(logits, y, pc, costs["controller"], reference, per_class=per_class, length=chain)
     ref_acc = float(correct[:, reference].mean())
     op, why = C.pick_operating(points, ref_accuracy=ref_acc, ref_cost=pc[reference], max_loss_pp=max_loss_pp,
                                target_cost=target_cost, images="calibration")
@@ -292,7 +295,7 @@ def fit_escalate(ir: IR, x: np.ndarray, y: np.ndarray, *, reference: int, max_lo
         "knob": {"max_loss_pp": max_loss_pp, "target_cost": target_cost, "chosen_by": why},
         "costs": costs,
         "sweep": [p.rule() for p in points],
-        "train": {"images": len(x), "per_class": per_class, "calibration_accuracy": op.accuracy,
+        "train": {"images": len(x), "per_class": per_class, "chain": chain, "calibration_accuracy": op.accuracy,
                   "calibration_cost": op.cost, "calibration_reference_accuracy": ref_acc,
                   "escalated": op.escalated, "seconds": round(time.time() - t0, 1)},
     }
@@ -419,8 +422,10 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
     if what_if:
         if kind == "escalate":
             per_class = bool(c.get("train", {}).get("per_class"))
+            length = int(c.get("train", {}).get("chain", 2))
             r["what_if"] = _what_if(what_if, names, pc, ref, correct, c, lambda h: E.sweep(
-                logits, y, h, ctrl_cost, ref, mus=[0.0, *np.geomspace(1e-5, 100.0, 141)], per_class=per_class))
+                logits, y, h, ctrl_cost, ref, mus=[0.0, *np.geomspace(1e-5, 100.0, 141)], per_class=per_class,
+                length=length))
         else:
             r["what_if"] = _what_if(what_if, names, pc, ref, correct, c, lambda h: C.sweep(
                 scores, correct, h, ctrl_cost, ref, c["score_scale"], lams=[0.0, *np.geomspace(0.001, 10000.0, 141)]))

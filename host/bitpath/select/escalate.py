@@ -118,41 +118,94 @@ def class_threshold(margin: np.ndarray, keep_gain: np.ndarray) -> int:
     return int(min(lo + 1 + (hi - lo - 1) // 2, INT32_MAX))
 
 
+def fit_chain(logits: np.ndarray, y: np.ndarray, chain: Sequence[int], mu: float, path_costs: Sequence[float],
+              ref_cost: float, decision_cost: float = 0.0, per_class: bool = True, rounds: int = 3) -> Setting:
+    """Thresholds for the paths ``chain`` (stages cheapest first, the last one ``final``) at knob ``mu``.
+
+    With one stage (``first -> final``) one exact threshold search per class gives the optimum of
+    ``right answers - mu * cost``. With more, a stage's best thresholds depend on which images the
+    stages before it let through and on what the stages after it do with the images it escalates, so
+    the stages are fitted in turn (coordinate ascent, the last stage first, every threshold starting at
+    "escalate all"): each step is the exact optimum for its stage with the others held, so the
+    objective never decreases; ``rounds`` passes over the stages.
+    """
+    z = np.asarray(logits, dtype=np.int64)
+    y = np.asarray(y)
+    chain = [int(p) for p in chain]
+    if len(chain) < 2:
+        raise EscalateError(f"a chain needs a stage and a final path, got {chain}")
+    ncls, nst = z.shape[2], len(chain) - 1
+    c = np.asarray(path_costs, dtype=np.float64)
+    tops, margins, oks = [], [], []
+    for p in chain:
+        top, m = top2_margin(z[:, p])
+        tops.append(top)
+        margins.append(m)
+        oks.append((top == y).astype(np.float64))
+    thr = [[INT32_MAX] * ncls for _ in range(nst)]
+
+    def accepted(j: int) -> np.ndarray:
+        return margins[j] >= np.asarray(thr[j], dtype=np.int64)[tops[j]]
+
+    for _ in range(rounds if nst > 1 else 1):
+        for j in reversed(range(nst)):
+            # what escalating from stage j is worth: the later stages' answer minus mu * their extra cost
+            val, extra, open_ = oks[nst].copy(), np.full(len(y), c[chain[nst]]), np.ones(len(y), bool)
+            run = 0.0
+            for k in range(j + 1, nst):
+                run += c[chain[k]] + decision_cost
+                acc = open_ & accepted(k)
+                val[acc], extra[acc] = oks[k][acc], run
+                open_ &= ~acc
+            extra[open_] = run + c[chain[nst]]
+            gain = oks[j] - (val - mu * extra / ref_cost)
+            reach = np.ones(len(y), bool)
+            for k in range(j):
+                reach &= ~accepted(k)
+            top, m = tops[j], margins[j]
+            if per_class:
+                thr[j] = [class_threshold(m[reach & (top == cl)], gain[reach & (top == cl)]) for cl in range(ncls)]
+            else:
+                thr[j] = [class_threshold(m[reach], gain[reach])] * ncls
+    return Setting(float(mu), [{"path": chain[j], "threshold": thr[j]} for j in range(nst)], chain[-1])
+
+
 def fit_two_stage(logits: np.ndarray, y: np.ndarray, first: int, final: int, mu: float,
                   path_costs: Sequence[float], ref_cost: float, per_class: bool = True) -> Setting:
     """Thresholds for ``first -> final`` at knob ``mu`` (per predicted class, or one for all)."""
-    z = np.asarray(logits, dtype=np.int64)
-    y = np.asarray(y)
-    top, m = top2_margin(z[:, first])
-    ok1 = (top == y).astype(np.float64)
-    ok2 = (z[:, final].argmax(axis=1) == y).astype(np.float64)
-    gain = ok1 - ok2 + mu * float(path_costs[final]) / ref_cost  # keeping saves the final run
-    ncls = z.shape[2]
-    if per_class:
-        thr = [class_threshold(m[top == c], gain[top == c]) for c in range(ncls)]
-    else:
-        thr = [class_threshold(m, gain)] * ncls
-    return Setting(float(mu), [{"path": int(first), "threshold": thr}], int(final))
+    return fit_chain(logits, y, [first, final], mu, path_costs, ref_cost, per_class=per_class)
 
 
-def chains(path_costs: Sequence[float]) -> list[tuple[int, int]]:
-    """Candidate ``(first, final)`` pairs: every path as the first stage with every dearer one after it."""
+def chains(path_costs: Sequence[float], length: int = 2) -> list[tuple[int, ...]]:
+    """Candidate chains of 2 to ``length`` paths, each strictly dearer than the one before it."""
     c = list(path_costs)
-    return [(a, b) for a in range(len(c)) for b in range(len(c)) if c[b] > c[a]]
+    out: list[tuple[int, ...]] = []
+
+    def grow(ch: tuple[int, ...]) -> None:
+        if len(ch) >= 2:
+            out.append(ch)
+        if len(ch) < length:
+            for b in range(len(c)):
+                if c[b] > c[ch[-1]]:
+                    grow((*ch, b))
+
+    for a in range(len(c)):
+        grow((a,))
+    return sorted(out, key=lambda ch: (len(ch), ch))
 
 
 def sweep(logits: np.ndarray, y: np.ndarray, path_costs: Sequence[float], decision_cost: float, ref: int,
-          mus: Sequence[float] = MUS, per_class: bool = True) -> list[Setting]:
-    """For each knob value, the best rule over every chain (fitted and scored on the same images),
-    keeping only settings that no cheaper-or-equal setting beats."""
-    pairs = chains(path_costs)
-    if not pairs:
+          mus: Sequence[float] = MUS, per_class: bool = True, length: int = 2) -> list[Setting]:
+    """For each knob value, the best rule over every chain of up to ``length`` paths (fitted and scored
+    on the same images), keeping only settings that no cheaper-or-equal setting beats."""
+    cands_chains = chains(path_costs, length)
+    if not cands_chains:
         raise EscalateError("every path costs the same: there is no cheaper path to try first")
     ref_cost = float(path_costs[ref])
     best: list[Setting] = []
     for mu in mus:
-        cands = [score(fit_two_stage(logits, y, a, b, mu, path_costs, ref_cost, per_class), logits, y,
-                       path_costs, decision_cost) for a, b in pairs]
+        cands = [score(fit_chain(logits, y, ch, mu, path_costs, ref_cost, decision_cost, per_class), logits, y,
+                       path_costs, decision_cost) for ch in cands_chains]
         best.append(max(cands, key=lambda s: s.accuracy - mu * s.cost / ref_cost))
     out, top = [], -1.0
     for s in sorted(best, key=lambda s: (s.cost, -s.accuracy)):
