@@ -33,6 +33,11 @@ def train(
     weight_decay: float = typer.Option(1e-4, help="Weight decay on weights (not on scales or BatchNorm)."),
     weight_quant: str = typer.Option("lsq", help="Weight quantizer: lsq or ratio (thesis nested layer)."),
     act_quant: str = typer.Option("lsq", help="Activation quantizer: lsq or pact."),
+    weight_views: str = typer.Option("round", "--weight-views",
+                                     help="How a path narrower than a layer's stored width reads its weights: "
+                                     "round (the stored code rounded half up to the narrow grid, saturated at "
+                                     "the top; one QADD8 per weight word on Cortex-M4) or floor (its top bits, "
+                                     "as runs made before this option; docs/training.md)."),
     ratio_lambda: float = typer.Option(1e-3, help="Ratio-rule threshold lambda (weight_quant=ratio)."),
     loss_inv_scale: float = typer.Option(0.0, help="Weight of the inverse-scale penalty."),
     loss_bin_count: float = typer.Option(0.0, help="Weight of the bin-count constraint."),
@@ -60,15 +65,19 @@ def train(
     Multi-process: `torchrun --nproc-per-node N -m bitpath train ...` (docs/training.md).
     """
     from bitpath.train import distributed
-    from bitpath.train.config import TrainConfig
+    from bitpath.train.config import WEIGHT_VIEWS, TrainConfig
     from bitpath.train.trainer import CKPT, Trainer
 
+    if weight_views not in WEIGHT_VIEWS:
+        raise typer.BadParameter(f"must be one of {', '.join(WEIGHT_VIEWS)}, got {weight_views!r}",
+                                 param_hint="'--weight-views'")
     cfg = TrainConfig(
         dataset=dataset, data_dir=data_dir, model=model, paths=str(paths) if paths else None, out=str(out),
         seed=seed, epochs_float=epochs_float, epochs_qat=epochs_qat, batch_size=batch_size, lr_float=lr_float,
         lr_qat=lr_qat, weight_decay=weight_decay, weight_quant=weight_quant, act_quant=act_quant,
-        ratio_lambda=ratio_lambda, loss_inv_scale=loss_inv_scale, loss_bin_count=loss_bin_count,
-        loss_deviation=loss_deviation, random_paths=random_paths, distill_alpha=distill_alpha,
+        weight_views=weight_views, ratio_lambda=ratio_lambda, loss_inv_scale=loss_inv_scale,
+        loss_bin_count=loss_bin_count, loss_deviation=loss_deviation, random_paths=random_paths,
+        distill_alpha=distill_alpha,
         bn_batches=bn_batches, augment=augment, limit_train=limit_train, holdout=holdout, limit_test=limit_test,
         ckpt_every=ckpt_every, init_float=init_float, device=device, threads=threads,
     )

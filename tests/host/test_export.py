@@ -30,12 +30,12 @@ TABLE = {"paths": [
 ]}
 
 
-def _trained(model_cls, weight_mode="lsq", act_mode="lsq", steps=5):
+def _trained(model_cls, weight_mode="lsq", act_mode="lsq", steps=5, view_round=False):
     torch.manual_seed(0)
     model = model_cls()
     spec = capture(model, (12, 12, 1))
     table = PathTable.from_dict(TABLE, spec)
-    net = MultiPathNet(model, spec, table, weight_mode, act_mode)
+    net = MultiPathNet(model, spec, table, weight_mode, act_mode, view_round=view_round)
     x, y = tiny_images(64)
     xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
     net.calibrate(xt)
@@ -51,14 +51,18 @@ def _trained(model_cls, weight_mode="lsq", act_mode="lsq", steps=5):
     return net
 
 
+@pytest.mark.parametrize("views", ["round", "floor"])
 @pytest.mark.parametrize("model_cls, wmode, amode", [(TinyResNet, "lsq", "lsq"), (TinyCNN, "ratio", "pact"),
                                                      (TinyCNN, "lsq", "lsq")])
-def test_round_trip_exact(tmp_path, model_cls, wmode, amode):
-    net = _trained(model_cls, wmode, amode)
+def test_round_trip_exact(tmp_path, model_cls, wmode, amode, views):
+    net = _trained(model_cls, wmode, amode, view_round=views == "round")
     ir = export(net, {"test": True})
     h = ir.save(tmp_path / "m.bpir.npz")
     loaded = irmod.load(tmp_path / "m.bpir.npz")
     assert loaded.content_hash() == h
+    for n in net.spec.weighted:  # every weighted layer says how its views are read
+        assert loaded.header["layers"][n.name]["w_round"] is (views == "round")
+        assert irmod.w_round(loaded, n.name) is (views == "round")
     x, y = tiny_images(24, seed=3)
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)
     runner = Runner(loaded)
@@ -74,6 +78,29 @@ def test_round_trip_exact(tmp_path, model_cls, wmode, amode):
         np.testing.assert_allclose(fake, logits * scale, rtol=1e-3, atol=1e-3 * np.abs(fake).max())
         acc, pred = evaluate(loaded, x, y, net.table.names[p])
         assert acc == pytest.approx((pred == y).mean())
+
+
+def test_ir_without_w_round_runs_as_floor(tmp_path):
+    """IRs written before rounded views existed have no ``w_round``: their views floor."""
+    x, _ = tiny_images(24, seed=3)
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    logits, nets = {}, {}
+    for rnd in (False, True):
+        net = nets[rnd] = _trained(TinyCNN, steps=2, view_round=rnd)
+        ir = export(net)
+        for meta in ir.header["layers"].values():
+            del meta["w_round"]
+        ir.save(tmp_path / f"old{rnd}.bpir.npz")
+        old = irmod.load(tmp_path / f"old{rnd}.bpir.npz")
+        runner = Runner(old)
+        logits[rnd] = [runner.logits(x, p) for p in range(len(net.table))]
+        if not rnd:  # the floored network, exactly
+            with torch.no_grad():
+                for p in range(len(net.table)):
+                    np.testing.assert_array_equal(logits[rnd][p], net(xt, p, integer=True).numpy())
+    # the flag matters: the same rounded-trained codes read as floored views give other logits on a narrow path
+    with torch.no_grad():
+        assert not np.array_equal(logits[True][2], nets[True](xt, 2, integer=True).numpy())
 
 
 def test_nested_storage_single_copy():

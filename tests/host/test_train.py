@@ -83,7 +83,9 @@ def test_cli_train_export_eval(tmp_path):
     r = CliRunner()
     out = tmp_path / "run"
     res = r.invoke(app, ["train", "--help"])
-    assert res.exit_code == 0 and "--resume" in res.output
+    assert res.exit_code == 0 and "--resume" in res.output and "--weight-views" in res.output
+    res = r.invoke(app, ["train", "--out", str(out), "--weight-views", "nearest"])
+    assert res.exit_code != 0 and "must be one of round, floor" in res.output
     args = ["train", "--out", str(out), "--dataset", "npz", "--data-dir", str(data), "--epochs-float", "1",
             "--epochs-qat", "1", "--batch-size", "32", "--bn-batches", "2", "--no-progress"]
     res = r.invoke(app, args)
@@ -150,3 +152,50 @@ def test_holdout_images_are_never_trained_on(tiny_npz, tmp_path):
     assert len(held.x_train) == n - 7
     assert torch.equal(held.x_train, full.x_train[: n - 7]) and torch.equal(held.y_train, full.y_train[: n - 7])
     assert torch.equal(held.x_test, full.x_test)  # the test split is untouched
+
+
+def test_weight_views_option_and_runs_saved_before_it(tiny_npz, tmp_path, monkeypatch):
+    """``weight_views`` is "round" by default; a saved config without the key (runs trained before
+    rounded views existed) reads as "floor" everywhere a saved run is compared or rebuilt."""
+    from dataclasses import asdict
+
+    from bitpath.demo import same_config
+    from bitpath.train.trainer import FINAL, load_final
+
+    assert TrainConfig().weight_views == "round" and TrainConfig().view_round
+    with pytest.raises(ValueError, match="weight_views must be 'round' or 'floor', got 'nearest'"):
+        TrainConfig(weight_views="nearest")
+    floor = _cfg(tiny_npz, tmp_path / "old", epochs_float=1, epochs_qat=1, bn_batches=1, weight_views="floor")
+    old = {k: v for k, v in asdict(floor).items() if k != "weight_views"}
+    assert TrainConfig.from_dict(old).weight_views == "floor"
+    assert not floor.differs_from(old)
+    assert replace_views(floor, "round").differs_from(old) == {"weight_views"}
+    assert same_config(old, floor) and not same_config(old, replace_views(floor, "round"))
+    # a checkpoint and a final.pt written without the key: resumed and rebuilt with floored views
+    t = _trainer(floor)
+    with pytest.raises(Interrupted):
+        t.run(stop_after_steps=1)
+    st = torch.load(tmp_path / "old" / CKPT, weights_only=False)
+    st["config"] = old
+    torch.save(st, tmp_path / "old" / CKPT)
+    with pytest.raises(ValueError, match=r"different config \(\['weight_views'\]\)"):
+        _trainer(replace_views(floor, "round")).resume()
+    t = _trainer(floor)
+    assert t.resume()
+    t.run()
+    st = torch.load(tmp_path / "old" / FINAL, weights_only=False)
+    st["config"] = old
+    torch.save(st, tmp_path / "old" / FINAL)
+    monkeypatch.setattr("bitpath.train.trainer.build", lambda name, classes, shape: (TinyCNN(), shape))
+    net, _ = load_final(tmp_path / "old")
+    assert not net.view_round and not any(layer.wq.view_round for layer in net.layers.values())
+    # a new run with the default: rounded views in every layer
+    t = _trainer(_cfg(tiny_npz, tmp_path / "new"))
+    t._make_qnet(calibrate=False)
+    assert t.qnet.view_round and all(layer.wq.view_round for layer in t.qnet.layers.values())
+
+
+def replace_views(cfg: TrainConfig, views: str) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(cfg, weight_views=views)

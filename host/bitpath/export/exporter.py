@@ -2,7 +2,8 @@
 
 Per layer: the stored weight codes ``q_B`` (the quantizer's own ``codes``), re-laid out for the
 kernels (OHWI, HWC for depthwise, OI for FC with the flatten order changed from CHW to HWC) and
-packed at ``B`` bits. Per path and layer: BatchNorm folded with
+packed at ``B`` bits, with ``w_round``: whether the narrower paths' views of them round or floor
+(the quantizer's ``view_round``, from ``TrainConfig.weight_views``). Per path and layer: BatchNorm folded with
 :func:`bitpath.quant.fold.fold_layer` into int32 bias, multiplier and shift; accumulator bounds
 checked by :func:`bitpath.ref.bounds.check_layer` (in :func:`bitpath.ir.validate`).
 """
@@ -75,6 +76,7 @@ def export(net: MultiPathNet, source: dict | None = None) -> IR:
                 "row_len": int(rows.shape[1]),
                 "w_scale": [float(v) for v in layer.wq.scale.detach().double().cpu()],
                 "quantizer": layer.wq.mode,
+                "w_round": bool(layer.wq.view_round),  # narrow views round (True) or floor (False)
             }
     for pi, path in enumerate(table.paths):
         consts = net.fold(pi)

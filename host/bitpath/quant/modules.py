@@ -2,7 +2,9 @@
 
 Weights: one symmetric per-output-channel scale ``s_B`` at the stored (widest) width ``B``;
 codes ``q_B`` (LSQ: round half up of ``w / s_B``; ratio rule: floor, as in the thesis), and a
-``b``-bit path uses the nested view ``floor(q_B / 2^(B-b))`` at effective scale ``s_B * 2^(B-b)``.
+``b``-bit path uses the nested view of ``q_B`` at effective scale ``s_B * 2^(B-b)``: floored,
+``floor(q_B / 2^(B-b))``, or rounded, ``floor(min(q_B + 2^(B-b-1), 2^(B-1) - 1) / 2^(B-b))``
+(:func:`~bitpath.quant.primitives.nested_view`, the IR's ``w_round``).
 Activations: unsigned (after ReLU) or signed ``b``-bit codes ``clamp(round_half_up(x / s))``.
 """
 
@@ -16,6 +18,7 @@ from torch import nn
 from bitpath.quant.primitives import (
     floor_pass,
     grad_scale,
+    nested_view,
     round_half_up,
     round_pass,
     signed_range,
@@ -34,7 +37,8 @@ def _per_channel(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class _RatioRuleQuant(torch.autograd.Function):
     """Nested quantization layer of the thesis (papers/001 section 3.1) with the ratio-rule scale gradient.
 
-    Forward: ``q = clamp(floor(w / s), -2^(B-1), 2^(B-1)-1)``, view ``floor(q / 2^k)``, value ``view * s * 2^k``.
+    Forward: ``q = clamp(floor(w / s), -2^(B-1), 2^(B-1)-1)``, view ``nested_view(q, B, B-k, round)``
+    (floor ``floor(q / 2^k)`` or the rounded view), value ``view * s * 2^k``.
     Backward: STE for ``w`` (inside the clamp range); for ``s`` the thesis' rule
     ``grad_s = g_s * m`` with ``g_s = -tanh(r - lam)`` if ``r < lam`` else 0 and
     ``r = ||dL/dw|| / ||w||`` per scale group (the LARS ratio the thesis cites). The thesis
@@ -47,12 +51,12 @@ class _RatioRuleQuant(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, w, s, stored: int, k: int, lam: float):  # noqa: D401
+    def forward(ctx, w, s, stored: int, k: int, lam: float, view_round: bool = False):  # noqa: D401
         lo, hi = signed_range(stored)
         sc = _per_channel(s, w)
         v = w / sc
         q = torch.clamp(torch.floor(v), lo, hi)
-        view = torch.floor(q / float(1 << k))
+        view = nested_view(q, stored, stored - k, view_round)
         ctx.save_for_backward(w, s, (v >= lo) & (v < hi + 1))
         ctx.lam = lam
         return view * sc * float(1 << k)
@@ -70,7 +74,7 @@ class _RatioRuleQuant(torch.autograd.Function):
         del dims
         g_s = torch.where(r < ctx.lam, -torch.tanh(r - ctx.lam), torch.zeros_like(r))
         m = -1.0 / s.detach()
-        return grad_w, g_s * m, None, None, None
+        return grad_w, g_s * m, None, None, None, None
 
 
 class WeightQuantizer(nn.Module):
@@ -85,10 +89,13 @@ class WeightQuantizer(nn.Module):
         per_channel: one scale per output channel (False: one per tensor; used for the logits layer
             so that int32 logits keep the argmax of the real logits).
         ratio_lambda: the threshold ``lambda`` of the ratio rule.
+        view_round: narrow views round half up (saturated at the top code) instead of flooring
+            (:func:`~bitpath.quant.primitives.nested_view`); the forward pass, the initial scale
+            search and the deviation loss all use it, and the exporter writes it as ``w_round``.
     """
 
     def __init__(self, shape, stored: int, views, mode: str = "lsq", per_channel: bool = True,
-                 ratio_lambda: float = 1e-3) -> None:
+                 ratio_lambda: float = 1e-3, view_round: bool = False) -> None:
         super().__init__()
         if mode not in WEIGHT_MODES:
             raise ValueError(f"weight quantizer mode must be one of {WEIGHT_MODES}, got {mode!r}")
@@ -101,6 +108,9 @@ class WeightQuantizer(nn.Module):
         self.mode = mode
         self.per_channel = per_channel
         self.ratio_lambda = ratio_lambda
+        if not isinstance(view_round, bool):
+            raise ValueError(f"view_round must be True or False, got {view_round!r}")
+        self.view_round = view_round
         n = shape[0] if per_channel else 1
         # learned in the log domain: Adam's roughly constant step size then changes the scale by a
         # relative amount, and the scale can never reach zero or change sign
@@ -130,7 +140,8 @@ class WeightQuantizer(nn.Module):
             err = torch.zeros_like(amax)
             for b in self.views:
                 k = float(1 << (self.stored - b))
-                err += ((torch.floor(q / k) * k * s - wf) ** 2).mean(dim=1) / (wf**2).mean(dim=1).clamp_min(1e-12)
+                v = nested_view(q, self.stored, b, self.view_round)
+                err += ((v * k * s - wf) ** 2).mean(dim=1) / (wf**2).mean(dim=1).clamp_min(1e-12)
             better = err < best
             best = torch.where(better, err, best)
             best_s = torch.where(better, s.squeeze(1), best_s)
@@ -144,17 +155,17 @@ class WeightQuantizer(nn.Module):
             return torch.clamp(self._code(w / _per_channel(self.scale, w)), lo, hi).to(torch.int64)
 
     def forward(self, w: torch.Tensor, view: int) -> torch.Tensor:
-        """The fake-quantized weight a ``view``-bit path uses: ``floor(q_B / 2^k) * s_B * 2^k``."""
+        """The fake-quantized weight a ``view``-bit path uses: ``nested_view(q_B) * s_B * 2^k``."""
         if view not in self.views:
             raise ValueError(f"view width {view} not among this layer's views {self.views}")
         k = self.stored - view
         if self.mode == "ratio":
-            return _RatioRuleQuant.apply(w, self.scale, self.stored, k, self.ratio_lambda)
+            return _RatioRuleQuant.apply(w, self.scale, self.stored, k, self.ratio_lambda, self.view_round)
         lo, hi = signed_range(self.stored)
         g = 1.0 / math.sqrt(self.fan * hi)
         s = _per_channel(grad_scale(self.scale, g), w)
         q = round_pass(torch.clamp(w / s, lo, hi))
-        v = floor_pass(q / float(1 << k))
+        v = nested_view(q, self.stored, view, self.view_round, ste=True)
         return v * s * float(1 << k)
 
     def aux_losses(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -178,7 +189,8 @@ class WeightQuantizer(nn.Module):
         denom = (w.detach() ** 2).mean().clamp_min(1e-12)
         for b in self.views:
             k = float(1 << (self.stored - b))
-            dev = dev + ((floor_pass(q / k) * k * s - w) ** 2).mean() / denom
+            v = nested_view(q, self.stored, b, self.view_round, ste=True)
+            dev = dev + ((v * k * s - w) ** 2).mean() / denom
         return {"inv_scale": inv, "bin_count": bin_count, "deviation": dev}
 
 

@@ -52,14 +52,30 @@ def unsigned_range(bits: int) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-def nested_view(q: torch.Tensor, stored: int, view: int) -> torch.Tensor:
-    """The top-``view``-bit view of integer-valued codes stored at ``stored`` bits: ``floor(q / 2^(B-b))``.
+def nested_view(q: torch.Tensor, stored: int, view: int, round: bool = False, ste: bool = False) -> torch.Tensor:
+    """The ``view``-bit nested view of integer-valued codes stored at ``stored`` bits.
 
-    Same as ``bitpath.ref.packing.weight_view`` (arithmetic shift), on float tensors holding integers.
+    With ``k = stored - view``: floor, ``floor(q / 2^k)`` (the top bits), or, with ``round``,
+    ``floor(min(q + 2^(k-1), 2^(stored-1) - 1) / 2^k)``: round half up to the view's grid, saturated
+    at the top code. Exactly ``bitpath.ref.packing.weight_view(q, stored, view, round)`` (the C
+    kernels' ``bp_view``), on float tensors holding integers (every step is exact in float).
+
+    ``ste``: straight-through gradients for training: the floor passes the gradient unchanged; the
+    rounded view's saturation is a clamp, so codes it saturates get no gradient through the view
+    (as ``torch.clamp`` does; the recipe of docs/results/scripts/round_views.py).
 
     >>> nested_view(torch.tensor([-77.0, 77.0, -128.0, 127.0]), 8, 2).tolist()
     [-2.0, 1.0, -2.0, 1.0]
+    >>> nested_view(torch.tensor([-77.0, 77.0, -128.0, 95.0, 96.0]), 8, 2, round=True).tolist()
+    [-1.0, 1.0, -2.0, 1.0, 1.0]
     """
     if view > stored:
         raise ValueError(f"view width {view} > stored width {stored}")
-    return torch.floor(q / float(1 << (stored - view)))
+    k = stored - view
+    if k == 0:
+        return q
+    if round:
+        lo, hi = signed_range(stored)
+        q = torch.clamp(q + float(1 << (k - 1)), lo, hi)
+    v = q / float(1 << k)
+    return floor_pass(v) if ste else torch.floor(v)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+WEIGHT_VIEWS = ("round", "floor")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -12,6 +13,11 @@ class TrainConfig:
 
     Stages: ``epochs_float`` of float pretraining, ``epochs_qat`` of multi-path QAT, then BatchNorm
     re-estimation per path on ``bn_batches`` batches.
+
+    ``weight_views``: how a path narrower than a layer's stored width reads its weights: ``"round"``
+    (the stored code rounded half up to the narrow grid, saturated at the top; the IR's
+    ``w_round``) or ``"floor"`` (its top bits). A saved config without the key was trained before
+    rounded views existed: :meth:`from_dict` reads it as ``"floor"`` (docs/training.md).
     """
 
     dataset: str = "fashion-mnist"
@@ -28,6 +34,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     weight_quant: str = "lsq"  # lsq | ratio
     act_quant: str = "lsq"  # lsq | pact
+    weight_views: str = "round"  # round | floor: narrow views of the stored weight codes
     ratio_lambda: float = 1e-3
     loss_inv_scale: float = 0.0
     loss_bin_count: float = 0.0
@@ -45,20 +52,32 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.weight_views not in WEIGHT_VIEWS:
+            raise ValueError(f"weight_views must be 'round' or 'floor', got {self.weight_views!r}")
+
+    @property
+    def view_round(self) -> bool:
+        """Whether narrow weight views round (``weight_views == "round"``)."""
+        return self.weight_views == "round"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """The config of a saved run. Keys added since it was saved take their defaults, except
+        ``weight_views``: a run saved before it existed floored its views, so it reads as ``"floor"``."""
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown training config keys {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{"weight_views": "floor", **d})
 
     def differs_from(self, saved: dict, ignore: tuple[str, ...] = ()) -> set[str]:
         """Keys where a run saved with config ``saved`` was trained otherwise than this config says
-        (keys added to TrainConfig since it was saved take their defaults; ``ignore`` lists keys that
+        (keys added to TrainConfig since it was saved take their defaults, but a missing
+        ``weight_views`` is ``"floor"``, see :meth:`from_dict`; ``ignore`` lists keys that
         do not matter to the caller). Raises ValueError for keys TrainConfig does not know."""
         old, new = asdict(TrainConfig.from_dict(saved)), asdict(self)
         return {k for k, v in old.items() if k not in ignore and new[k] != v}

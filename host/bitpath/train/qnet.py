@@ -22,7 +22,7 @@ from torch import nn
 from bitpath.models.graph import INPUT, GraphSpec, Node, quant_points, tensor_formats
 from bitpath.quant.fold import fold_add, fold_layer
 from bitpath.quant.modules import ActQuantizer, WeightQuantizer
-from bitpath.quant.primitives import round_half_up, round_pass
+from bitpath.quant.primitives import nested_view, round_half_up, round_pass
 from bitpath.train.paths import PathTable
 
 INPUT_SCALE = 1.0 / 255.0
@@ -37,11 +37,12 @@ class QLayer(nn.Module):
     """Shared parameters of one weighted layer: float weight, optional bias, weight quantizer."""
 
     def __init__(self, node: Node, module: nn.Module, stored: int, views, wmode: str, per_channel: bool,
-                 ratio_lambda: float) -> None:
+                 ratio_lambda: float, view_round: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(module.weight.detach().clone())
         self.bias = nn.Parameter(module.bias.detach().clone()) if module.bias is not None else None
-        self.wq = WeightQuantizer(tuple(self.weight.shape), stored, views, wmode, per_channel, ratio_lambda)
+        self.wq = WeightQuantizer(tuple(self.weight.shape), stored, views, wmode, per_channel, ratio_lambda,
+                                  view_round)
         self.wq.init_from(self.weight)
 
 
@@ -54,12 +55,15 @@ class MultiPathNet(nn.Module):
         table: the bit-path table.
         weight_mode: "lsq" or "ratio" (see :class:`~bitpath.quant.modules.WeightQuantizer`).
         act_mode: "lsq" or "pact".
+        view_round: every layer's narrow weight views round instead of flooring
+            (``TrainConfig.weight_views == "round"``; see :func:`~bitpath.quant.primitives.nested_view`).
     """
 
     def __init__(self, model: nn.Module, spec: GraphSpec, table: PathTable, weight_mode: str = "lsq",
-                 act_mode: str = "lsq", ratio_lambda: float = 1e-3) -> None:
+                 act_mode: str = "lsq", ratio_lambda: float = 1e-3, view_round: bool = False) -> None:
         super().__init__()
         self.spec, self.table = spec, table
+        self.view_round = view_round
         self.formats = [tensor_formats(spec, p.layer_bits()) for p in table.paths]
         modules = dict(model.named_modules())
         stored, views = table.stored_bits(), table.view_bits()
@@ -68,7 +72,7 @@ class MultiPathNet(nn.Module):
         for n in spec.weighted:
             per_channel = n.name != spec.output
             self.layers[key(n.name)] = QLayer(n, modules[n.name], stored[n.name], views[n.name], weight_mode,
-                                              per_channel, ratio_lambda)
+                                              per_channel, ratio_lambda, view_round)
             if n.attrs.get("bn"):
                 bn = modules[n.attrs["bn"]]
                 self.bns[key(n.name)] = nn.ModuleList(copy.deepcopy(bn) for _ in table.paths)
@@ -214,7 +218,7 @@ class MultiPathNet(nn.Module):
                 c = consts[n.name]
                 f = c["folded"]
                 codes = layer.wq.codes(layer.weight).to(torch.float64)
-                view = torch.floor(codes / float(1 << (layer.wq.stored - bits[n.name][0])))
+                view = nested_view(codes, layer.wq.stored, bits[n.name][0], layer.wq.view_round)
                 acc = self._linear(n, vals[n.inputs[0]], view)  # exact: integers < 2^53
                 acc = torch.round(acc).to(torch.int64) + _bcast(torch.from_numpy(f.bias).to(acc.device), acc)
                 if n.name == self.spec.output:
@@ -245,7 +249,7 @@ class MultiPathNet(nn.Module):
         """Initialise every path's activation steps on one batch.
 
         BatchNorm uses the batch's statistics (training mode): the float model's running statistics
-        do not describe a narrow path (a 2-bit floor view shifts every pre-activation), and
+        do not describe a narrow path (a 2-bit floored view shifts every pre-activation), and
         calibrating on them can leave a path's activations all zero and its steps degenerate.
         The running statistics are restored afterwards.
         """

@@ -253,7 +253,7 @@ class Trainer:
     def _make_qnet(self, calibrate: bool) -> None:
         cfg = self.cfg
         self.qnet = MultiPathNet(self.float_model.cpu(), self.spec, self.table, cfg.weight_quant, cfg.act_quant,
-                                 cfg.ratio_lambda)
+                                 cfg.ratio_lambda, cfg.view_round)
         if calibrate:
             g = torch.Generator().manual_seed(_seed(cfg.seed, 99))
             idx = torch.randperm(len(self.x_train), generator=g)[: max(cfg.batch_size, 256)]
@@ -636,7 +636,7 @@ def load_final(path: str | Path) -> tuple[MultiPathNet, dict]:
     model.load_state_dict(st["float_model"])
     spec = GraphSpec.from_dict(st["spec"])
     table = PathTable.from_dict(st["table"], spec)
-    net = MultiPathNet(model, spec, table, cfg.weight_quant, cfg.act_quant, cfg.ratio_lambda)
+    net = MultiPathNet(model, spec, table, cfg.weight_quant, cfg.act_quant, cfg.ratio_lambda, cfg.view_round)
     net.load_state_dict(st["qnet"])
     net.eval()
     return net, st
