@@ -42,6 +42,39 @@ def test_synthetic_paths_cover_every_combination() -> None:
     assert seen["fc"] == {(s, w, a, 32) for s, w, a, _ in mids}
 
 
+def _with_w_round(ir, value: bool):
+    import copy
+
+    from bitpath.ir import IR
+
+    h = copy.deepcopy(ir.header)
+    for meta in h["layers"].values():
+        meta["w_round"] = value
+    return IR(h, dict(ir.arrays))
+
+
+def test_synthetic_ir_keeps_the_layers_rounding() -> None:
+    """Weights re-stored at a narrower S are the layer's own (rounded) view, and the synthetic IR
+    keeps ``w_round``, so its views are timed with the kernel code that rounds; the cost table's
+    graph signature tells rounded from floored IRs (a floored one keeps its old signature)."""
+    from bitpath.ir import w_round
+    from bitpath.ref.packing import weight_view
+
+    ir = chain_ir()
+    rounded = _with_w_round(ir, True)
+    sir, fir = C.build_synthetic(rounded, (4,))[0], C.build_synthetic(ir, (4,))[0]
+    for name in ("conv1", "conv2", "fc"):
+        assert w_round(sir, name) and not w_round(fir, name)
+        codes = ir.weights(name).reshape(sir.weights(name).shape)
+        np.testing.assert_array_equal(sir.weights(name), weight_view(codes, 8, 4, round=True))
+        np.testing.assert_array_equal(fir.weights(name), weight_view(codes, 8, 4))
+    x = C.default_images(ir, 1)[0]
+    p2 = next(p for p in range(len(sir.path_names)) if C.combo_of(sir, p, "conv2")["w"] == 2)
+    assert Runner(sir).run(x, p2).tolist() != Runner(_with_w_round(sir, False)).run(x, p2).tolist()
+    sig = C.graph_signature(ir)
+    assert C.graph_signature(_with_w_round(ir, False)) == sig != C.graph_signature(rounded)
+
+
 def test_stale_cost_table_is_refused(tmp_path, monkeypatch) -> None:
     ir = chain_ir()
     path = C.save(_fake_table(ir), tmp_path / "costs.json")

@@ -18,13 +18,14 @@ from bitpath.train.paths import PathTable  # noqa: E402
 from bitpath.train.qnet import MultiPathNet  # noqa: E402
 
 
-def test_hessian_sensitivity_grows_with_lowering() -> None:
+@pytest.mark.parametrize("view_round", [False, True])
+def test_hessian_sensitivity_grows_with_lowering(view_round: bool) -> None:
     torch.manual_seed(0)
     model = TinyCNN()
     spec = capture(model, (12, 12, 1))
     table = PathTable.from_dict({"paths": [{"name": "w8a8", "default": [8, 8]},
                                            {"name": "w4a4", "default": [4, 4], "first": [4, 8]}]}, spec)
-    net = MultiPathNet(model, spec, table)
+    net = MultiPathNet(model, spec, table, view_round=view_round)
     x, y = tiny_images(64)
     xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
     net.calibrate(xt)
@@ -44,5 +45,15 @@ def test_hessian_sensitivity_grows_with_lowering() -> None:
     assert L["conv"]["w2a8"] > L["conv"]["w4a8"] > 0
     for layer in ("fc1", "fc2"):
         assert L[layer]["w2a2"] > L[layer]["w4a4"] > L[layer]["w8a4"] > 0
+    if view_round:  # the weight perturbation is the layer's own (rounded) view, not the floored one
+        import copy
+
+        from bitpath.ir import IR
+
+        h = copy.deepcopy(ir.header)
+        for meta in h["layers"].values():
+            meta["w_round"] = False
+        fl = S.compute(IR(h, dict(ir.arrays)), "hessian", x, y, model=fm, probes=4)["layers"]
+        assert fl["fc1"]["w2a2"] != L["fc1"]["w2a2"] and fl["fc1"]["w8a2"] == L["fc1"]["w8a2"]
     with pytest.raises(ValueError, match="--run"):
         S.compute(ir, "hessian", x, y)

@@ -34,6 +34,27 @@ def test_lowered_reference_path_is_exact_and_run_all_matches_runner() -> None:
             assert S.run_all(r, xi, p)["fc"].tolist() == r.run(xi, p).tolist()
 
 
+def test_lowered_paths_keep_the_layers_rounding() -> None:
+    """A lowered view of a layer whose views round is read rounded (the header's ``w_round`` is kept)."""
+    import copy
+
+    from bitpath.ir import IR, w_round
+
+    ir = chain_ir()
+    h = copy.deepcopy(ir.header)
+    for meta in h["layers"].values():
+        meta["w_round"] = True
+    rounded = IR(h, dict(ir.arrays))
+    items = [("conv2", 2, 8), ("fc", 4, 8)]
+    lir, lfl = S.lowered_ir(rounded, items), S.lowered_ir(ir, items)
+    assert all(w_round(lir, n) for n in ("conv1", "conv2", "fc"))
+    x, _ = _data(4)
+    r, rf = Runner(lir), Runner(lfl)
+    for xi in x:
+        assert r.run(xi, 0).tolist() == rf.run(xi, 0).tolist()  # 8-bit views: rounding does not apply
+    assert any(r.run(xi, 1).tolist() != rf.run(xi, 1).tolist() for xi in x)
+
+
 def test_kl_grows_with_lowering() -> None:
     ir = chain_ir()
     x, y = _data(64)

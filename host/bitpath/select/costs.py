@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bitpath.ir import IR, WEIGHTED, products, validate
+from bitpath.ir import IR, WEIGHTED, products, validate, w_round
 from bitpath.ref.bounds import check_layer
 from bitpath.ref.formats import ActFormat
 from bitpath.ref.packing import pack, weight_view
@@ -61,7 +61,9 @@ class StaleCostTable(CostTableError):
 
 # ---------------------------------------------------------------------------- cache key
 def graph_signature(ir: IR) -> str:
-    """Hash of what the cost depends on: input shape, graph (ops, inputs, shapes, attrs), weight shapes."""
+    """Hash of what the cost depends on: input shape, graph (ops, inputs, shapes, attrs), weight shapes,
+    and which layers' views round (a rounded view runs other kernel code; listed only when some do,
+    so a floored IR keeps the signature it had before rounded views existed)."""
     h = ir.header
     sig = {
         "input": h["input"]["shape"],
@@ -69,6 +71,9 @@ def graph_signature(ir: IR) -> str:
         "output": h["output"],
         "w_shape": {k: v["w_shape"] for k, v in sorted(h["layers"].items())},
     }
+    rounded = sorted(k for k in h["layers"] if w_round(ir, k))
+    if rounded:
+        sig["w_round"] = rounded
     return hashlib.sha256(json.dumps(sig, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
@@ -186,8 +191,10 @@ def _rescaled(ir: IR, name: str, node: dict, ref: dict, ref_p: int, w: int, a_in
 def synthetic_ir(ir: IR, specs: Sequence[tuple[int, int, int, int]], ref_path: int = 0) -> IR:
     """A copy of ``ir`` whose paths are ``specs`` (``(S, w, p, q)``, see the module doc); all in one stored width.
 
-    Every spec must have the same ``S``; weights are re-stored at ``S`` (the top-S-bit view of the
-    stored codes; a layer stored below S in ``ir`` keeps its codes, shifted up into the wider grid).
+    Every spec must have the same ``S``; weights are re-stored at ``S`` (the S-bit view of the stored
+    codes, rounded or floored as the layer's ``w_round`` says, which the synthetic IR keeps: its
+    views are timed with the kernels' code for that rounding; a layer stored below S in ``ir`` keeps
+    its codes, shifted up into the wider grid).
     """
     stored_set = {s for s, *_ in specs}
     if len(stored_set) != 1:
@@ -202,7 +209,7 @@ def synthetic_ir(ir: IR, specs: Sequence[tuple[int, int, int, int]], ref_path: i
         meta = h["layers"][name]
         codes = ir.weights(name).reshape(-1, meta["row_len"])
         B = meta["w_stored"]
-        new = weight_view(codes, B, S) if S <= B else codes * (1 << (S - B))
+        new = weight_view(codes, B, S, w_round(ir, name)) if S <= B else codes * (1 << (S - B))
         arrays[f"w:{name}"] = pack(new, S, True)
         meta["w_stored"] = S
     prod = _producers(ir)

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from bitpath.export.runner import Runner
-from bitpath.ir import INPUT, IR, WEIGHTED, validate
+from bitpath.ir import INPUT, IR, WEIGHTED, validate, w_round
 from bitpath.select.costs import _producers, derive_path
 
 BITS = (2, 4, 8)
@@ -306,13 +306,16 @@ def hessian(ir: IR, model, x: np.ndarray, y: np.ndarray, ref_path: int = 0, prob
 
     For layer ``l`` at ``(w, a)``: ``0.5 * (|Tr H_W| / n_W * (||W_w - W||^2 - ||W_8 - W||^2)
     + |Tr H_x| * (D_a^2 - D_8^2) / 12)``, where ``W_w`` is the nested ``w``-bit view of the weights
-    (``floor(round(W / s) / 2^(B-w)) * s * 2^(B-w)`` with the IR's per-channel scale ``s``), ``x`` the
+    (``view(round(W / s)) * s * 2^(B-w)`` with the IR's per-channel scale ``s`` and the layer's view,
+    floored ``floor(q / 2^(B-w))`` or rounded as its ``w_round`` says), ``x`` the
     layer's input activations and ``D_a`` their step at ``a`` bits (the reference path's step times
     ``255 / (2^a - 1)``). Traces are on the float model (trained weights, reference path's BN), for the
     mean cross-entropy over ``x``; ``|.|`` as MQBench/NNCF do, since Hutchinson estimates can be negative.
     """
     import torch
     from torch import nn
+
+    from bitpath.quant.primitives import nested_view
 
     model = model.eval()
     mods = dict(model.named_modules())
@@ -350,10 +353,11 @@ def hessian(ir: IR, model, x: np.ndarray, y: np.ndarray, ref_path: int = 0, prob
         s = torch.tensor(meta.get("w_scale") or [float(W.abs().max()) / (2 ** (B - 1) - 1)], dtype=torch.float64)
         s = s.reshape(-1, *([1] * (W.dim() - 1))) if s.numel() > 1 else s
         q = torch.clamp(torch.floor(W / s + 0.5), -(2 ** (B - 1)), 2 ** (B - 1) - 1)
+        rnd = w_round(ir, name)
 
-        def err(wb: int, W=W, q=q, s=s, B=B) -> float:
+        def err(wb: int, W=W, q=q, s=s, B=B, rnd=rnd) -> float:
             step = s * 2.0 ** (B - wb)
-            return float(((torch.floor(q / 2 ** (B - wb)) * step - W) ** 2).sum())
+            return float(((nested_view(q, B, wb, rnd) * step - W) ** 2).sum())
 
         d_w = {wb: err(wb) for wb in BITS if wb <= B}
         prod = _group(ir, n["inputs"][0])
