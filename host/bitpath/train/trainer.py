@@ -532,7 +532,9 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict:
         """Test accuracy of the float model and, per path, of the fake-quant and integer-exact torch models."""
-        res: dict = {"float": self._accuracy(lambda x: self.float_model.eval()(x.float() / 255.0))}
+        # _make_qnet moved the float model to the CPU (MultiPathNet copies it there): back to the device
+        fm = self.float_model.to(self.device).eval()
+        res: dict = {"float": self._accuracy(lambda x: fm(x.float() / 255.0))}
         if self.qnet is not None and self.stage == "done":
             self.qnet.eval()
             for p, name in enumerate(self.table.names):
