@@ -255,7 +255,7 @@ def register(app: typer.Typer) -> None:
         kind: str = typer.Option("escalate", help="escalate: run the cheapest path first and escalate to a dearer "
                                  "one when its top-1/top-2 logit margin is below a threshold; net: a tiny network "
                                  "on the pooled input picks the path before any runs."),
-        chain: int = typer.Option(2, min=2, max=3, help="escalate: the most paths one image may run, cheapest first "
+        chain: int = typer.Option(3, min=2, max=3, help="escalate: the most paths one image may run, cheapest first "
                                   "(3: cheap -> middle -> dear chains are fitted too, stage by stage)."),
         per_class: bool = typer.Option(False, "--per-class/--shared-threshold", help="escalate: one threshold per "
                                        "predicted class instead of one for all."),

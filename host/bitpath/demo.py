@@ -22,14 +22,16 @@ import numpy as np
 @dataclass(frozen=True)
 class DemoConfig:
     out: Path = Path("runs/demo")
-    epochs_float: int = 8
+    epochs_float: int = 20
     epochs_qat: int = 4
     limit_train: int | None = None
     host_images: int | None = None  # None: the full test set
     board_images: int = 200
     numpy_check: int = 100  # host images also run through the numpy reference
-    controller_images: int = 12000  # training images for the controller
+    # the last N training images are never trained on; the controller is calibrated on them
+    controller_images: int = 5000
     controller_kind: str = "escalate"  # or "net" (see `bitpath select controller --help`)
+    controller_chain: int = 3  # escalate: the most paths one image may run
     bn_batches: int = 50
     threads: int | None = None
     progress: bool = True
@@ -38,7 +40,7 @@ class DemoConfig:
     def quick(cls, out: Path = Path("runs/demo-quick")) -> DemoConfig:
         """A smoke configuration: minutes, not accuracy."""
         return cls(out=out, epochs_float=1, epochs_qat=1, limit_train=3000, host_images=300, board_images=10,
-                   bn_batches=4, controller_images=1200)
+                   bn_batches=4, controller_images=1000)
 
 
 def same_config(saved: dict | None, tcfg) -> bool:
@@ -58,8 +60,8 @@ def _train(cfg: DemoConfig, log: Callable[[str], None]) -> Path:
     from bitpath.train.trainer import CKPT, FINAL, Trainer, load_final
 
     tcfg = TrainConfig(out=str(cfg.out), epochs_float=cfg.epochs_float, epochs_qat=cfg.epochs_qat,
-                       limit_train=cfg.limit_train, limit_test=cfg.host_images, bn_batches=cfg.bn_batches,
-                       threads=cfg.threads)
+                       limit_train=cfg.limit_train, holdout=cfg.controller_images, limit_test=cfg.host_images,
+                       bn_batches=cfg.bn_batches, threads=cfg.threads)
     final = cfg.out / FINAL
     if final.is_file():
         import torch
@@ -127,14 +129,14 @@ def run(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict:
     log(f"      {ir_path} (sha256 {ir_hash[:16]})")
 
     done()
-    log(f"[3/7] train the on-device controller ({cfg.controller_images} training images, knob: within 0.3 pp "
-        "of the all-8-bit path)")
-    train = load_dataset("fashion-mnist", "train").subset(cfg.controller_images)
-    ir, _ = dynamic.fit(ir, train.x, train.y, val=max(1, cfg.controller_images // 4),
+    log(f"[3/7] train the on-device controller (the {cfg.controller_images} held-out training images, knob: "
+        "within 0.3 pp of the all-8-bit path)")
+    train, _ = dynamic.calibration_split(ir, load_dataset("fashion-mnist", "train"), None)
+    ir, _ = dynamic.fit(ir, train.x, train.y, val=max(1, len(train) // 4),
                         cfg=ControllerConfig(), reference=0, max_loss_pp=0.3, target_cost=None,
                         work=cfg.out / "controller", log=lambda s: log(f"      {s}"),
                         progress=(lambda it: tqdm(it, leave=False)) if cfg.progress else None,
-                        kind=cfg.controller_kind)
+                        kind=cfg.controller_kind, chain=cfg.controller_chain)
     ir_path = cfg.out / "model.ctrl.bpir.npz"
     ir_hash = ir.save(ir_path)
     log(f"      {ir_path} (sha256 {ir_hash[:16]})")

@@ -184,7 +184,7 @@ def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConf
         max_loss_pp: float | None, target_cost: float | None, work: Path, cost_images: int = 3,
         costs: dict | None = None, log: Callable[[str], None] = print,
         progress: Callable[[Iterable], Iterable] | None = None, kind: str = "net",
-        per_class: bool = False, chain: int = 2) -> tuple[IR, dict]:
+        per_class: bool = False, chain: int = 3) -> tuple[IR, dict]:
     """Train, quantize, measure and tune the controller; the last ``val`` images are held out.
 
     ``kind="escalate"`` fits the escalating controller instead (:mod:`bitpath.select.escalate`; its
@@ -256,7 +256,7 @@ def fit(ir: IR, x: np.ndarray, y: np.ndarray, *, val: int, cfg: C.ControllerConf
 def fit_escalate(ir: IR, x: np.ndarray, y: np.ndarray, *, reference: int, max_loss_pp: float | None,
                  target_cost: float | None, work: Path, cost_images: int = 3, costs: dict | None = None,
                  per_class: bool = False, log: Callable[[str], None] = print,
-                 progress: Callable[[Iterable], Iterable] | None = None, chain: int = 2) -> tuple[IR, dict]:
+                 progress: Callable[[Iterable], Iterable] | None = None, chain: int = 3) -> tuple[IR, dict]:
     """Fit the escalating controller: integer logits of every path on ``x`` -> device costs -> the
     threshold sweep over every chain of 2 to ``chain`` paths -> the knob's setting -> a new IR."""
     if chain not in (2, 3):
