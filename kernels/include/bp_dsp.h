@@ -74,6 +74,9 @@ static inline int32_t bp_usat2(int32_t v) { return (int32_t)__usat(v, 2); }
 static inline int32_t bp_usat4(int32_t v) { return (int32_t)__usat(v, 4); }
 // acc + the sum of the four bytes of x (USADA8 against zero).
 static inline uint32_t bp_add_bytes(uint32_t x, uint32_t acc) { return __usada8((uint8x4_t)x, (uint8x4_t)0u, acc); }
+// Signed saturating byte-wise add (QADD8): each byte of a + the same byte of b, clamped to -128..127.
+// The rounded nested views add 2^(sh-1) to every code (top-aligned in its byte) before the mask.
+static inline uint32_t bp_qadd8(uint32_t a, uint32_t b) { return (uint32_t)__qadd8((int8x4_t)a, (int8x4_t)b); }
 
 #else
 
@@ -132,6 +135,14 @@ static inline int32_t bp_usat2(int32_t v) { return v < 0 ? 0 : (v > 3 ? 3 : v); 
 static inline int32_t bp_usat4(int32_t v) { return v < 0 ? 0 : (v > 15 ? 15 : v); }
 static inline uint32_t bp_add_bytes(uint32_t x, uint32_t acc) {
     return acc + (x & 0xFFu) + ((x >> 8) & 0xFFu) + ((x >> 16) & 0xFFu) + (x >> 24);
+}
+static inline uint32_t bp_qadd8(uint32_t a, uint32_t b) {
+    uint32_t r = 0;
+    for (int i = 0; i < 32; i += 8) {
+        const int32_t v = (int32_t)(int8_t)(uint8_t)(a >> i) + (int32_t)(int8_t)(uint8_t)(b >> i);
+        r |= (uint32_t)(uint8_t)(v < -128 ? -128 : (v > 127 ? 127 : v)) << i;
+    }
+    return r;
 }
 #endif
 

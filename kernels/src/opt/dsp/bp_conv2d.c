@@ -270,20 +270,29 @@ static int32_t im2col_u2(uint8_t *col,
     return sum;
 }
 
+// The per-byte rounding constant of a rounded view that drops the low sh bits of a byte-scaled code
+// (QADD8 before the mask: round half up, saturated at +127 in byte scale, which is the stored
+// maximum's view): 0x08080808 for a 4-bit view, 0x20202020 for a 2-bit view.
+#define BP_VIEW_RC(sh) ((sh) > 0 ? (1u << ((sh) - 1)) * 0x01010101u : 0u)
+
 // Dot products of 2 patches x 2 weight rows (8-bit codes, view = 8 - sh): out[p][r] = sum x * view.
-// Inlined twice by dot_2x2_s16: with sh == 0 (no masking) and with a mask.
-static inline void dot_2x2_s16_impl(int32_t out[2][2],
+// Inlined by dot_2x2_s16: with sh == 0 (no masking), with a mask, and (rnd) with QADD8 before it.
+static inline __attribute__((always_inline)) void dot_2x2_s16_impl(int32_t out[2][2],
                                     const int16_t *const col[2],
                                     const uint8_t *const wrow[2],
                                     int32_t k,
-                                    int32_t sh) {
+                                    int32_t sh, const int rnd) {
     const uint32_t mask = (0xFFu << sh) & 0xFFu;
-    const uint32_t mask4 = mask * 0x01010101u;
+    const uint32_t mask4 = mask * 0x01010101u, rc = BP_VIEW_RC(sh);
     const int32_t k4 = k & ~3;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
     // |a| <= k * xmax * 128 <= INT32_MAX: the caller checked this bound (masked codes are 2^sh x view).
     for (int32_t i = 0; i < k4; i += 4) {
-        const uint32_t w0 = bp_load32(wrow[0] + i) & mask4, w1 = bp_load32(wrow[1] + i) & mask4;
+        uint32_t w0 = bp_load32(wrow[0] + i), w1 = bp_load32(wrow[1] + i);
+        if (rnd) {
+            w0 = bp_qadd8(w0, rc), w1 = bp_qadd8(w1, rc);
+        }
+        w0 &= mask4, w1 &= mask4;
         const uint32_t w0e = bp_sxtb16(w0), w0o = bp_sxtb16_ror8(w0);
         const uint32_t w1e = bp_sxtb16(w1), w1o = bp_sxtb16_ror8(w1);
         const uint32_t x0e = bp_load32(col[0] + i), x0o = bp_load32(col[0] + i + 2);
@@ -300,7 +309,7 @@ static inline void dot_2x2_s16_impl(int32_t out[2][2],
     // Masked codes are exact multiples of 2^sh: the shift is exact.
     a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
     for (int32_t i = k4; i < k; i++) {
-        const int32_t v0 = (int32_t)(int8_t)wrow[0][i] >> sh, v1 = (int32_t)(int8_t)wrow[1][i] >> sh;
+        const int32_t v0 = bp_view((int8_t)wrow[0][i], 8, 8 - sh, rnd), v1 = bp_view((int8_t)wrow[1][i], 8, 8 - sh, rnd);
         a00 += col[0][i] * v0;
         a01 += col[0][i] * v1;
         a10 += col[1][i] * v0;
@@ -312,15 +321,22 @@ static inline void dot_2x2_s16_impl(int32_t out[2][2],
 // Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
 // values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
 // scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
-static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                       int32_t sh) {
-    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
+// rnd: the rounded view (QADD8 of BP_VIEW_RC(sh) on each nibble plane before its mask; the other
+// nibble below the code, < 16, cannot change the rounded top bits or the saturation at 7 x 16).
+static inline __attribute__((always_inline)) void dot_2x2_s4_impl(int32_t out[2][2], const int16_t *const col[2],
+                                                                  const uint8_t *const wrow[2], int32_t k, int32_t sh,
+                                                                  const int rnd) {
+    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u, rc = BP_VIEW_RC(sh);
     const int32_t k8 = k & ~7;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
     // |a| <= k * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
     for (int32_t i = 0; i < k8; i += 8) {
         const uint32_t w0 = bp_load32(wrow[0] + (i >> 1)), w1 = bp_load32(wrow[1] + (i >> 1));
-        const uint32_t l0 = (w0 << 4) & mask4, h0 = w0 & mask4, l1 = (w1 << 4) & mask4, h1 = w1 & mask4;
+        uint32_t l0 = w0 << 4, h0 = w0, l1 = w1 << 4, h1 = w1;
+        if (rnd) {
+            l0 = bp_qadd8(l0, rc), h0 = bp_qadd8(h0, rc), l1 = bp_qadd8(l1, rc), h1 = bp_qadd8(h1, rc);
+        }
+        l0 &= mask4, h0 &= mask4, l1 &= mask4, h1 &= mask4;
         const uint32_t p0[4] = {bp_sxtb16(l0), bp_sxtb16_ror8(l0), bp_sxtb16(h0), bp_sxtb16_ror8(h0)};
         const uint32_t p1[4] = {bp_sxtb16(l1), bp_sxtb16_ror8(l1), bp_sxtb16(h1), bp_sxtb16_ror8(h1)};
         for (int32_t t = 0; t < 4; t++) {
@@ -333,7 +349,7 @@ static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uin
     }
     a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
     for (int32_t i = k8; i < k; i++) {
-        const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh, 0), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh, 0);
+        const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh, rnd), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh, rnd);
         a00 += col[0][i] * v0;
         a01 += col[0][i] * v1;
         a10 += col[1][i] * v0;
@@ -342,12 +358,23 @@ static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uin
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
 }
 
-static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                        int32_t sh) {
-    if (sh == 0) {
-        dot_2x2_s16_impl(out, col, wrow, k, 0); // the mask is all ones: the compiler drops the ANDs
+static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                       int32_t sh, int32_t rnd) {
+    if (rnd) {
+        dot_2x2_s4_impl(out, col, wrow, k, sh, 1);
     } else {
-        dot_2x2_s16_impl(out, col, wrow, k, sh);
+        dot_2x2_s4_impl(out, col, wrow, k, sh, 0);
+    }
+}
+
+static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                        int32_t sh, int32_t rnd) {
+    if (sh == 0) {
+        dot_2x2_s16_impl(out, col, wrow, k, 0, 0); // the mask is all ones: the compiler drops the ANDs
+    } else if (rnd) {
+        dot_2x2_s16_impl(out, col, wrow, k, sh, 1);
+    } else {
+        dot_2x2_s16_impl(out, col, wrow, k, sh, 0);
     }
 }
 
@@ -439,9 +466,13 @@ static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], 
 // (a Thumb-2 immediate, no register) per weight word, 20 instructions per 16 MACs: the products are
 // 2^sh x too large and one exact shift at the end recovers the sum; the caller checked
 // |a| <= k * xmax * 128 <= INT32_MAX before the shift.
+// rnd (a constant, sh > 0): the rounded view, QADD8 of BP_VIEW_RC(sh) before the AND. The round
+// constant takes the register of the loop's end, which is read from the stack instead, and the loop
+// does two groups per iteration (an odd group count enters at the second) to pay for that load:
+// 21.5 instructions per 16 MACs.
 static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], const int16_t *col,
                                                              const uint8_t *const wrow[2], int32_t k,
-                                                             const int sh) {
+                                                             const int sh, const int rnd) {
     const int32_t k4 = k & ~3;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
 #ifdef BP_HAVE_DSP
@@ -469,20 +500,48 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
               [x1o] "=&r"(x1o)                                                                             \
             : [end] "r"(end)                                                                               \
             : "cc", "memory")
+#define BP_W8_GROUP(mask)                                                                                  \
+    "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"                                                                 \
+    "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_W8_ROW("w0", "a00", "a10", mask)                            \
+        BP_W8_ROW("w1", "a01", "a11", mask)
+#define BP_W8R_LOOP(mask)                                                                                  \
+    __asm__("ldr %[e], %[end]\n\t"                                                                         \
+            "sub %[e], %[e], %[cp]\n\t"                                                                    \
+            "tst %[e], #16\n\t"                                                                            \
+            "bne 2f\n"                                                                                     \
+            "1:\n\t" BP_W8_GROUP("qadd8 %[e], %[e], %[rc]\n\t" mask) "2:\n\t"                               \
+                BP_W8_GROUP("qadd8 %[e], %[e], %[rc]\n\t" mask) "ldr %[e], %[end]\n\t"                      \
+                                                                "cmp %[cp], %[e]\n\t"                       \
+                                                                "bne 1b\n\t"                                \
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0), \
+              [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), \
+              [x1o] "=&r"(x1o)                                                                             \
+            : [end] "m"(end), [rc] "r"(BP_VIEW_RC(sh))                                                      \
+            : "cc", "memory")
         if (sh == 0) {
             BP_W8_LOOP("");
+        } else if (sh == 4 && rnd) {
+            BP_W8R_LOOP("and %[e], %[e], #0xF0F0F0F0\n\t");
         } else if (sh == 4) {
             BP_W8_LOOP("and %[e], %[e], #0xF0F0F0F0\n\t");
+        } else if (rnd) {
+            BP_W8R_LOOP("and %[e], %[e], #0xC0C0C0C0\n\t");
         } else {
             BP_W8_LOOP("and %[e], %[e], #0xC0C0C0C0\n\t");
         }
+#undef BP_W8R_LOOP
+#undef BP_W8_GROUP
 #undef BP_W8_LOOP
 #undef BP_W8_ROW
     }
 #else
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
     for (int32_t i = 0; i < k4; i += 4) {
-        const uint32_t v0 = bp_load32(wrow[0] + i) & mask4, v1 = bp_load32(wrow[1] + i) & mask4;
+        uint32_t v0 = bp_load32(wrow[0] + i), v1 = bp_load32(wrow[1] + i);
+        if (rnd) {
+            v0 = bp_qadd8(v0, BP_VIEW_RC(sh)), v1 = bp_qadd8(v1, BP_VIEW_RC(sh));
+        }
+        v0 &= mask4, v1 &= mask4;
         const uint32_t x0e = bp_load32(col + 2 * i), x0o = bp_load32(col + 2 * i + 2);
         const uint32_t x1e = bp_load32(col + 2 * i + 4), x1o = bp_load32(col + 2 * i + 6);
         a00 = bp_smlad(x0o, bp_sxtb16_ror8(v0), bp_smlad(x0e, bp_sxtb16(v0), a00));
@@ -494,7 +553,7 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
     // Masked codes are exact multiples of 2^sh: the shift is exact.
     a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
     for (int32_t i = k4; i < k; i++) {
-        const int32_t v0 = (int32_t)(int8_t)wrow[0][i] >> sh, v1 = (int32_t)(int8_t)wrow[1][i] >> sh;
+        const int32_t v0 = bp_view((int8_t)wrow[0][i], 8, 8 - sh, rnd), v1 = bp_view((int8_t)wrow[1][i], 8, 8 - sh, rnd);
         const int32_t x0 = col[IL(1, i)], x1 = col[IL(1, i) + 4];
         a00 += x0 * v0;
         a01 += x0 * v1;
@@ -515,8 +574,13 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
 // instructions per 16 MACs. The middle fields of two pixels go to the 16-bit halves of one sum with
 // PKHBT + UXTAB16 ror 8 (2 instructions per 2 pixels), so the block needs 14 registers: a half gains
 // at most 7 * 36 = 252 per run, and the halves are flushed to 32 bits every 64 runs.
+//
+// rnd (a constant, 8-bit codes only): the rounded 2-bit view, QADD8 of 0x20202020 before the same
+// >> 6, & 3, ^ 2. The asm blocks use all 14 registers, so the constant is made in x3 (MOV of a
+// Thumb-2 immediate) before the group's LDM: 10 instructions per 16 MACs instead of 8.
 static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4], const uint8_t *col,
-                                                                 const uint8_t *wrow, int32_t k, const int s2) {
+                                                                 const uint8_t *wrow, int32_t k, const int s2,
+                                                                 const int rnd) {
     const int32_t k4 = k & ~3;
     uint32_t s0 = (uint32_t)out[0], s1 = (uint32_t)out[1], s2_ = (uint32_t)out[2], s3 = (uint32_t)out[3];
     int32_t i = 0;
@@ -531,15 +595,21 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         register uint32_t x2 __asm__("r2");
         register uint32_t x3 __asm__("r3");
         uint32_t f0, f1, f2, f3, w;
-#define BP_PK_W8 "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
-#define BP_PK_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
+// The group's LDM and weight word: W8 (8-bit codes), S2 (2-bit storage), W8R (rounded view of 8-bit
+// codes: the weight word first, with x3 free for the round constant, then the LDM).
+#define BP_PK_W8                                                                                           \
+    BP_PK_LDM "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
+#define BP_PK_S2 BP_PK_LDM "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
+#define BP_PK_W8R                                                                                          \
+    "ldr %[w], [%[wp]], #4\n\tmov %[x3], #0x20202020\n\tqadd8 %[w], %[w], %[x3]\n\t"                        \
+    "and %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t" BP_PK_LDM
 #define BP_PK_LDM "ldmia %[cp]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"
 #define BP_PK_FIRST(W)                                                                                     \
-    BP_PK_LDM W "smuad %[f0], %[x0], %[w]\n\tsmuad %[f1], %[x1], %[w]\n\tsmuad %[f2], %[x2], %[w]\n\t"    \
-                "smuad %[f3], %[x3], %[w]\n\t"
+    W "smuad %[f0], %[x0], %[w]\n\tsmuad %[f1], %[x1], %[w]\n\tsmuad %[f2], %[x2], %[w]\n\t"              \
+      "smuad %[f3], %[x3], %[w]\n\t"
 #define BP_PK_NEXT(W)                                                                                      \
-    BP_PK_LDM W "smlad %[f0], %[x0], %[w], %[f0]\n\tsmlad %[f1], %[x1], %[w], %[f1]\n\t"                  \
-                "smlad %[f2], %[x2], %[w], %[f2]\n\tsmlad %[f3], %[x3], %[w], %[f3]\n\t"
+    W "smlad %[f0], %[x0], %[w], %[f0]\n\tsmlad %[f1], %[x1], %[w], %[f1]\n\t"                            \
+      "smlad %[f2], %[x2], %[w], %[f2]\n\tsmlad %[f3], %[x3], %[w], %[f3]\n\t"
 #define BP_PK_EXTRACT                                                                                      \
     "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtab16 %[s01], %[s01], %[x0], ror #8\n\t"                      \
     "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tuxtab16 %[s23], %[s23], %[x1], ror #8\n\t"
@@ -584,6 +654,8 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
             x0 = (uint32_t)(rem - 1);
             if (s2) {
                 BP_PK_TAIL(BP_PK_S2);
+            } else if (rnd) {
+                BP_PK_TAIL(BP_PK_W8R);
             } else {
                 BP_PK_TAIL(BP_PK_W8);
             }
@@ -596,6 +668,8 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
             x1 = (uint32_t)(uintptr_t)(cp + 112 * n);
             if (s2) {
                 BP_PK_RUNS(BP_PK_S2);
+            } else if (rnd) {
+                BP_PK_RUNS(BP_PK_W8R);
             } else {
                 BP_PK_RUNS(BP_PK_W8);
             }
@@ -616,8 +690,8 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         const int32_t end = (k4 - i > 28) ? i + 28 : k4;
         int32_t f0 = 0, f1 = 0, f2 = 0, f3 = 0;
         for (; i < end; i += 4) {
-            const uint32_t w = s2 ? g_s2_off[wrow[i >> 2]]
-                                  : ((bp_load32(wrow + i) >> 6) & 0x03030303u) ^ 0x02020202u;
+            const uint32_t w8 = rnd ? bp_qadd8(bp_load32(wrow + i), 0x20202020u) : bp_load32(wrow + i);
+            const uint32_t w = s2 ? g_s2_off[wrow[i >> 2]] : ((w8 >> 6) & 0x03030303u) ^ 0x02020202u;
             const uint8_t *x = col + 4 * i;
             f0 = bp_smlad(bp_load32(x), w, f0);
             f1 = bp_smlad(bp_load32(x + 4), w, f1);
@@ -630,7 +704,7 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         s3 += (f3 >> 8) & 0xFF;
     }
     for (; i < k; i++) {
-        const int32_t v = s2 ? s2_code(wrow, i) + 2 : ((int32_t)(int8_t)wrow[i] >> 6) + 2;
+        const int32_t v = s2 ? s2_code(wrow, i) + 2 : bp_view((int8_t)wrow[i], 8, 2, rnd) + 2;
         const uint8_t *x = col + IL4(i);
         s0 += x[0] * v;
         s1 += x[4] * v;
@@ -661,7 +735,8 @@ typedef struct {
 // bias, -2*sum(x), multiplier, shift and width around a tail asm and a runs asm per channel.
 static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_pk_chan_t *P, const uint8_t *col,
                                                                              const uint8_t **pwp, uint32_t rem,
-                                                                             const uint8_t *end, const int s2) {
+                                                                             const uint8_t *end, const int s2,
+                                                                             const int rnd) {
     const uint8_t *cp = col, *wp = *pwp;
     const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
     register uint32_t x0 __asm__("r0") = rem;
@@ -725,6 +800,8 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
                      : "cc", "memory")
     if (s2) {
         BP_PK_REQ(BP_PK_S2);
+    } else if (rnd) {
+        BP_PK_REQ(BP_PK_W8R);
     } else {
         BP_PK_REQ(BP_PK_W8);
     }
@@ -742,16 +819,19 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
 // three quarters of them on the repeated pixel.
 static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const uint8_t *col, const uint8_t *wrow,
                                                                         uint32_t rem, const uint8_t *end,
-                                                                        const int s2) {
+                                                                        const int s2, const int rnd) {
     const uint8_t *cp = col, *wp = wrow;
     const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
     uint32_t x, w, f, sum, n = rem;
 #define BP_P1_W8 "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
 #define BP_P1_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
+#define BP_P1_W8R                                                                                          \
+    "ldr %[w], [%[wp]], #4\n\tqadd8 %[w], %[w], %[rc]\n\tand %[w], %[aux], %[w], lsr #6\n\t"                \
+    "eor %[w], %[w], #0x02020202\n\t"
 #define BP_P1_X "ldr %[x], [%[cp]], #16\n\t"
 #define BP_P1_FIRST(W) BP_P1_X W "smuad %[f], %[x], %[w]\n\t"
 #define BP_P1_NEXT(W) BP_P1_X W "smlad %[f], %[x], %[w], %[f]\n\t"
-#define BP_P1_SUM(W)                                                                                       \
+#define BP_P1_SUM(W, ...)                                                                                  \
     __asm__ volatile("mov %[f], #0\n\t"                                                                    \
                      "cmp %[n], #0\n\tbeq 2f\n"                                                              \
                      "1:\n\t" BP_P1_NEXT(W) "subs %[n], %[n], #1\n\tbne 1b\n"                            \
@@ -763,18 +843,21 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const ui
                      "4:\n\t"                                                                            \
                      : [sum] "=&r"(sum), [cp] "+r"(cp), [wp] "+r"(wp), [n] "+r"(n), [x] "=&r"(x),            \
                        [w] "=&r"(w), [f] "=&r"(f)                                                           \
-                     : [aux] "r"(aux), [end] "r"(end)                                                      \
+                     : [aux] "r"(aux), [end] "r"(end) __VA_ARGS__                                          \
                      : "cc", "memory")
     if (s2) {
-        BP_P1_SUM(BP_P1_S2);
+        BP_P1_SUM(BP_P1_S2, );
+    } else if (rnd) {
+        BP_P1_SUM(BP_P1_W8R, , [rc] "r"(0x20202020u));
     } else {
-        BP_P1_SUM(BP_P1_W8);
+        BP_P1_SUM(BP_P1_W8, );
     }
 #undef BP_P1_SUM
 #undef BP_P1_NEXT
 #undef BP_P1_FIRST
 #undef BP_P1_X
 #undef BP_P1_S2
+#undef BP_P1_W8R
 #undef BP_P1_W8
     return (int32_t)sum;
 }
@@ -787,14 +870,15 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const ui
 #undef BP_PK_FIRST
 #undef BP_PK_LDM
 #undef BP_PK_S2
+#undef BP_PK_W8R
 #undef BP_PK_W8
 
 // The K % 4 values of pixel 0 after the whole groups of dot_1x1_packed_sum.
 static inline __attribute__((always_inline)) int32_t dot_1x1_packed_rest(const uint8_t *col, const uint8_t *wrow,
-                                                                         int32_t k, const int s2) {
+                                                                         int32_t k, const int s2, const int rnd) {
     int32_t a = 0;
     for (int32_t i = k & ~3; i < k; i++) {
-        a += col[IL4(i)] * (s2 ? s2_code(wrow, i) + 2 : ((int32_t)(int8_t)wrow[i] >> 6) + 2);
+        a += col[IL4(i)] * (s2 ? s2_code(wrow, i) + 2 : bp_view((int8_t)wrow[i], 8, 2, rnd) + 2);
     }
     return a;
 }
@@ -859,7 +943,7 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                                                                     const bp_dims_t *filter_dims,
                                                                     const uint8_t *filter, const int32_t *bias,
                                                                     const bp_dims_t *output_dims, void *output,
-                                                                    const int s2) {
+                                                                    const int s2, const int rnd) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin, w_row = s2 ? (k + 3) >> 2 : k;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
@@ -927,7 +1011,7 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                         for (int32_t o = 0; o < cout; o += per) {
                             uint32_t bytes = 0; // pixel j's output byte at bits 8j..8j+7
                             for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
-                                bytes |= dot_4x1_packed_requant(&P, col8[0], &wp, (uint32_t)rem, k_end, s2) << pos;
+                                bytes |= dot_4x1_packed_requant(&P, col8[0], &wp, (uint32_t)rem, k_end, s2, rnd) << pos;
                             }
                             const int32_t at = (o * obits) >> 3;
                             orow[0][at] = (uint8_t)bytes;
@@ -948,9 +1032,9 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                             for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
                                 const int32_t oc = o + t;
                                 const uint8_t *wr = filter + (int64_t)oc * w_row;
-                                int32_t acc = dot_1x1_packed_sum(col8[0], wr, (uint32_t)rem, k_end, s2);
+                                int32_t acc = dot_1x1_packed_sum(col8[0], wr, (uint32_t)rem, k_end, s2, rnd);
                                 if (k & 3) {
-                                    acc += dot_1x1_packed_rest(col8[0], wr, k, s2);
+                                    acc += dot_1x1_packed_rest(col8[0], wr, k, s2, rnd);
                                 }
                                 const int32_t bo = bias ? bias[oc] : 0;
                                 bytes |= pk_requant1(acc + bo + xn0, rq->multiplier[oc], rq->shift[oc], fast, lo, hi,
@@ -968,13 +1052,13 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                             // sum(x*w) = sum(x*(w+2)) - 2*sum(x); |bias + acc| checked by bp_check_acc
                             // (bias and -2*sum(x) added after the asm: nothing to keep across it)
                             int32_t acc[4] = {0, 0, 0, 0};
-                            dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2);
+                            dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2, rnd);
                             const int32_t bo = bias ? bias[oc] : 0;
                             acc[0] += bo + xn0, acc[1] += bo + xn1, acc[2] += bo + xn2, acc[3] += bo + xn3;
                             const int32_t m = rq->multiplier[oc], sft = rq->shift[oc];
-                            const int32_t rnd = (int32_t)1 << (sft - 33), sh = sft - 32;
-                            const int32_t v0 = bp_smmla(acc[0], m, rnd) >> sh, v1 = bp_smmla(acc[1], m, rnd) >> sh;
-                            const int32_t v2 = bp_smmla(acc[2], m, rnd) >> sh, v3 = bp_smmla(acc[3], m, rnd) >> sh;
+                            const int32_t half = (int32_t)1 << (sft - 33), sh = sft - 32;
+                            const int32_t v0 = bp_smmla(acc[0], m, half) >> sh, v1 = bp_smmla(acc[1], m, half) >> sh;
+                            const int32_t v2 = bp_smmla(acc[2], m, half) >> sh, v3 = bp_smmla(acc[3], m, half) >> sh;
                             // the clamp: USAT #b for unsigned outputs with the format's whole range
                             uint32_t u0, u1, u2, u3;
                             switch (fast) {
@@ -1017,7 +1101,7 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                         const int32_t oc = o + t;
                         const int32_t b = bias ? bias[oc] : 0;
                         int32_t acc[4] = {b + xneg[0], b + xneg[1], b + xneg[2], b + xneg[3]};
-                        dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2);
+                        dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2, rnd);
                         for (int32_t j = 0; j < np; j++) {
                             if (per == 1) {
                                 emit(output, orow[j], row[j], cout, oc, q, rq, acc[j]);
@@ -1046,7 +1130,7 @@ static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_wind
                                               const uint8_t *input, const bp_dims_t *filter_dims,
                                               const uint8_t *filter, const int32_t *bias,
                                               const bp_dims_t *output_dims, void *output) {
-    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1);
+    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0);
 }
 
 static __attribute__((noinline)) void conv_packed_w8v2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
@@ -1054,7 +1138,16 @@ static __attribute__((noinline)) void conv_packed_w8v2(int16_t *buf, const bp_wi
                                                 const uint8_t *input, const bp_dims_t *filter_dims,
                                                 const uint8_t *filter, const int32_t *bias,
                                                 const bp_dims_t *output_dims, void *output) {
-    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0);
+    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0);
+}
+
+// conv_packed_w8v2 with the rounded 2-bit view (w_round).
+static __attribute__((noinline)) void conv_packed_w8v2r(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                 const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                 const uint8_t *input, const bp_dims_t *filter_dims,
+                                                 const uint8_t *filter, const int32_t *bias,
+                                                 const bp_dims_t *output_dims, void *output) {
+    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 1);
 }
 
 // The SMLAD path on interleaved 2-pixel patches with an asm dot loop: weights stored at 2 bits
@@ -1065,7 +1158,7 @@ static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, con
                                                                const bp_dims_t *filter_dims, const uint8_t *filter,
                                                                const int32_t *bias, const bp_dims_t *output_dims,
                                                                void *output, const int s2, const int sh,
-                                                               const int u4) {
+                                                               const int u4, const int rnd) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin, w_row = s2 ? (k + 3) >> 2 : k;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
@@ -1094,7 +1187,7 @@ static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, con
                 if (s2) {
                     dot_2x2_s2(acc, buf, wrow, k);
                 } else {
-                    dot_2x2_w8(acc, buf, wrow, k, sh);
+                    dot_2x2_w8(acc, buf, wrow, k, sh, rnd);
                 }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
@@ -1120,7 +1213,7 @@ static __attribute__((noinline)) void conv_il_s2(int16_t *buf, const bp_window_t
                                                  const uint8_t *input, const bp_dims_t *filter_dims,
                                                  const uint8_t *filter, const int32_t *bias,
                                                  const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0, 0);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0, 0, 0);
 }
 
 static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
@@ -1128,7 +1221,7 @@ static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t
                                                  const uint8_t *input, const bp_dims_t *filter_dims,
                                                  const uint8_t *filter, const int32_t *bias,
                                                  const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0, 0);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0, 0, 0);
 }
 
 // The W8 loop for the 4-bit and 2-bit views of 8-bit codes (one AND per weight word, exact shift).
@@ -1137,7 +1230,7 @@ static __attribute__((noinline)) void conv_il_w8v4(int16_t *buf, const bp_window
                                                    const uint8_t *input, const bp_dims_t *filter_dims,
                                                    const uint8_t *filter, const int32_t *bias,
                                                    const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 0);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 0, 0);
 }
 
 // conv_il_w8v4 for unsigned 4-bit inputs: the patch is built from one halfword per 4 values.
@@ -1146,7 +1239,7 @@ static __attribute__((noinline)) void conv_il_w8v4_u4(int16_t *buf, const bp_win
                                                       const uint8_t *input, const bp_dims_t *filter_dims,
                                                       const uint8_t *filter, const int32_t *bias,
                                                       const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 1);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 1, 0);
 }
 
 static __attribute__((noinline)) void conv_il_w8v2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
@@ -1154,7 +1247,32 @@ static __attribute__((noinline)) void conv_il_w8v2(int16_t *buf, const bp_window
                                                    const uint8_t *input, const bp_dims_t *filter_dims,
                                                    const uint8_t *filter, const int32_t *bias,
                                                    const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6, 0);
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6, 0, 0);
+}
+
+// The rounded views (w_round): QADD8 before the AND, the W8R loop of dot_2x2_w8.
+static __attribute__((noinline)) void conv_il_w8v4r(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                    const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                    const uint8_t *input, const bp_dims_t *filter_dims,
+                                                    const uint8_t *filter, const int32_t *bias,
+                                                    const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 0, 1);
+}
+
+static __attribute__((noinline)) void conv_il_w8v4r_u4(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                       const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                       const uint8_t *input, const bp_dims_t *filter_dims,
+                                                       const uint8_t *filter, const int32_t *bias,
+                                                       const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 1, 1);
+}
+
+static __attribute__((noinline)) void conv_il_w8v2r(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
+                                                    const bp_requant_t *rq, const bp_dims_t *input_dims,
+                                                    const uint8_t *input, const bp_dims_t *filter_dims,
+                                                    const uint8_t *filter, const int32_t *bias,
+                                                    const bp_dims_t *output_dims, void *output) {
+    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6, 0, 1);
 }
 
 // ---- First layers: one unsigned 8-bit input channel, 3x3 window, stride 1 -----------------------
@@ -1525,11 +1643,6 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
         conv_c1(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
         return BP_OK;
     }
-    if (q->w_round && q->w_view < q->w_stored) { // rounded narrow views: the portable loop for now
-        bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
-                          output_dims, output);
-        return BP_OK;
-    }
     if (q->w_stored == 2 || (q->w_stored == 8 && q->w_view == 8)) {
         // exact products: |acc| <= k * xmax * 2^(w_view-1) <= INT32_MAX (bp_conv2d_check)
         void (*const run)(int16_t *, const bp_window_t *, const bp_quant_t *, const bp_requant_t *, const bp_dims_t *,
@@ -1546,15 +1659,18 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     const int packed2 = q->w_stored == 8 && q->w_view == 2 && q->in.bits == 2 && !q->in.is_signed;
     // The SMLAD path multiplies masked 8-bit codes: its sums reach k * xmax * 128 before the shift.
     const int smlad = (q->w_stored == 8 || q->w_stored == 4) && (int64_t)k * xmax * 128 <= INT32_MAX;
+    // rounded narrow views (w_round): the same loops with one QADD8 per weight word before the mask
+    const int rnd = q->w_round && q->w_view < q->w_stored;
     if (packed2) {
-        conv_packed_w8v2((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims,
+        (rnd ? conv_packed_w8v2r : conv_packed_w8v2)((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims,
                          output);
         return BP_OK;
     }
     if (smlad && q->w_stored == 8) {
         // 4-bit and 2-bit views of 8-bit codes (other than the packed 2-bit case): the W8 asm loop
         const int u4 = q->in.bits == 4 && !q->in.is_signed;
-        (q->w_view == 2 ? conv_il_w8v2 : u4 ? conv_il_w8v4_u4 : conv_il_w8v4)(
+        (rnd ? (q->w_view == 2 ? conv_il_w8v2r : u4 ? conv_il_w8v4r_u4 : conv_il_w8v4r)
+             : (q->w_view == 2 ? conv_il_w8v2 : u4 ? conv_il_w8v4_u4 : conv_il_w8v4))(
             (int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
         return BP_OK;
     }
@@ -1594,10 +1710,10 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 if (q->w_stored == 4) {
                     const int32_t w_row = (k + 1) >> 1;
                     const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
-                    dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                    dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view, rnd);
                 } else {
                     const uint8_t *wrow[2] = {filter + (int64_t)o * k, filter + (int64_t)o1 * k};
-                    dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                    dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view, rnd);
                 }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];

@@ -23,9 +23,14 @@
 
 // sum_i x[i] * view(w[r][i]) for four weight rows (8-bit codes, view = 8 - sh) and a packed input row
 // of 8-bit (signed or not) or unsigned 4/2-bit values: the unpacked inputs serve four rows.
-// Masked products need k * xmax * 128 <= INT32_MAX (checked by the caller).
+// Masked products need k * xmax * 128 <= INT32_MAX (checked by the caller). rnd (a constant): the
+// rounded view, QADD8 of BP_VIEW_RC(sh) (2^(sh-1) per byte, saturating at the top code) before the mask.
+#define BP_VIEW_RC(sh) ((sh) > 0 ? (1u << ((sh) - 1)) * 0x01010101u : 0u)
+static inline __attribute__((always_inline)) uint32_t view_word(uint32_t w, uint32_t mask4, int32_t sh, const int rnd) {
+    return (rnd ? bp_qadd8(w, BP_VIEW_RC(sh)) : w) & mask4;
+}
 static inline __attribute__((always_inline)) void dot_1x4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
-                                const uint8_t *const wrow[4], int32_t k, int32_t sh) {
+                                const uint8_t *const wrow[4], int32_t k, int32_t sh, const int rnd) {
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
     const int32_t k4 = k & ~3;
     const uint8_t *w0p = wrow[0], *w1p = wrow[1], *w2p = wrow[2], *w3p = wrow[3];
@@ -33,12 +38,14 @@ static inline __attribute__((always_inline)) void dot_1x4_impl(int32_t out[4], c
     for (int32_t i = 0; i < k4; i += 4) {
         uint32_t xe, xo;
         bp_unpack4_s16(x, i, bits, sgn, &xe, &xo);
-        const uint32_t w0 = bp_load32(w0p + i) & mask4, w1 = bp_load32(w1p + i) & mask4;
+        const uint32_t w0 = view_word(bp_load32(w0p + i), mask4, sh, rnd);
+        const uint32_t w1 = view_word(bp_load32(w1p + i), mask4, sh, rnd);
         a0 = bp_smlad(xe, bp_sxtb16(w0), a0);
         a0 = bp_smlad(xo, bp_sxtb16_ror8(w0), a0);
         a1 = bp_smlad(xe, bp_sxtb16(w1), a1);
         a1 = bp_smlad(xo, bp_sxtb16_ror8(w1), a1);
-        const uint32_t w2 = bp_load32(w2p + i) & mask4, w3 = bp_load32(w3p + i) & mask4;
+        const uint32_t w2 = view_word(bp_load32(w2p + i), mask4, sh, rnd);
+        const uint32_t w3 = view_word(bp_load32(w3p + i), mask4, sh, rnd);
         a2 = bp_smlad(xe, bp_sxtb16(w2), a2);
         a2 = bp_smlad(xo, bp_sxtb16_ror8(w2), a2);
         a3 = bp_smlad(xe, bp_sxtb16(w3), a3);
@@ -47,10 +54,10 @@ static inline __attribute__((always_inline)) void dot_1x4_impl(int32_t out[4], c
     a0 >>= sh, a1 >>= sh, a2 >>= sh, a3 >>= sh; // masked codes are multiples of 2^sh: exact
     for (int32_t i = k4; i < k; i++) {
         const int32_t xv = bp_read(x, i, bits, sgn);
-        a0 += xv * ((int32_t)(int8_t)w0p[i] >> sh);
-        a1 += xv * ((int32_t)(int8_t)w1p[i] >> sh);
-        a2 += xv * ((int32_t)(int8_t)w2p[i] >> sh);
-        a3 += xv * ((int32_t)(int8_t)w3p[i] >> sh);
+        a0 += xv * bp_view((int8_t)w0p[i], 8, 8 - sh, rnd);
+        a1 += xv * bp_view((int8_t)w1p[i], 8, 8 - sh, rnd);
+        a2 += xv * bp_view((int8_t)w2p[i], 8, 8 - sh, rnd);
+        a3 += xv * bp_view((int8_t)w3p[i], 8, 8 - sh, rnd);
     }
     out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 }
@@ -58,8 +65,10 @@ static inline __attribute__((always_inline)) void dot_1x4_impl(int32_t out[4], c
 // The same for weights stored at 4 bits (view = 8 - sh, sh in 4..6): eight inputs at a time become
 // the pairs (x0,x4), (x2,x6), (x1,x5), (x3,x7) that meet the SXTB16 halves of the weight word's two
 // nibble planes (each value x16, the scale of a 4-bit view of 8-bit codes).
+// rnd: the rounded view, QADD8 on each nibble plane before its mask (the other nibble below the
+// code, < 16, changes neither the rounded top bits nor the saturation at 7 x 16).
 static inline __attribute__((always_inline)) void dot_1x4_s4_impl(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
-                                   const uint8_t *const wrow[4], int32_t k, int32_t sh) {
+                                   const uint8_t *const wrow[4], int32_t k, int32_t sh, const int rnd) {
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
     const int32_t k8 = k & ~7;
     int32_t a[4] = {0, 0, 0, 0};
@@ -71,7 +80,7 @@ static inline __attribute__((always_inline)) void dot_1x4_s4_impl(int32_t out[4]
         const uint32_t x15 = (o0 & 0xFFFFu) | (o1 << 16), x37 = (o0 >> 16) | (o1 & 0xFFFF0000u);
         for (int32_t r = 0; r < 4; r++) {
             const uint32_t w = bp_load32(wrow[r] + (i >> 1));
-            const uint32_t lo = (w << 4) & mask4, hi = w & mask4;
+            const uint32_t lo = view_word(w << 4, mask4, sh, rnd), hi = view_word(w, mask4, sh, rnd);
             int32_t acc = a[r];
             acc = bp_smlad(x04, bp_sxtb16(lo), acc);
             acc = bp_smlad(x26, bp_sxtb16_ror8(lo), acc);
@@ -82,7 +91,7 @@ static inline __attribute__((always_inline)) void dot_1x4_s4_impl(int32_t out[4]
     for (int32_t r = 0; r < 4; r++) {
         int32_t acc = a[r] >> sh; // masked codes are multiples of 2^sh: exact
         for (int32_t i = k8; i < k; i++) {
-            acc += bp_read(x, i, bits, sgn) * bp_read_weight(wrow[r], i, 4, 8 - sh, 0);
+            acc += bp_read(x, i, bits, sgn) * bp_read_weight(wrow[r], i, 4, 8 - sh, rnd);
         }
         out[r] = acc;
     }
@@ -125,25 +134,35 @@ static inline __attribute__((always_inline)) void dot_1x4_s2_impl(int32_t out[4]
 // Specialised by input width, signedness and whether the view is the full 8 bits (no mask), so the
 // loop has no branches and no needless ANDs.
 static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[4],
-                    int32_t k, int32_t sh, int32_t stored) {
-    if (stored == 4) {
-        if (bits == 8) {
-            dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh);
+                    int32_t k, int32_t sh, int32_t stored, int32_t rnd) {
+    if (rnd) { // rounded narrow views (sh > 0): the same loops with QADD8 before the mask
+        if (stored == 4) {
+            dot_1x4_s4_impl(out, x, bits, bits == 8 ? sgn : 0, wrow, k, sh, 1);
+        } else if (bits == 8) {
+            dot_1x4_impl(out, x, 8, sgn, wrow, k, sh, 1);
+        } else if (bits == 4) {
+            dot_1x4_impl(out, x, 4, 0, wrow, k, sh, 1);
         } else {
-            dot_1x4_s4_impl(out, x, bits, 0, wrow, k, sh);
+            dot_1x4_impl(out, x, 2, 0, wrow, k, sh, 1);
+        }
+    } else if (stored == 4) {
+        if (bits == 8) {
+            dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh, 0);
+        } else {
+            dot_1x4_s4_impl(out, x, bits, 0, wrow, k, sh, 0);
         }
     } else if (bits == 8 && sh == 0) {
         if (sgn) {
-            dot_1x4_impl(out, x, 8, 1, wrow, k, 0);
+            dot_1x4_impl(out, x, 8, 1, wrow, k, 0, 0);
         } else {
-            dot_1x4_impl(out, x, 8, 0, wrow, k, 0);
+            dot_1x4_impl(out, x, 8, 0, wrow, k, 0, 0);
         }
     } else if (bits == 8) {
-        dot_1x4_impl(out, x, 8, sgn, wrow, k, sh);
+        dot_1x4_impl(out, x, 8, sgn, wrow, k, sh, 0);
     } else if (bits == 4) {
-        dot_1x4_impl(out, x, 4, 0, wrow, k, sh);
+        dot_1x4_impl(out, x, 4, 0, wrow, k, sh, 0);
     } else {
-        dot_1x4_impl(out, x, 2, 0, wrow, k, sh);
+        dot_1x4_impl(out, x, 2, 0, wrow, k, sh, 0);
     }
 }
 
@@ -209,7 +228,7 @@ static inline __attribute__((always_inline)) void dot_4rows_w8(int32_t out[4], c
     }
     out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 #else
-    dot_1x4_impl(out, x, 8, sgn, wrow, k, 0);
+    dot_1x4_impl(out, x, 8, sgn, wrow, k, 0, 0);
 #endif
 }
 
@@ -326,9 +345,11 @@ static inline __attribute__((always_inline)) void dot_4rows_s2_sub(int32_t out[4
 // dot_4rows_w8's asm with one AND per weight word (6 instructions per row and group instead of
 // dot_1x4's C loop); the masked sums are 2^sh times the exact ones (one shift at the end). Masked
 // products: the caller checked k * xmax * 128 <= INT32_MAX.
+// rnd (a constant, with sh a constant 4 or 6): the rounded view. The mask becomes an AND immediate
+// and its register holds the round constant: QADD8 before the AND, 7 instructions per row and group.
 static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4], const uint8_t *x, const uint8_t *w,
                                                                  int32_t w_row, int32_t k, const int bits,
-                                                                 const int sgn, int32_t sh) {
+                                                                 const int sgn, int32_t sh, const int rnd) {
 #ifdef BP_HAVE_DSP
     const int32_t k4 = k & ~3;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -336,7 +357,8 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
         const uint8_t *xp = x, *wp = w;
         const uint8_t *const end = x + (bits == 8 ? k4 : k4 >> (bits == 4 ? 1 : 2));
         const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
-        const uint32_t mask = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
+        // rnd: the round constant in the mask's register (the mask is then an immediate)
+        const uint32_t mask = rnd ? BP_VIEW_RC(sh) : ((0xFFu << sh) & 0xFFu) * 0x01010101u;
         uint32_t xw, xe, ww, wt;
 #define BP_FC_V_ROW(addr, acc)                                                                             \
     "ldr %[ww], " addr "\n\t"                                                                               \
@@ -360,7 +382,41 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
       [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
     : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end), [mask] "r"(mask)                                       \
     : "cc", "memory"
-        if (bits == 8 && sgn) {
+// the rounded rows: [mask] holds BP_VIEW_RC(sh), the mask is the immediate m
+#define BP_FC_VR_ROW(addr, acc, m)                                                                         \
+    "ldr %[ww], " addr "\n\t"                                                                               \
+    "qadd8 %[ww], %[ww], %[mask]\n\t"                                                                       \
+    "and %[ww], %[ww], #" m "\n\t"                                                                          \
+    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
+    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
+    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
+    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
+#define BP_FC_VR_GROUP(in, m)                                                                              \
+    in BP_FC_VR_ROW("[%[wp], %[wr]]", "a1", m) BP_FC_VR_ROW("[%[wp], %[wr], lsl #1]", "a2", m)                \
+        BP_FC_VR_ROW("[%[wp], %[wr3]]", "a3", m) BP_FC_VR_ROW("[%[wp]], #4", "a0", m)
+#define BP_FC_VR_LOOP(in, odd, m)                                                                          \
+    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
+    "tst %[xw], #" odd "\n\t"                                                                              \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" BP_FC_VR_GROUP(in, m) "2:\n\t" BP_FC_VR_GROUP(in, m) "cmp %[xp], %[end]\n\t"                   \
+    "bne 1b\n\t"
+#define BP_FC_VR(m)                                                                                        \
+    if (bits == 8 && sgn) {                                                                                \
+        __asm__(BP_FC_VR_LOOP(BP_FC_ASM_INPUT("sxtb16"), "4", m) BP_FC_V_OPERANDS);                         \
+    } else if (bits == 8) {                                                                                \
+        __asm__(BP_FC_VR_LOOP(BP_FC_ASM_INPUT("uxtb16"), "4", m) BP_FC_V_OPERANDS);                         \
+    } else if (bits == 4) {                                                                                \
+        __asm__(BP_FC_VR_LOOP(BP_FC_S2_IN4, "2", m) BP_FC_V_OPERANDS);                                      \
+    } else {                                                                                               \
+        __asm__(BP_FC_VR_LOOP(BP_FC_S2_IN2, "1", m) BP_FC_V_OPERANDS);                                      \
+    }
+        if (rnd) {
+            if (sh == 4) {
+                BP_FC_VR("0xF0F0F0F0")
+            } else {
+                BP_FC_VR("0xC0C0C0C0")
+            }
+        } else if (bits == 8 && sgn) {
             __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("sxtb16"), "4") BP_FC_V_OPERANDS);
         } else if (bits == 8) {
             __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("uxtb16"), "4") BP_FC_V_OPERANDS);
@@ -369,6 +425,10 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
         } else {
             __asm__(BP_FC_V_LOOP(BP_FC_S2_IN2, "1") BP_FC_V_OPERANDS);
         }
+#undef BP_FC_VR
+#undef BP_FC_VR_LOOP
+#undef BP_FC_VR_GROUP
+#undef BP_FC_VR_ROW
 #undef BP_FC_V_OPERANDS
 #undef BP_FC_V_LOOP
 #undef BP_FC_V_GROUP
@@ -377,15 +437,15 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
     a0 >>= sh, a1 >>= sh, a2 >>= sh, a3 >>= sh; // masked codes are multiples of 2^sh: exact
     for (int32_t i = k4; i < k; i++) {
         const int32_t xv = bp_read(x, i, bits, sgn);
-        a0 += xv * ((int32_t)(int8_t)w[i] >> sh);
-        a1 += xv * ((int32_t)(int8_t)w[w_row + i] >> sh);
-        a2 += xv * ((int32_t)(int8_t)w[2 * w_row + i] >> sh);
-        a3 += xv * ((int32_t)(int8_t)w[3 * w_row + i] >> sh);
+        a0 += xv * bp_view((int8_t)w[i], 8, 8 - sh, rnd);
+        a1 += xv * bp_view((int8_t)w[w_row + i], 8, 8 - sh, rnd);
+        a2 += xv * bp_view((int8_t)w[2 * w_row + i], 8, 8 - sh, rnd);
+        a3 += xv * bp_view((int8_t)w[3 * w_row + i], 8, 8 - sh, rnd);
     }
     out[0] = a0, out[1] = a1, out[2] = a2, out[3] = a3;
 #else
     const uint8_t *const wrow[4] = {w, w + w_row, w + 2 * w_row, w + 3 * w_row};
-    dot_1x4_impl(out, x, bits, sgn, wrow, k, sh);
+    dot_1x4_impl(out, x, bits, sgn, wrow, k, sh, rnd);
 #endif
 }
 #undef BP_FC_S2_IN2
@@ -394,15 +454,33 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
 // Four consecutive rows of 8-bit codes at any view (dot_4rows_view), specialised by input width and
 // signedness. Not inlined: the asm's 14 registers stay out of fc_other's register allocation.
 static __attribute__((noinline)) void fc_dot_view(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
-                                                  const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
-    if (bits == 8 && sgn) {
-        dot_4rows_view(out, x, w, w_row, k, 8, 1, sh);
+                                                  const uint8_t *w, int32_t w_row, int32_t k, int32_t sh,
+                                                  int32_t rnd) {
+    if (rnd) { // rounded 4/2-bit views: sh a constant too (the AND immediate)
+#define BP_FC_VIEW_R(s)                                                                                    \
+    if (bits == 8 && sgn) {                                                                                \
+        dot_4rows_view(out, x, w, w_row, k, 8, 1, s, 1);                                                   \
+    } else if (bits == 8) {                                                                                \
+        dot_4rows_view(out, x, w, w_row, k, 8, 0, s, 1);                                                   \
+    } else if (bits == 4) {                                                                                \
+        dot_4rows_view(out, x, w, w_row, k, 4, 0, s, 1);                                                   \
+    } else {                                                                                               \
+        dot_4rows_view(out, x, w, w_row, k, 2, 0, s, 1);                                                   \
+    }
+        if (sh == 4) {
+            BP_FC_VIEW_R(4)
+        } else {
+            BP_FC_VIEW_R(6)
+        }
+#undef BP_FC_VIEW_R
+    } else if (bits == 8 && sgn) {
+        dot_4rows_view(out, x, w, w_row, k, 8, 1, sh, 0);
     } else if (bits == 8) {
-        dot_4rows_view(out, x, w, w_row, k, 8, 0, sh);
+        dot_4rows_view(out, x, w, w_row, k, 8, 0, sh, 0);
     } else if (bits == 4) {
-        dot_4rows_view(out, x, w, w_row, k, 4, 0, sh);
+        dot_4rows_view(out, x, w, w_row, k, 4, 0, sh, 0);
     } else {
-        dot_4rows_view(out, x, w, w_row, k, 2, 0, sh);
+        dot_4rows_view(out, x, w, w_row, k, 2, 0, sh, 0);
     }
 }
 
@@ -646,9 +724,10 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(out_features, q->out.bits);
     const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
     // 8-bit inputs signed or not, 4/2-bit inputs unsigned (after ReLU); weights stored at 8 bits.
-    // Rounded narrow views (w_round) take the portable dot product for now.
+    // Rounded narrow views (w_round): the same loops with QADD8 before the mask.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
-                     (int64_t)in_features * xmax * 128 <= INT32_MAX && !(q->w_round && q->w_view < q->w_stored);
+                     (int64_t)in_features * xmax * 128 <= INT32_MAX;
+    const int32_t rnd = q->w_round && q->w_view < q->w_stored;
     // weights stored at 2 bits: the same inputs, exact products of at most 2 * xmax
     const int fast_s2 = q->w_stored == 2 && (q->in.bits == 8 || !q->in.is_signed) &&
                         (int64_t)in_features * xmax * 2 <= INT32_MAX;
@@ -669,9 +748,9 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
                 wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
             }
             if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
-                fc_dot_view(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features, 8 - q->w_view);
+                fc_dot_view(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features, 8 - q->w_view, rnd);
             } else if (fast) {
-                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored);
+                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored, rnd);
             } else if (q->w_stored == 2) {
                 fc_dot_s2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, fast_s2, n, w_row);
             } else {
