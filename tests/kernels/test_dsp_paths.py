@@ -11,18 +11,36 @@ from kernel_check import compare
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
 
 K_CIN = [1, 3, 4, 5, 7, 27, 28, 29, 31, 56, 57, 64]  # 1x1 convs: K == Cin
+# 8-bit codes at the rounding boundaries of the 4-bit (q % 16 == 8) and 2-bit (q % 64 == 32) views,
+# next to them, the top codes that saturate (q + 2^(k-1) > 127: 120..127 at 4 bits, 96..127 at 2) and
+# the most negative codes.
+EDGE8 = np.array([-128, -127, -121, -120, -119, -97, -96, -95, -33, -32, -31, -9, -8, -7, -1, 0, 7, 8, 9, 23, 24,
+                  31, 32, 33, 95, 96, 97, 118, 119, 120, 121, 122, 123, 124, 125, 126, 127])
+# single codes of the rounded-view cases: saturating tops, boundaries, the most negative
+EDGE8_FILLS = (127, 120, 124, 96, 32, 8, -8, -32, -96, -120, -128)
+
+
+def edge_codes(rng: np.random.Generator, shape: tuple, stored: int = 8) -> np.ndarray:
+    """Codes drawn from the rounding edges (8-bit storage) or every code (4/2-bit storage)."""
+    if stored == 8:
+        return rng.choice(EDGE8, shape)
+    return rng.integers(-(2 ** (stored - 1)), 2 ** (stored - 1), shape)
 
 
 @pytest.mark.parametrize("cin", K_CIN)
-@pytest.mark.parametrize("mode", ["random", "max", "min_w"])
-def test_packed_2bit_path(cin: int, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["random", "max", "min_w", "edges"])
+@pytest.mark.parametrize("rnd", [False, True])
+def test_packed_2bit_path(cin: int, mode: str, rnd: bool) -> None:
+    # rnd: the rounded 2-bit view (QADD8 before the offset code), saturating at the top codes
     rng = np.random.default_rng(cin)
-    q = LayerQuant(ActFormat(2), ActFormat(32, True), 8, 2)
+    q = LayerQuant(ActFormat(2), ActFormat(32, True), 8, 2, w_round=rnd)
     x = rng.integers(0, 4, (3, 3, cin)) if mode == "random" else np.full((3, 3, cin), 3)
     if mode == "max":  # view +1 everywhere: w' = 3, the largest field increments
         w = np.full((5, 1, 1, cin), 127)
     elif mode == "min_w":  # view -2 everywhere: w' = 0
         w = np.full((5, 1, 1, cin), -128)
+    elif mode == "edges":
+        w = edge_codes(rng, (5, 1, 1, cin))
     else:
         w = rng.integers(-128, 128, (5, 1, 1, cin))
     b = rng.integers(-50, 50, 5)
@@ -77,15 +95,19 @@ def test_depthwise_fast_path(view: int, signed: bool, c: int) -> None:
 @pytest.mark.parametrize("view", [2, 4, 8])
 @pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
 @pytest.mark.parametrize("k", [1, 3, 4, 5, 64, 255, 1024])
-def test_fully_connected_fast_path(view: int, in_bits: int, signed: bool, k: int) -> None:
+@pytest.mark.parametrize("rnd", [False, True])
+def test_fully_connected_fast_path(view: int, in_bits: int, signed: bool, k: int, rnd: bool) -> None:
     # (4, True): signed sub-byte inputs take the portable loop inside the DSP kernel
     rng = np.random.default_rng(k * 10 + view)
-    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, view)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, view, w_round=rnd)
     lo, hi = q.inp.range
     for cout in (1, 2, 7):
         z = np.zeros(cout, np.int64)
         compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-128, 128, (cout, k)), z, z, z, q)
         compare("fully_connected", np.full(k, lo if signed else hi), np.full((cout, k), -128), z, z, z, q)
+        if rnd:
+            compare("fully_connected", rng.integers(lo, hi + 1, k), edge_codes(rng, (cout, k)), z, z, z, q)
+            compare("fully_connected", np.full(k, hi), np.full((cout, k), 127), z, z, z, q)
 
 
 @pytest.mark.parametrize(("bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
@@ -102,10 +124,12 @@ def test_max_pool_fast_path(bits: int, signed: bool, c: int) -> None:
 @pytest.mark.parametrize("view", [2, 4])
 @pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
 @pytest.mark.parametrize("cin", [1, 3, 7, 8, 16, 24])
-def test_conv_4bit_storage_path(view: int, in_bits: int, signed: bool, cin: int) -> None:
-    # 4-bit storage: nibble planes and the bit-reversed groups of 8; K = 9 * cin covers K % 8 tails
+@pytest.mark.parametrize("rnd", [False, True])
+def test_conv_4bit_storage_path(view: int, in_bits: int, signed: bool, cin: int, rnd: bool) -> None:
+    # 4-bit storage: nibble planes and the bit-reversed groups of 8; K = 9 * cin covers K % 8 tails.
+    # rnd: the rounded 2-bit view (QADD8 on each nibble plane), saturating at codes 6 and 7.
     rng = np.random.default_rng(cin * 10 + view + in_bits)
-    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 4, view)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 4, view, w_round=rnd)
     lo, hi = q.inp.range
     for cout in (1, 2, 5):
         z = np.zeros(cout, np.int64)
@@ -113,19 +137,26 @@ def test_conv_4bit_storage_path(view: int, in_bits: int, signed: bool, cin: int)
         compare("conv2d", x, rng.integers(-8, 8, (cout, 3, 3, cin)), z, z, z, q, Window.same(3))
         compare("conv2d", np.full((5, 4, cin), lo if signed else hi), np.full((cout, 3, 3, cin), -8), z, z, z, q,
                 Window.same(3))
+        if rnd:
+            for wv in (7, 6, 2, -2, -6, -8):
+                compare("conv2d", np.full((5, 4, cin), hi), np.full((cout, 3, 3, cin), wv), z, z, z, q, Window.same(3))
 
 
 @pytest.mark.parametrize("view", [2, 4])
 @pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
 @pytest.mark.parametrize("k", [1, 7, 8, 9, 64, 255, 576])
-def test_fully_connected_4bit_storage_path(view: int, in_bits: int, signed: bool, k: int) -> None:
+@pytest.mark.parametrize("rnd", [False, True])
+def test_fully_connected_4bit_storage_path(view: int, in_bits: int, signed: bool, k: int, rnd: bool) -> None:
     rng = np.random.default_rng(k * 10 + view + in_bits)
-    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 4, view)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 4, view, w_round=rnd)
     lo, hi = q.inp.range
     for cout in (1, 3, 6):
         z = np.zeros(cout, np.int64)
         compare("fully_connected", rng.integers(lo, hi + 1, k), rng.integers(-8, 8, (cout, k)), z, z, z, q)
         compare("fully_connected", np.full(k, lo if signed else hi), np.full((cout, k), -8), z, z, z, q)
+        if rnd:
+            for wv in (7, 6, -2):
+                compare("fully_connected", np.full(k, hi), np.full((cout, k), wv), z, z, z, q)
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -310,9 +341,12 @@ def test_conv_2bit_storage_requantized(cin: int, out_bits: int) -> None:
 @pytest.mark.parametrize("wv", [4, 2])
 @pytest.mark.parametrize(("in_bits", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
 @pytest.mark.parametrize("cin", [1, 3, 4, 5, 16, 28, 29, 32, 56])
-def test_conv_narrow_views_of_8bit(wv: int, in_bits: int, signed: bool, cin: int) -> None:
+@pytest.mark.parametrize("rnd", [False, True])
+def test_conv_narrow_views_of_8bit(wv: int, in_bits: int, signed: bool, cin: int, rnd: bool) -> None:
+    # rnd: the rounded views (QADD8 before the AND; the W8R loop's odd and even group counts),
+    # the codes at the rounding edges and the saturating top codes
     rng = np.random.default_rng(wv * 1000 + cin * 10 + in_bits + signed)
-    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, wv)
+    q = LayerQuant(ActFormat(in_bits, signed), ActFormat(32, True), 8, wv, w_round=rnd)
     lo, hi = q.inp.range
     for cout, hw in ((1, 3), (2, 4), (5, 5)):
         z = np.zeros(cout, np.int64)
@@ -325,6 +359,12 @@ def test_conv_narrow_views_of_8bit(wv: int, in_bits: int, signed: bool, cin: int
                     Window.same(3))
         for kk in (1, 2):
             compare("conv2d", x, rng.integers(-128, 128, (cout, kk, kk, cin)), b, z, z, q, Window())
+        if rnd:
+            compare("conv2d", x, edge_codes(rng, (cout, 3, 3, cin)), b, z, z, q, Window.same(3))
+            compare("conv2d", x, edge_codes(rng, (cout, 1, 1, cin)), b, z, z, q, Window())
+            for wval in EDGE8_FILLS:
+                compare("conv2d", np.full((hw, hw, cin), hi), np.full((cout, 3, 3, cin), wval), z, z, z, q,
+                        Window.same(3))
 
 
 # The first-layer path of the DSP conv2d (one unsigned 8-bit input channel, 3x3, stride 1, an unsigned
@@ -423,15 +463,16 @@ def test_fully_connected_w8a8_blocks(in_signed: bool, out: ActFormat, clamp) -> 
 FC_VIEW_CASES = [(4, 8, False), (4, 8, True), (4, 4, False), (2, 8, False), (2, 8, True), (2, 2, False), (4, 2, False)]
 
 
-def fc_view_layers(view: int, in_bits: int, signed: bool):
+def fc_view_layers(view: int, in_bits: int, signed: bool, rnd: bool = False):
     """Fully connected cases for 4/2-bit views of 8-bit codes on 8-bit or unsigned 4/2-bit inputs,
     shared by the host test below and the on-board one: blocks of four rows take the asm loop
     (dot_4rows_view: one AND per weight word, odd and even group counts, K % 4 tails), the 1-3 rows
     after them the C loop; codes with their low bits set (dropped by the view), extreme operands.
-    Yields ``(x, w, bias, mult, shift, q)``."""
+    rnd: the rounded views (QADD8 before the AND), plus codes at the rounding edges and the saturating
+    top codes. Yields ``(x, w, bias, mult, shift, q)``."""
     rng = np.random.default_rng(view * 100 + in_bits * 2 + signed)
     for out in (ActFormat(32, True), ActFormat(8), ActFormat(4)):
-        q = LayerQuant(ActFormat(in_bits, signed), out, 8, view)
+        q = LayerQuant(ActFormat(in_bits, signed), out, 8, view, w_round=rnd)
         lo, hi = q.inp.range
         for k in (3, 4, 5, 8, 12, 63, 64, 258):
             for cout in (4, 5, 8):
@@ -440,11 +481,16 @@ def fc_view_layers(view: int, in_bits: int, signed: bool):
                 yield rng.integers(lo, hi + 1, k), rng.integers(-128, 128, (cout, k)), bias, m, s, q
                 for xv, wv in ((lo, -128), (hi, -128), (hi, 127), (hi, 63)):
                     yield np.full(k, xv), np.full((cout, k), wv), bias, m, s, q
+                if rnd:
+                    yield rng.integers(lo, hi + 1, k), edge_codes(rng, (cout, k)), bias, m, s, q
+                    for wv in (120, 96, 32, -120):
+                        yield np.full(k, hi), np.full((cout, k), wv), bias, m, s, q
 
 
 @pytest.mark.parametrize(("view", "in_bits", "signed"), FC_VIEW_CASES)
-def test_fully_connected_views_of_8bit(view: int, in_bits: int, signed: bool) -> None:
-    for layer in fc_view_layers(view, in_bits, signed):
+@pytest.mark.parametrize("rnd", [False, True])
+def test_fully_connected_views_of_8bit(view: int, in_bits: int, signed: bool, rnd: bool) -> None:
+    for layer in fc_view_layers(view, in_bits, signed, rnd):
         compare("fully_connected", *layer)
 
 
@@ -507,10 +553,11 @@ def packed_case(rng: np.random.Generator, kind: str, ob: int, cin: int, k: int =
     return bias, mult.astype(np.int64), shift.astype(np.int64), out, lo_hi, cout
 
 
-def packed_layers(stored: int, kind: str, ob: int):
+def packed_layers(stored: int, kind: str, ob: int, rnd: bool = False):
     """The packed 2-bit conv cases shared by the host test below and the on-board test: per geometry,
     random operands, then the largest field sums (x = 3, view +1: w' = 3) and the smallest (view -2:
-    w' = 0). Yields ``(x, w, bias, mult, shift, q, win)``."""
+    w' = 0). rnd (8-bit codes): the rounded 2-bit view, plus codes at the rounding edges and the
+    saturating top codes (96..127: view +1). Yields ``(x, w, bias, mult, shift, q, win)``."""
     rng = np.random.default_rng(stored * 100 + ob * 10 + len(kind))
     wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
     cases = [(cin, 3, Window.same(3), (3, 5)) for cin in PACKED_CIN]
@@ -523,15 +570,18 @@ def packed_layers(stored: int, kind: str, ob: int):
               (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
     for cin, k, win, (h, w) in cases:
         bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
-        q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi)
+        q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi, w_round=rnd)
         x = rng.integers(0, 4, (h, w, cin))
         yield x, rng.integers(wlo, whi + 1, (cout, k, k, cin)), bias, mult, shift, q, win
         for wv in (whi, wlo):
             yield np.full((h, w, cin), 3), np.full((cout, k, k, cin), wv), bias, mult, shift, q, win
+        if rnd:
+            yield x, edge_codes(rng, (cout, k, k, cin)), bias, mult, shift, q, win
+            yield np.full((h, w, cin), 3), np.full((cout, k, k, cin), 96), bias, mult, shift, q, win
 
 
-@pytest.mark.parametrize("stored", [8, 2])
+@pytest.mark.parametrize(("stored", "rnd"), [(8, False), (2, False), (8, True)])
 @pytest.mark.parametrize(("kind", "ob"), PACKED_OUTS)
-def test_conv_packed_2bit_requantized(stored: int, kind: str, ob: int) -> None:
-    for layer in packed_layers(stored, kind, ob):
+def test_conv_packed_2bit_requantized(stored: int, kind: str, rnd: bool, ob: int) -> None:
+    for layer in packed_layers(stored, kind, ob, rnd):
         compare("conv2d", *layer)

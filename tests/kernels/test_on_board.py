@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 from board_kernels import Board, BoardError
 from kernel_check import COUNTS
-from test_dsp_paths import FC_S2_INPUTS, FC_VIEW_CASES, PACKED_OUTS, fc_s2_layers, fc_view_layers, packed_layers
+from test_dsp_paths import (
+    EDGE8_FILLS,
+    FC_S2_INPUTS,
+    FC_VIEW_CASES,
+    PACKED_OUTS,
+    edge_codes,
+    fc_s2_layers,
+    fc_view_layers,
+    packed_layers,
+)
 
 from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
@@ -57,7 +66,7 @@ def _quant(rng: np.random.Generator, wv: int, ib: int, ob: int) -> LayerQuant:
     stored = int(rng.choice([b for b in BITS if b >= wv]))
     inp = ActFormat(ib, bool(rng.integers(0, 4) == 0))
     out = ActFormat(32, True) if ob == 32 else ActFormat(ob, bool(rng.integers(0, 4) == 0))
-    return LayerQuant(inp, out, stored, wv)
+    return LayerQuant(inp, out, stored, wv, w_round=bool(rng.integers(0, 2)))  # rounded views half the time
 
 
 def _requant(rng: np.random.Generator, n: int, k: int, q: LayerQuant) -> tuple:
@@ -171,9 +180,13 @@ def test_fully_connected_w8a8_paths_on_board(board: Board, in_signed: bool, out_
 
 # 4/2-bit views of 8-bit codes: the asm loop on blocks of four rows (8-bit inputs signed or not,
 # unsigned 4/2-bit inputs), the cases of test_dsp_paths.test_fully_connected_views_of_8bit.
+# rnd: the rounded views (QADD8 before the AND immediate in the asm; QADD8 in the C rows), with codes
+# at the rounding edges and the saturating top codes.
 @pytest.mark.parametrize(("view", "in_bits", "signed"), FC_VIEW_CASES)
-def test_fully_connected_views_of_8bit_on_board(board: Board, view: int, in_bits: int, signed: bool) -> None:
-    for layer in fc_view_layers(view, in_bits, signed):
+@pytest.mark.parametrize("rnd", [False, True])
+def test_fully_connected_views_of_8bit_on_board(board: Board, view: int, in_bits: int, signed: bool,
+                                                rnd: bool) -> None:
+    for layer in fc_view_layers(view, in_bits, signed, rnd):
         _check(board, "fully_connected", *layer)
 
 
@@ -219,13 +232,17 @@ def test_conv_2bit_storage_on_board(board: Board, ib: int, signed: bool) -> None
 
 @pytest.mark.parametrize("wv", [4, 2])
 @pytest.mark.parametrize(("ib", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])
-def test_conv_narrow_views_of_8bit_on_board(board: Board, wv: int, ib: int, signed: bool) -> None:
+@pytest.mark.parametrize("rnd", [False, True])
+def test_conv_narrow_views_of_8bit_on_board(board: Board, wv: int, ib: int, signed: bool, rnd: bool) -> None:
     # 4- and 2-bit views of 8-bit codes: the W8 asm loop with one AND per weight word and an exact
     # final shift (the packed 2-bit path for w_view 2 with unsigned 2-bit inputs), with K % 4 tails,
     # odd pixel and channel counts, extreme codes (-128, 127, codes with low bits set) and packed outputs.
+    # rnd: the rounded views (QADD8 before the AND: the W8R loop with odd and even group counts, the
+    # packed path's W8R groups), codes at the rounding edges and the saturating top codes 120..127.
     rng = np.random.default_rng(wv * 100 + ib * 2 + signed)
     for cin, cout, (h, w), k, win, ob in (*_NARROW_CASES, *_VIEW_EXTRA_CASES):
-        q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 8, wv)
+        q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 8, wv,
+                       w_round=rnd)
         lo, hi = q.inp.range
         bias, mult, shift = _requant(rng, cout, k * k * cin, q)
         _check(board, "conv2d", _values(rng, (h, w, cin), lo, hi), _values(rng, (cout, k, k, cin), -128, 127),
@@ -233,6 +250,35 @@ def test_conv_narrow_views_of_8bit_on_board(board: Board, wv: int, ib: int, sign
         for xv, wval in ((lo if signed else hi, -128), (hi, 127), (hi, -113), (lo, 15)):
             _check(board, "conv2d", np.full((h, w, cin), xv), np.full((cout, k, k, cin), wval), bias, mult, shift,
                    q, win)
+        if rnd:
+            _check(board, "conv2d", _values(rng, (h, w, cin), lo, hi), edge_codes(rng, (cout, k, k, cin)), bias,
+                   mult, shift, q, win)
+            for wval in EDGE8_FILLS[::2]:  # 127, 124, 32, -8, -96, -128
+                _check(board, "conv2d", np.full((h, w, cin), hi), np.full((cout, k, k, cin), wval), bias, mult,
+                       shift, q, win)
+
+
+@pytest.mark.parametrize(("ib", "signed"), [(8, False), (8, True), (4, False), (2, False), (4, True)])
+def test_4bit_storage_rounded_views_on_board(board: Board, ib: int, signed: bool) -> None:
+    # Weights stored at 4 bits read at a rounded 2-bit view: conv2d's nibble-plane SMLAD path (QADD8
+    # on each plane before the mask, K % 8 tails) and the fully connected nibble-plane rows, every
+    # code, the saturating ones (6, 7) and the most negative (-8).
+    rng = np.random.default_rng(ib * 2 + signed + 1000)
+    for cin, cout, (h, w), k, win, ob in _NARROW_CASES:
+        q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True) if ob == 32 else ActFormat(ob), 4, 2,
+                       w_round=True)
+        lo, hi = q.inp.range
+        bias, mult, shift = _requant(rng, cout, k * k * cin, q)
+        _check(board, "conv2d", _values(rng, (h, w, cin), lo, hi), rng.integers(-8, 8, (cout, k, k, cin)), bias,
+               mult, shift, q, win)
+        for wval in (7, 6, -8):
+            _check(board, "conv2d", np.full((h, w, cin), hi), np.full((cout, k, k, cin), wval), bias, mult, shift,
+                   q, win)
+        for n_in in (7, 8, 64, 255):
+            bias, mult, shift = _requant(rng, cout, n_in, q)
+            _check(board, "fully_connected", _values(rng, (n_in,), lo, hi), rng.integers(-8, 8, (cout, n_in)), bias,
+                   mult, shift, q)
+            _check(board, "fully_connected", np.full(n_in, hi), np.full((cout, n_in), 6), bias, mult, shift, q)
 
 
 # The first-layer path of the DSP conv2d: one unsigned 8-bit input channel, 3x3, stride 1, unsigned
@@ -245,11 +291,13 @@ _C1_CASES = (((28, 16), Window.same(3)), ((5, 4), Window.same(3)), ((3, 6), Wind
              ((4, 5), Window(1, 1, 2, 2, 2, 2)))
 
 
-@pytest.mark.parametrize(("stored", "view"), [(8, 8), (8, 4), (8, 2), (4, 4), (2, 2)])
+@pytest.mark.parametrize(("stored", "view", "rnd"),
+                         [(8, 8, False), (8, 4, False), (8, 2, False), (4, 4, False), (2, 2, False), (8, 4, True),
+                          (8, 2, True)])
 @pytest.mark.parametrize("out_bits", [8, 4, 2])
-def test_conv_first_layer_on_board(board: Board, stored: int, view: int, out_bits: int) -> None:
+def test_conv_first_layer_on_board(board: Board, stored: int, view: int, rnd: bool, out_bits: int) -> None:
     rng = np.random.default_rng(stored * 100 + view * 10 + out_bits)
-    q = LayerQuant(ActFormat(8), ActFormat(out_bits), stored, view)
+    q = LayerQuant(ActFormat(8), ActFormat(out_bits), stored, view, w_round=rnd)
     wlo, whi = ActFormat(stored, True).range
     for (h, w), win in _C1_CASES:
         for cout in (16, 3):
@@ -270,8 +318,10 @@ def test_conv_first_layer_on_board(board: Board, stored: int, view: int, out_bit
 # asm runs (the TBB entries), Cin % 4 == 0 (USADA8 patch sums) or not (K % 4 tails), the 64-run flush
 # of the 16-bit sums (1x1, Cin = 1840), USAT / clamp / signed / bp_requant / read-modify-write /
 # int32 outputs, pixel counts not a multiple of 4, extreme operands.
-@pytest.mark.parametrize("stored", [8, 2])
+# rnd: the rounded 2-bit view of 8-bit codes (the W8R groups: QADD8 before the offset code, in the
+# run, tail, requantizing and one-pixel asm and the C tails).
+@pytest.mark.parametrize(("stored", "rnd"), [(8, False), (2, False), (8, True)])
 @pytest.mark.parametrize(("kind", "ob"), PACKED_OUTS)
-def test_conv_packed_2bit_on_board(board: Board, stored: int, kind: str, ob: int) -> None:
-    for layer in packed_layers(stored, kind, ob):
+def test_conv_packed_2bit_on_board(board: Board, stored: int, rnd: bool, kind: str, ob: int) -> None:
+    for layer in packed_layers(stored, kind, ob, rnd):
         _check(board, "conv2d", *layer)
