@@ -30,6 +30,7 @@ typedef struct {
     int32_t in_bits, w_stored, w_view, out_bits; // out_bits 32: int32 outputs (logits), no requantization
     int32_t out_signed, act_max;                 // int32 outputs are signed and take no clamp
     int32_t fc_only;                             // run on the fully connected shapes only
+    int32_t w_round;                             // rounded nested view (bp_quant_t.w_round)
 } combo_t;
 
 static const shape_t SHAPES[] = {
@@ -39,12 +40,17 @@ static const shape_t SHAPES[] = {
 };
 
 // name: weight view / storage, input activation bits (-s4/-s2: weights stored at 4/2 bits; -o32:
-// int32 outputs, as the logits layer of our models runs on the w8a8 and w4a4 paths)
+// int32 outputs, as the logits layer of our models runs on the w8a8 and w4a4 paths; -r: the rounded
+// view, w_round = 1, of the floor combo with the same name without -r)
 static const combo_t COMBOS[] = {
-    {"w8a8", 8, 8, 8, 8, 0, 255, 0},     {"w4a8-s4", 8, 4, 4, 8, 0, 255, 0}, {"w4a8-v8", 8, 8, 4, 8, 0, 255, 0},
-    {"w4a4", 4, 8, 4, 4, 0, 15, 0},      {"w2a8", 8, 8, 2, 8, 0, 255, 0},    {"w2a2", 2, 8, 2, 2, 0, 3, 0},
-    {"w2a8-s2", 8, 2, 2, 8, 0, 255, 0},  {"w2a2-s2", 2, 2, 2, 2, 0, 3, 0},   {"w8a8-o32", 8, 8, 8, 32, 1, 0, 1},
-    {"w4a4-o32", 4, 8, 4, 32, 1, 0, 1},
+    {"w8a8", 8, 8, 8, 8, 0, 255, 0, 0},       {"w4a8-s4", 8, 4, 4, 8, 0, 255, 0, 0},
+    {"w4a8-v8", 8, 8, 4, 8, 0, 255, 0, 0},    {"w4a4", 4, 8, 4, 4, 0, 15, 0, 0},
+    {"w2a8", 8, 8, 2, 8, 0, 255, 0, 0},       {"w2a2", 2, 8, 2, 2, 0, 3, 0, 0},
+    {"w2a8-s2", 8, 2, 2, 8, 0, 255, 0, 0},    {"w2a2-s2", 2, 2, 2, 2, 0, 3, 0, 0},
+    {"w8a8-o32", 8, 8, 8, 32, 1, 0, 1, 0},    {"w4a4-o32", 4, 8, 4, 32, 1, 0, 1, 0},
+    {"w4a8-v8-r", 8, 8, 4, 8, 0, 255, 0, 1},  {"w4a4-r", 4, 8, 4, 4, 0, 15, 0, 1},
+    {"w2a8-r", 8, 8, 2, 8, 0, 255, 0, 1},     {"w2a2-r", 2, 8, 2, 2, 0, 3, 0, 1},
+    {"w4a4-o32-r", 4, 8, 4, 32, 1, 0, 1, 1},
 };
 
 #define IN_MAX (32 * 32 * 32)
@@ -84,7 +90,7 @@ static uint8_t rnd(void) {
 static bp_status_t run(const shape_t *s, const combo_t *c) {
     // the clamp's top from the table: (1 << out_bits) - 1 is undefined for int32 outputs
     const bp_quant_t q = {.in = {c->in_bits, 0}, .out = {c->out_bits, c->out_signed}, .w_stored = c->w_stored,
-                          .w_view = c->w_view, .act_min = 0, .act_max = c->act_max};
+                          .w_view = c->w_view, .act_min = 0, .act_max = c->act_max, .w_round = c->w_round};
     const bp_requant_t rq = {g_mult, g_shift};
     if (s->op == OP_FC) {
         return bp_fully_connected(&q, &rq, 1, s->cin, s->cout, g_in, _bp_flash_start, g_bias, g_out);

@@ -19,7 +19,8 @@ SHAPES = {  # (op, shape) -> MACs, computed here from the shapes of the fast-ker
     ("fc", "1x1x1024->128"): 1024 * 128,
 }
 COMBOS = {"w8a8", "w4a8-s4", "w4a8-v8", "w4a4", "w2a8", "w2a2", "w2a8-s2", "w2a2-s2"}
-FC_ONLY = {"w8a8-o32", "w4a4-o32"}  # int32 outputs, as a model's logits layer runs
+ROUNDED = {"w4a8-v8-r", "w4a4-r", "w2a8-r", "w2a2-r"}  # the rounded views (w_round) of the floor combos
+FC_ONLY = {"w8a8-o32", "w4a4-o32", "w4a4-o32-r"}  # int32 outputs, as a model's logits layer runs
 
 
 @pytest.mark.emulator
@@ -27,12 +28,32 @@ def test_kbench_reports_every_case() -> None:
     res = kbench.run("dsp")
     assert res.kernels == "dsp" and res.unit == "instructions (emulated)"
     got = {(r.op, r.shape, r.combo): r for r in res.rows}
-    assert set(got) == {(op, shape, c) for (op, shape) in SHAPES for c in COMBOS | (FC_ONLY if op == "fc" else set())}
+    assert set(got) == {
+        (op, shape, c) for (op, shape) in SHAPES for c in COMBOS | ROUNDED | (FC_ONLY if op == "fc" else set())
+    }
     for (op, shape, _combo), row in got.items():
         assert row.macs == SHAPES[op, shape]
         assert row.count is not None and row.count > row.macs // 8  # ran, and was timed
+    rounded = [key for key in got if kbench.floor_combo(key[2])]
+    assert len(rounded) == len(SHAPES) * len(ROUNDED) + 3  # every rounded row has its floor row
+    for op, shape, combo in rounded:
+        assert (op, shape, kbench.floor_combo(combo)) in got
     table = kbench.markdown([res])
-    assert table.count("\n") == len(got) + 2
+    # the main table (2 header lines, a row per case), a blank line, the caption and a blank line,
+    # the rounded-vs-floor table (2 header lines, a row per rounded case)
+    assert table.count("\n") == len(got) + 2 + 3 + len(rounded) + 2
+
+
+def test_rounded_rows_against_floor() -> None:
+    lines = [
+        "m-kbench-kernels-[dsp]",
+        "m-kbench-[fc,1x1x64->10,w4a4,640,2000]",
+        "m-kbench-[fc,1x1x64->10,w4a4-r,640,2200]",
+        "m-kbench-done",
+    ]
+    table = kbench.rounded_markdown(kbench.parse(lines))
+    assert "| fc | 1x1x64->10 | w4a4 | 2,000 | 2,200 | 3.12 | 3.44 | 1.100 |" in table
+    assert kbench.floor_combo("w4a4-o32-r") == "w4a4-o32" and kbench.floor_combo("w4a4") is None
 
 
 def test_parse_refuses_truncated_output() -> None:

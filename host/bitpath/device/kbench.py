@@ -53,6 +53,15 @@ class KbenchResult:
     rows: list[KbenchRow]
 
 
+# A combo named <floor>-r runs the rounded nested view (bp_quant_t.w_round) of combo <floor>.
+ROUNDED_SUFFIX = "-r"
+
+
+def floor_combo(combo: str) -> str | None:
+    """The floor combo a rounded combo is measured against, or None for a floor combo."""
+    return combo[: -len(ROUNDED_SUFFIX)] if combo.endswith(ROUNDED_SUFFIX) else None
+
+
 _ROW = re.compile(r"m-kbench-\[(conv|dw|fc),([^,]+),([^,]+),(\d+),(\d+|error)\]")
 
 
@@ -83,8 +92,35 @@ def run(kernels: str | None = None, timeout: float = 600.0) -> KbenchResult:
         return parse(emu.boot_lines)
 
 
+def rounded_markdown(result: KbenchResult) -> str:
+    """Rounded views against floor views of one kernel variant: a row per rounded (op, shape, combo)
+    with both instruction counts, both per MAC, and their ratio. Empty when no combo is rounded."""
+    keyed = {(row.op, row.shape, row.combo): row for row in result.rows}
+    out = []
+    for row in result.rows:
+        base = floor_combo(row.combo)
+        fl = keyed.get((row.op, row.shape, base)) if base else None
+        if fl is None:
+            continue
+        if row.count is None or fl.count is None:
+            out.append(f"| {row.op} | {row.shape} | {base} | refused | refused | - | - | - |")
+            continue
+        out.append(
+            f"| {row.op} | {row.shape} | {base} | {fl.count:,} | {row.count:,} | {fl.per_mac:.2f} | "
+            f"{row.per_mac:.2f} | {row.count / fl.count:.3f} |"
+        )
+    if not out:
+        return ""
+    head = (
+        f"| kernel | shape | bits | floor {result.kernels} instr | rounded instr | floor instr/MAC | "
+        "rounded instr/MAC | rounded/floor |\n|---|---|---|---:|---:|---:|---:|---:|\n"
+    )
+    return head + "\n".join(out) + "\n"
+
+
 def markdown(results: list[KbenchResult]) -> str:
-    """One table: rows = (op, shape, combo), a column per kernel variant, plus CMSIS-NN where measured."""
+    """One table: rows = (op, shape, combo), a column per kernel variant, plus CMSIS-NN where measured;
+    then, per variant, the rounded views against the floor views (rounded_markdown)."""
     variants = [r.kernels for r in results]
     head = "| kernel | shape | bits | MACs | " + " | ".join(f"{v} instr | {v} instr/MAC" for v in variants)
     head += " | CMSIS-NN instr/MAC |\n|---|---|---|---:|" + "---:|---:|" * len(variants) + "---:|\n"
@@ -98,4 +134,8 @@ def markdown(results: list[KbenchResult]) -> str:
         ref = CMSIS_NN.get((row.op, row.shape, {"w8a8": "s8", "w4a8-s4": "s4"}.get(row.combo, "")))
         cmsis = f"{ref / row.macs:.2f}" if ref else ""
         out.append(f"| {row.op} | {row.shape} | {row.combo} | {row.macs:,} | " + " | ".join(cells) + f" | {cmsis} |")
-    return head + "\n".join(out) + "\n"
+    table = head + "\n".join(out) + "\n"
+    for r in results:
+        if rounded := rounded_markdown(r):
+            table += f"\nRounded views ({r.kernels} kernels): the same case with bp_quant_t.w_round = 1\n\n{rounded}"
+    return table
