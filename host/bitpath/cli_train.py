@@ -24,7 +24,7 @@ def train(
                                  "fashion-mnist: /usr/share/datasets/fashion-mnist."),
     model: str = typer.Option("default-cnn", help="Built-in recipe: default-cnn, resnet8, ds-cnn."),
     paths: Path = typer.Option(None, "--paths", help="JSON bit-path table (docs/training.md); default: 4 paths."),
-    epochs_float: int = typer.Option(20, help="Float pretraining epochs."),
+    epochs_float: int = typer.Option(25, help="Float pretraining epochs."),
     epochs_qat: int = typer.Option(4, help="Multi-path QAT epochs."),
     batch_size: int = typer.Option(256, help="Batch size (per process: under torchrun with N processes a step "
                                    "uses N x this many images)."),

@@ -22,7 +22,7 @@ import numpy as np
 @dataclass(frozen=True)
 class DemoConfig:
     out: Path = Path("runs/demo")
-    epochs_float: int = 20
+    epochs_float: int = 25
     epochs_qat: int = 4
     limit_train: int | None = None
     host_images: int | None = None  # None: the full test set

@@ -26,7 +26,7 @@ class TrainConfig:
     paths: str | None = None  # JSON path table file; None: the default table
     out: str = "runs/default"
     seed: int = 0
-    epochs_float: int = 20
+    epochs_float: int = 25
     epochs_qat: int = 4
     batch_size: int = 256
     lr_float: float = 3e-3
