@@ -117,15 +117,17 @@ static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
     }
 }
 
-static void im2col_s16(int16_t *col, const uint8_t *img, const bp_dims_t *in, int32_t in_row, const bp_window_t *win,
-                       const bp_quant_t *q, int32_t kh, int32_t kw, int32_t oy, int32_t ox) {
+static inline __attribute__((always_inline)) void im2col_s16(int16_t *col, const uint8_t *img, const bp_dims_t *in,
+                                                             int32_t in_row, const bp_window_t *win,
+                                                             const bp_quant_t *q, int32_t kh, int32_t kw, int32_t oy,
+                                                             int32_t ox) {
     im2col_s16_impl(col, img, in, in_row, win, q, kh, kw, oy, ox, 0, 0);
 }
 
 // im2col for weights stored at 4 bits: groups of 8 laid out x0 x4 x2 x6 x1 x5 x3 x7, the halves of the
 // weight word's two nibble planes (element m of a group goes to the 3-bit reversal of m). Kept apart
 // from im2col_s16 so the 8-bit path's code stays exactly as tuned.
-static void im2col_s16_g8(int16_t *col,
+static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
                           const uint8_t *img,
                           const bp_dims_t *in,
                           int32_t in_row,
@@ -270,6 +272,87 @@ static int32_t im2col_u2(uint8_t *col,
     return sum;
 }
 
+// Dot products of 2 patches x 2 weight rows (8-bit codes, view = 8 - sh): out[p][r] = sum x * view.
+// Inlined twice by dot_2x2_s16: with sh == 0 (no masking) and with a mask.
+static inline void dot_2x2_s16_impl(int32_t out[2][2],
+                                    const int16_t *const col[2],
+                                    const uint8_t *const wrow[2],
+                                    int32_t k,
+                                    int32_t sh) {
+    const uint32_t mask = (0xFFu << sh) & 0xFFu;
+    const uint32_t mask4 = mask * 0x01010101u;
+    const int32_t k4 = k & ~3;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    // |a| <= k * xmax * 128 <= INT32_MAX: the caller checked this bound (masked codes are 2^sh x view).
+    for (int32_t i = 0; i < k4; i += 4) {
+        const uint32_t w0 = bp_load32(wrow[0] + i) & mask4, w1 = bp_load32(wrow[1] + i) & mask4;
+        const uint32_t w0e = bp_sxtb16(w0), w0o = bp_sxtb16_ror8(w0);
+        const uint32_t w1e = bp_sxtb16(w1), w1o = bp_sxtb16_ror8(w1);
+        const uint32_t x0e = bp_load32(col[0] + i), x0o = bp_load32(col[0] + i + 2);
+        const uint32_t x1e = bp_load32(col[1] + i), x1o = bp_load32(col[1] + i + 2);
+        a00 = bp_smlad(x0e, w0e, a00);
+        a00 = bp_smlad(x0o, w0o, a00);
+        a01 = bp_smlad(x0e, w1e, a01);
+        a01 = bp_smlad(x0o, w1o, a01);
+        a10 = bp_smlad(x1e, w0e, a10);
+        a10 = bp_smlad(x1o, w0o, a10);
+        a11 = bp_smlad(x1e, w1e, a11);
+        a11 = bp_smlad(x1o, w1o, a11);
+    }
+    // Masked codes are exact multiples of 2^sh: the shift is exact.
+    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
+    for (int32_t i = k4; i < k; i++) {
+        const int32_t v0 = (int32_t)(int8_t)wrow[0][i] >> sh, v1 = (int32_t)(int8_t)wrow[1][i] >> sh;
+        a00 += col[0][i] * v0;
+        a01 += col[0][i] * v1;
+        a10 += col[1][i] * v0;
+        a11 += col[1][i] * v1;
+    }
+    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
+}
+
+// Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
+// values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
+// scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
+static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                       int32_t sh) {
+    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
+    const int32_t k8 = k & ~7;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    // |a| <= k * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
+    for (int32_t i = 0; i < k8; i += 8) {
+        const uint32_t w0 = bp_load32(wrow[0] + (i >> 1)), w1 = bp_load32(wrow[1] + (i >> 1));
+        const uint32_t l0 = (w0 << 4) & mask4, h0 = w0 & mask4, l1 = (w1 << 4) & mask4, h1 = w1 & mask4;
+        const uint32_t p0[4] = {bp_sxtb16(l0), bp_sxtb16_ror8(l0), bp_sxtb16(h0), bp_sxtb16_ror8(h0)};
+        const uint32_t p1[4] = {bp_sxtb16(l1), bp_sxtb16_ror8(l1), bp_sxtb16(h1), bp_sxtb16_ror8(h1)};
+        for (int32_t t = 0; t < 4; t++) {
+            const uint32_t x0 = bp_load32(col[0] + i + 2 * t), x1 = bp_load32(col[1] + i + 2 * t);
+            a00 = bp_smlad(x0, p0[t], a00);
+            a01 = bp_smlad(x0, p1[t], a01);
+            a10 = bp_smlad(x1, p0[t], a10);
+            a11 = bp_smlad(x1, p1[t], a11);
+        }
+    }
+    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
+    for (int32_t i = k8; i < k; i++) {
+        const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh, 0), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh, 0);
+        a00 += col[0][i] * v0;
+        a01 += col[0][i] * v1;
+        a10 += col[1][i] * v0;
+        a11 += col[1][i] * v1;
+    }
+    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
+}
+
+static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                        int32_t sh) {
+    if (sh == 0) {
+        dot_2x2_s16_impl(out, col, wrow, k, 0); // the mask is all ones: the compiler drops the ANDs
+    } else {
+        dot_2x2_s16_impl(out, col, wrow, k, sh);
+    }
+}
+
 // The per-byte rounding constant of a rounded view that drops the low sh bits of a byte-scaled code
 // (QADD8 before the mask: round half up, saturated at +127 in byte scale, which is the stored
 // maximum's view): 0x08080808 for a 4-bit view, 0x20202020 for a 2-bit view.
@@ -277,7 +360,7 @@ static int32_t im2col_u2(uint8_t *col,
 
 // Dot products of 2 patches x 2 weight rows (8-bit codes, view = 8 - sh): out[p][r] = sum x * view.
 // Inlined by dot_2x2_s16: with sh == 0 (no masking), with a mask, and (rnd) with QADD8 before it.
-static inline __attribute__((always_inline)) void dot_2x2_s16_impl(int32_t out[2][2],
+static inline __attribute__((always_inline)) void dot_2x2_s16_rimpl(int32_t out[2][2],
                                     const int16_t *const col[2],
                                     const uint8_t *const wrow[2],
                                     int32_t k,
@@ -323,7 +406,7 @@ static inline __attribute__((always_inline)) void dot_2x2_s16_impl(int32_t out[2
 // scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
 // rnd: the rounded view (QADD8 of BP_VIEW_RC(sh) on each nibble plane before its mask; the other
 // nibble below the code, < 16, cannot change the rounded top bits or the saturation at 7 x 16).
-static inline __attribute__((always_inline)) void dot_2x2_s4_impl(int32_t out[2][2], const int16_t *const col[2],
+static inline __attribute__((always_inline)) void dot_2x2_s4_rimpl(int32_t out[2][2], const int16_t *const col[2],
                                                                   const uint8_t *const wrow[2], int32_t k, int32_t sh,
                                                                   const int rnd) {
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u, rc = BP_VIEW_RC(sh);
@@ -358,24 +441,16 @@ static inline __attribute__((always_inline)) void dot_2x2_s4_impl(int32_t out[2]
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
 }
 
-static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                       int32_t sh, int32_t rnd) {
-    if (rnd) {
-        dot_2x2_s4_impl(out, col, wrow, k, sh, 1);
-    } else {
-        dot_2x2_s4_impl(out, col, wrow, k, sh, 0);
-    }
+// The rounded views (w_round, sh > 0) of dot_2x2_s4 and dot_2x2_s16, apart so that the floor
+// functions above keep their code.
+static void dot_2x2_s4r(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                        int32_t sh) {
+    dot_2x2_s4_rimpl(out, col, wrow, k, sh, 1);
 }
 
-static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                        int32_t sh, int32_t rnd) {
-    if (sh == 0) {
-        dot_2x2_s16_impl(out, col, wrow, k, 0, 0); // the mask is all ones: the compiler drops the ANDs
-    } else if (rnd) {
-        dot_2x2_s16_impl(out, col, wrow, k, sh, 1);
-    } else {
-        dot_2x2_s16_impl(out, col, wrow, k, sh, 0);
-    }
+static void dot_2x2_s16r(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
+                         int32_t sh) {
+    dot_2x2_s16_rimpl(out, col, wrow, k, sh, 1);
 }
 
 // Weights stored at 2 bits (four codes per byte, | c3 | c2 | c1 | c0 |): constant tables indexed by
@@ -747,14 +822,17 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
 #define BP_PK_USAT(b)                                                                                      \
     "usat %[x0], #" #b ", %[x0]\n\tusat %[x1], #" #b ", %[x1]\n\tusat %[x2], #" #b ", %[x2]\n\t"        \
     "usat %[x3], #" #b ", %[x3]\n\t"
-#define BP_PK_REQ(W)                                                                                       \
-    __asm__ volatile("push {%[x1], %[x2]}\n\t"                                                             \
+// PUSH, ZERO (entry 0: zero sums), TAILX (the tail's pixels 2-3 sums), EXTR (a run's extraction), POP
+// (before the requantization: cp = P, the sums in s01 and s23) and C23 (s23's constraint) differ
+// between the floor/S2 blocks (BP_PK_REQ) and the rounded view (BP_PK_REQ_R), see below.
+#define BP_PK_REQ_(W, PUSH, ZERO, TAILX, EXTR, POP, C23)                                                   \
+    __asm__ volatile(PUSH                                                                                  \
                      "tbb [pc, %[x0]]\n"                                                                   \
                      ".Lqt%=:\n\t.byte (.Lqe0%= - .Lqt%=) / 2, (.Lqe1%= - .Lqt%=) / 2, (.Lqe2%= - .Lqt%=) / 2\n\t" \
                      ".byte (.Lqe3%= - .Lqt%=) / 2, (.Lqe4%= - .Lqt%=) / 2, (.Lqe5%= - .Lqt%=) / 2\n\t"          \
                      ".byte (.Lqe6%= - .Lqt%=) / 2\n\t"                                                       \
                      ".p2align 1\n"                                                                        \
-                     ".Lqe0%=:\n\tmov %[s01], #0\n\tmov %[s23], #0\n\tb .Lqc%=\n"                              \
+                     ".Lqe0%=:\n\t" ZERO "b .Lqc%=\n"                                                           \
                      ".Lqe1%=:\n\t" BP_PK_FIRST(W) "b .Lqx%=\n"                                             \
                      ".Lqe2%=:\n\t" BP_PK_FIRST(W) "b .Lq6%=\n"                                             \
                      ".Lqe3%=:\n\t" BP_PK_FIRST(W) "b .Lq5%=\n"                                             \
@@ -764,13 +842,13 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
                      ".Lq4%=:\n\t" BP_PK_NEXT(W) ".Lq5%=:\n\t" BP_PK_NEXT(W) ".Lq6%=:\n\t" BP_PK_NEXT(W)   \
                      ".Lqx%=:\n\t"                                                                        \
                      "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtb16 %[s01], %[x0], ror #8\n\t"              \
-                     "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tuxtb16 %[s23], %[x1], ror #8\n"               \
+                     "pkhbt %[x1], %[f2], %[f3], lsl #16\n\t" TAILX                                        \
                      ".Lqc%=:\n\tldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbeq .Lqd%=\n"                         \
                      ".Lqr%=:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W)    \
-                         BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_EXTRACT                                          \
+                         BP_PK_NEXT(W) BP_PK_NEXT(W) EXTR                                                   \
                      "ldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbne .Lqr%=\n"                                   \
                      /* requantize: cp = P from here on */                                                 \
-                     ".Lqd%=:\n\tldr %[cp], [sp, #4]\n\tadd sp, sp, #8\n\t"                                    \
+                     ".Lqd%=:\n\t" POP                                                                    \
                      "ldr %[f0], [%[cp], #16]\n\tldr %[w], [%[f0]], #4\n\tstr %[f0], [%[cp], #16]\n\t"          \
                      "ldrd %[x0], %[x1], [%[cp]]\n\tldrd %[x2], %[x3], [%[cp], #8]\n\t"                       \
                      "add %[x0], %[x0], %[w]\n\tadd %[x1], %[x1], %[w]\n\t"                                   \
@@ -793,18 +871,41 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
                      ".Lu8%=:\n\t" BP_PK_USAT(8)                                                          \
                      ".Lup%=:\n\torr %[x0], %[x0], %[x1], lsl #8\n\torr %[x0], %[x0], %[x2], lsl #16\n\t"       \
                      "orr %[x0], %[x0], %[x3], lsl #24\n\t"                                                   \
-                     : [s01] "=&r"(s01), [s23] "=&r"(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0),     \
+                     : [s01] "=&r"(s01), [s23] C23(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0),       \
                        [x1] "+&r"(x1), [x2] "+&r"(x2), [x3] "=&r"(x3), [f0] "=&r"(f0), [f1] "=&r"(f1),      \
                        [f2] "=&r"(f2), [f3] "=&r"(f3), [w] "=&r"(w)                                          \
                      : [aux] "r"(aux)                                                                      \
                      : "cc", "memory")
+#define BP_PK_REQ(W)                                                                                       \
+    BP_PK_REQ_(W, "push {%[x1], %[x2]}\n\t", "mov %[s01], #0\n\tmov %[s23], #0\n\t",                           \
+               "uxtb16 %[s23], %[x1], ror #8\n", BP_PK_EXTRACT, "ldr %[cp], [sp, #4]\n\tadd sp, sp, #8\n\t", "=&r")
+// The rounded view: s23's register holds the round constant 0x20202020 for the QADD8 of each weight
+// word (one instruction per group more than the floor block, not two as in BP_PK_W8R), and the sums
+// of pixels 2 and 3 live in a stack slot below the pushed end and P ([sp, #8]): two more
+// instructions per run of 7 groups (LDR and STR around their UXTAB16), reloaded into s23 for the
+// requantization.
+#define BP_PK_W8Q                                                                                          \
+    BP_PK_LDM "ldr %[w], [%[wp]], #4\n\tqadd8 %[w], %[w], %[s23]\n\tand %[w], %[aux], %[w], lsr #6\n\t"      \
+              "eor %[w], %[w], #0x02020202\n\t"
+#define BP_PK_REQ_R                                                                                        \
+    BP_PK_REQ_(BP_PK_W8Q, "sub sp, sp, #4\n\tpush {%[x1], %[x2]}\n\t",                                        \
+               "mov %[s01], #0\n\tmov %[x1], #0\n\tstr %[x1], [sp, #8]\n\t",                                  \
+               "uxtb16 %[x1], %[x1], ror #8\n\tstr %[x1], [sp, #8]\n",                                          \
+               "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtab16 %[s01], %[s01], %[x0], ror #8\n\t"               \
+               "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tldr %[x2], [sp, #8]\n\t"                                 \
+               "uxtab16 %[x2], %[x2], %[x1], ror #8\n\tstr %[x2], [sp, #8]\n\t",                               \
+               "ldr %[cp], [sp, #4]\n\tldr %[s23], [sp, #8]\n\tadd sp, sp, #12\n\t", "+&r")
     if (s2) {
         BP_PK_REQ(BP_PK_S2);
     } else if (rnd) {
-        BP_PK_REQ(BP_PK_W8R);
+        s23 = 0x20202020u; // the round constant until the requantization
+        BP_PK_REQ_R;
     } else {
         BP_PK_REQ(BP_PK_W8);
     }
+#undef BP_PK_REQ_R
+#undef BP_PK_W8Q
+#undef BP_PK_REQ_
 #undef BP_PK_REQ
 #undef BP_PK_USAT
     *pwp = wp;
@@ -1623,62 +1724,18 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
     }
 }
 
-bp_status_t bp_conv2d(const bp_context_t *ctx,
-                      const bp_window_t *win,
-                      const bp_quant_t *q,
-                      const bp_requant_t *rq,
-                      const bp_dims_t *input_dims,
-                      const uint8_t *input,
-                      const bp_dims_t *filter_dims,
-                      const uint8_t *filter,
-                      const int32_t *bias,
-                      const bp_dims_t *output_dims,
-                      void *output) {
-    const bp_status_t st =
-        bp_conv2d_check(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
-    if (st != BP_OK) {
-        return st;
-    }
-    if (c1_eligible(win, q, rq, input_dims, filter_dims)) {
-        conv_c1(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
-        return BP_OK;
-    }
-    if (q->w_stored == 2 || (q->w_stored == 8 && q->w_view == 8)) {
-        // exact products: |acc| <= k * xmax * 2^(w_view-1) <= INT32_MAX (bp_conv2d_check)
-        void (*const run)(int16_t *, const bp_window_t *, const bp_quant_t *, const bp_requant_t *, const bp_dims_t *,
-                          const uint8_t *, const bp_dims_t *, const uint8_t *, const int32_t *, const bp_dims_t *,
-                          void *) = q->w_stored == 8                               ? conv_il_w8
-                                    : (q->in.bits == 2 && !q->in.is_signed) ? conv_packed_s2
-                                                                             : conv_il_s2;
-        run((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
-        return BP_OK;
-    }
+// Path 1 (weights stored at 4 bits; 8-bit codes only reach it through dot_2x2_s16, which the W8
+// loops above have replaced): 2-pixel x 2-channel blocks on int16 patches. rnd (a constant): the
+// rounded views (dot_2x2_s4r / dot_2x2_s16r), out of line in conv_smlad_r so that the floor loop
+// inlined into bp_conv2d keeps its code.
+static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_context_t *ctx, const bp_window_t *win,
+                                                                  const bp_quant_t *q, const bp_requant_t *rq,
+                                                                  const bp_dims_t *input_dims, const uint8_t *input,
+                                                                  const bp_dims_t *filter_dims, const uint8_t *filter,
+                                                                  const int32_t *bias, const bp_dims_t *output_dims,
+                                                                  void *output, const int rnd) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin, k4 = (k + 3) & ~3;
-    const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
-    const int packed2 = q->w_stored == 8 && q->w_view == 2 && q->in.bits == 2 && !q->in.is_signed;
-    // The SMLAD path multiplies masked 8-bit codes: its sums reach k * xmax * 128 before the shift.
-    const int smlad = (q->w_stored == 8 || q->w_stored == 4) && (int64_t)k * xmax * 128 <= INT32_MAX;
-    // rounded narrow views (w_round): the same loops with one QADD8 per weight word before the mask
-    const int rnd = q->w_round && q->w_view < q->w_stored;
-    if (packed2) {
-        (rnd ? conv_packed_w8v2r : conv_packed_w8v2)((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims,
-                         output);
-        return BP_OK;
-    }
-    if (smlad && q->w_stored == 8) {
-        // 4-bit and 2-bit views of 8-bit codes (other than the packed 2-bit case): the W8 asm loop
-        const int u4 = q->in.bits == 4 && !q->in.is_signed;
-        (rnd ? (q->w_view == 2 ? conv_il_w8v2r : u4 ? conv_il_w8v4r_u4 : conv_il_w8v4r)
-             : (q->w_view == 2 ? conv_il_w8v2 : u4 ? conv_il_w8v4_u4 : conv_il_w8v4))(
-            (int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
-        return BP_OK;
-    }
-    if (!smlad) {
-        bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
-                          output_dims, output);
-        return BP_OK;
-    }
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
@@ -1710,10 +1767,18 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 if (q->w_stored == 4) {
                     const int32_t w_row = (k + 1) >> 1;
                     const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
-                    dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view, rnd);
+                    if (rnd) {
+                        dot_2x2_s4r(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                    } else {
+                        dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                    }
                 } else {
                     const uint8_t *wrow[2] = {filter + (int64_t)o * k, filter + (int64_t)o1 * k};
-                    dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view, rnd);
+                    if (rnd) {
+                        dot_2x2_s16r(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                    } else {
+                        dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
+                    }
                 }
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
@@ -1732,6 +1797,81 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                 }
             }
         }
+    }
+}
+
+static __attribute__((noinline)) void conv_smlad_r(const bp_context_t *ctx, const bp_window_t *win,
+                                                   const bp_quant_t *q, const bp_requant_t *rq,
+                                                   const bp_dims_t *input_dims, const uint8_t *input,
+                                                   const bp_dims_t *filter_dims, const uint8_t *filter,
+                                                   const int32_t *bias, const bp_dims_t *output_dims, void *output) {
+    conv_smlad_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1);
+}
+
+bp_status_t bp_conv2d(const bp_context_t *ctx,
+                      const bp_window_t *win,
+                      const bp_quant_t *q,
+                      const bp_requant_t *rq,
+                      const bp_dims_t *input_dims,
+                      const uint8_t *input,
+                      const bp_dims_t *filter_dims,
+                      const uint8_t *filter,
+                      const int32_t *bias,
+                      const bp_dims_t *output_dims,
+                      void *output) {
+    const bp_status_t st =
+        bp_conv2d_check(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+    if (st != BP_OK) {
+        return st;
+    }
+    if (c1_eligible(win, q, rq, input_dims, filter_dims)) {
+        conv_c1(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
+    }
+    if (q->w_stored == 2 || (q->w_stored == 8 && q->w_view == 8)) {
+        // exact products: |acc| <= k * xmax * 2^(w_view-1) <= INT32_MAX (bp_conv2d_check)
+        void (*const run)(int16_t *, const bp_window_t *, const bp_quant_t *, const bp_requant_t *, const bp_dims_t *,
+                          const uint8_t *, const bp_dims_t *, const uint8_t *, const int32_t *, const bp_dims_t *,
+                          void *) = q->w_stored == 8                               ? conv_il_w8
+                                    : (q->in.bits == 2 && !q->in.is_signed) ? conv_packed_s2
+                                                                             : conv_il_s2;
+        run((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
+    }
+    const int32_t k = filter_dims->h * filter_dims->w * input_dims->c;
+    const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
+    const int packed2 = q->w_stored == 8 && q->w_view == 2 && q->in.bits == 2 && !q->in.is_signed;
+    // The SMLAD path multiplies masked 8-bit codes: its sums reach k * xmax * 128 before the shift.
+    const int smlad = (q->w_stored == 8 || q->w_stored == 4) && (int64_t)k * xmax * 128 <= INT32_MAX;
+    // rounded narrow views (w_round): the same loops with one QADD8 per weight word before the mask
+    const int rnd = q->w_round && q->w_view < q->w_stored;
+    if (packed2) {
+        if (rnd) {
+            conv_packed_w8v2r((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
+                              output_dims, output);
+        } else {
+            conv_packed_w8v2((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
+                             output_dims, output);
+        }
+        return BP_OK;
+    }
+    if (smlad && q->w_stored == 8) {
+        // 4-bit and 2-bit views of 8-bit codes (other than the packed 2-bit case): the W8 asm loop
+        const int u4 = q->in.bits == 4 && !q->in.is_signed;
+        (rnd ? (q->w_view == 2 ? conv_il_w8v2r : u4 ? conv_il_w8v4r_u4 : conv_il_w8v4r)
+             : (q->w_view == 2 ? conv_il_w8v2 : u4 ? conv_il_w8v4_u4 : conv_il_w8v4))(
+            (int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+        return BP_OK;
+    }
+    if (!smlad) {
+        bp_conv2d_generic((int16_t *)ctx->buf, win, q, rq, input_dims, input, filter_dims, filter, bias,
+                          output_dims, output);
+        return BP_OK;
+    }
+    if (rnd) {
+        conv_smlad_r(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
+    } else {
+        conv_smlad_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0);
     }
     return BP_OK;
 }

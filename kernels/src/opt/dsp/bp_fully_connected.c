@@ -134,18 +134,8 @@ static inline __attribute__((always_inline)) void dot_1x4_s2_impl(int32_t out[4]
 // Specialised by input width, signedness and whether the view is the full 8 bits (no mask), so the
 // loop has no branches and no needless ANDs.
 static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[4],
-                    int32_t k, int32_t sh, int32_t stored, int32_t rnd) {
-    if (rnd) { // rounded narrow views (sh > 0): the same loops with QADD8 before the mask
-        if (stored == 4) {
-            dot_1x4_s4_impl(out, x, bits, bits == 8 ? sgn : 0, wrow, k, sh, 1);
-        } else if (bits == 8) {
-            dot_1x4_impl(out, x, 8, sgn, wrow, k, sh, 1);
-        } else if (bits == 4) {
-            dot_1x4_impl(out, x, 4, 0, wrow, k, sh, 1);
-        } else {
-            dot_1x4_impl(out, x, 2, 0, wrow, k, sh, 1);
-        }
-    } else if (stored == 4) {
+                    int32_t k, int32_t sh, int32_t stored) {
+    if (stored == 4) {
         if (bits == 8) {
             dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh, 0);
         } else {
@@ -163,6 +153,24 @@ static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, 
         dot_1x4_impl(out, x, 4, 0, wrow, k, sh, 0);
     } else {
         dot_1x4_impl(out, x, 2, 0, wrow, k, sh, 0);
+    }
+}
+
+// dot_1x4 for the rounded narrow views (sh > 0): the same loops with QADD8 before the mask.
+static __attribute__((noinline)) void dot_1x4_r(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                                const uint8_t *const wrow[4], int32_t k, int32_t sh, int32_t stored) {
+    if (stored == 4) {
+        if (bits == 8) {
+            dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh, 1);
+        } else {
+            dot_1x4_s4_impl(out, x, bits, 0, wrow, k, sh, 1);
+        }
+    } else if (bits == 8) {
+        dot_1x4_impl(out, x, 8, sgn, wrow, k, sh, 1);
+    } else if (bits == 4) {
+        dot_1x4_impl(out, x, 4, 0, wrow, k, sh, 1);
+    } else {
+        dot_1x4_impl(out, x, 2, 0, wrow, k, sh, 1);
     }
 }
 
@@ -454,9 +462,22 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
 // Four consecutive rows of 8-bit codes at any view (dot_4rows_view), specialised by input width and
 // signedness. Not inlined: the asm's 14 registers stay out of fc_other's register allocation.
 static __attribute__((noinline)) void fc_dot_view(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
-                                                  const uint8_t *w, int32_t w_row, int32_t k, int32_t sh,
-                                                  int32_t rnd) {
-    if (rnd) { // rounded 4/2-bit views: sh a constant too (the AND immediate)
+                                                  const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
+    if (bits == 8 && sgn) {
+        dot_4rows_view(out, x, w, w_row, k, 8, 1, sh, 0);
+    } else if (bits == 8) {
+        dot_4rows_view(out, x, w, w_row, k, 8, 0, sh, 0);
+    } else if (bits == 4) {
+        dot_4rows_view(out, x, w, w_row, k, 4, 0, sh, 0);
+    } else {
+        dot_4rows_view(out, x, w, w_row, k, 2, 0, sh, 0);
+    }
+}
+
+// fc_dot_view for the rounded 4/2-bit views: specialised by view too (sh: the AND immediate).
+static __attribute__((noinline)) void fc_dot_view_r(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                                    const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
+    {
 #define BP_FC_VIEW_R(s)                                                                                    \
     if (bits == 8 && sgn) {                                                                                \
         dot_4rows_view(out, x, w, w_row, k, 8, 1, s, 1);                                                   \
@@ -473,14 +494,6 @@ static __attribute__((noinline)) void fc_dot_view(int32_t out[4], const uint8_t 
             BP_FC_VIEW_R(6)
         }
 #undef BP_FC_VIEW_R
-    } else if (bits == 8 && sgn) {
-        dot_4rows_view(out, x, w, w_row, k, 8, 1, sh, 0);
-    } else if (bits == 8) {
-        dot_4rows_view(out, x, w, w_row, k, 8, 0, sh, 0);
-    } else if (bits == 4) {
-        dot_4rows_view(out, x, w, w_row, k, 4, 0, sh, 0);
-    } else {
-        dot_4rows_view(out, x, w, w_row, k, 2, 0, sh, 0);
     }
 }
 
@@ -716,18 +729,20 @@ static __attribute__((noinline)) void fc_dot_s2(int32_t out[4], const uint8_t *x
 // Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
 // planes) or the portable loop. Out of line, so that its register allocation does not depend on
 // the W8A8 path.
-static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
-                                               int32_t in_features, int32_t out_features, const uint8_t *input,
-                                               const uint8_t *filter, const int32_t *bias, void *output) {
+// rnd (a constant): rounded narrow views (w_round, w_view < w_stored), through fc_other_r.
+static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t *q, const bp_requant_t *rq,
+                                                                int32_t batches, int32_t in_features,
+                                                                int32_t out_features, const uint8_t *input,
+                                                                const uint8_t *filter, const int32_t *bias,
+                                                                void *output, const int rnd) {
     const int32_t in_row = bp_row_bytes(in_features, q->in.bits);
     const int32_t w_row = bp_row_bytes(in_features, q->w_stored);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(out_features, q->out.bits);
     const int64_t xmax = q->in.is_signed ? (1 << (q->in.bits - 1)) : (1 << q->in.bits) - 1;
     // 8-bit inputs signed or not, 4/2-bit inputs unsigned (after ReLU); weights stored at 8 bits.
-    // Rounded narrow views (w_round): the same loops with QADD8 before the mask.
+    // Rounded narrow views (rnd): the same loops with QADD8 before the mask.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
                      (int64_t)in_features * xmax * 128 <= INT32_MAX;
-    const int32_t rnd = q->w_round && q->w_view < q->w_stored;
     // weights stored at 2 bits: the same inputs, exact products of at most 2 * xmax
     const int fast_s2 = q->w_stored == 2 && (q->in.bits == 8 || !q->in.is_signed) &&
                         (int64_t)in_features * xmax * 2 <= INT32_MAX;
@@ -748,9 +763,11 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
                 wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
             }
             if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
-                fc_dot_view(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features, 8 - q->w_view, rnd);
+                (rnd ? fc_dot_view_r : fc_dot_view)(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features,
+                                                    8 - q->w_view);
             } else if (fast) {
-                dot_1x4(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view, q->w_stored, rnd);
+                (rnd ? dot_1x4_r : dot_1x4)(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, 8 - q->w_view,
+                                            q->w_stored);
             } else if (q->w_stored == 2) {
                 fc_dot_s2(acc, x, q->in.bits, q->in.is_signed, wrow, in_features, fast_s2, n, w_row);
             } else {
@@ -779,6 +796,18 @@ static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_req
     }
 }
 
+static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
+                                               int32_t in_features, int32_t out_features, const uint8_t *input,
+                                               const uint8_t *filter, const int32_t *bias, void *output) {
+    fc_other_impl(q, rq, batches, in_features, out_features, input, filter, bias, output, 0);
+}
+
+static __attribute__((noinline)) void fc_other_r(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
+                                                 int32_t in_features, int32_t out_features, const uint8_t *input,
+                                                 const uint8_t *filter, const int32_t *bias, void *output) {
+    fc_other_impl(q, rq, batches, in_features, out_features, input, filter, bias, output, 1);
+}
+
 bp_status_t bp_fully_connected(const bp_quant_t *q,
                                const bp_requant_t *rq,
                                int32_t batches,
@@ -798,6 +827,10 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
         fc_w8a8(q, rq, batches, in_features, out_features, input, filter, bias, output);
         return BP_OK;
     }
-    fc_other(q, rq, batches, in_features, out_features, input, filter, bias, output);
+    if (q->w_round && q->w_view < q->w_stored) {
+        fc_other_r(q, rq, batches, in_features, out_features, input, filter, bias, output);
+    } else {
+        fc_other(q, rq, batches, in_features, out_features, input, filter, bias, output);
+    }
     return BP_OK;
 }
