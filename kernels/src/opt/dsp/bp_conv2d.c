@@ -27,6 +27,13 @@
 // rest), and with every shift >= 33 it requantizes by SMMLA/ASR/USAT like conv_c1: in the same asm
 // as the dot product for whole groups and USAT outputs (dot_4x1_packed_requant), and with a one-pixel
 // asm (dot_1x1_packed_sum) for the last block of an image whose pixel count is 1 mod 4.
+//
+// Rounded views (bp_quant_t.w_round, w_view < w_stored): the codes sit top-aligned in their bytes
+// (8-bit codes as they are, 4-bit storage as x16 nibble planes), so one QADD8 of 2^(sh-1) per byte
+// (BP_VIEW_RC) before the view's AND mask (or the packed path's >> 6 & 3 ^ 2) rounds half up, and its
+// signed saturation at +127 is the saturation at the stored maximum. The rounded loops are separate
+// functions (the W8R loop of dot_2x2_w8, BP_PK_W8R / BP_PK_REQ_R / BP_P1_W8R, dot_2x2_s4r,
+// conv_smlad_r), so the floor loops keep their code.
 #include <string.h>
 
 #include "bp_conv2d_internal.h"

@@ -14,6 +14,10 @@
 // loop (dot_4rows_s2), with unsigned 4/2-bit inputs as a similar asm loop (dot_4rows_s2_sub). Other
 // widths use the portable loop.
 //
+// Rounded views (bp_quant_t.w_round, w_view < w_stored): QADD8 of 2^(sh-1) per byte before the mask,
+// in separate copies (fc_other_r, fc_dot_view_r: the asm with the mask as an AND immediate and the
+// round constant in its register; dot_1x4_r), so the floor loops keep their code.
+//
 // W8A8 (8-bit inputs, full view of 8-bit codes) has its own out-of-line loop (fc_w8a8): asm blocks
 // of 4 or 5 weight rows sharing each unpacked input word, blocks of 5 first where they remove the
 // 1-3 row tail (out_features = 10: 5 + 5), and 8-bit outputs requantized with SMMLA and USAT/SSAT.
