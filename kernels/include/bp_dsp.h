@@ -179,4 +179,34 @@ static inline void bp_unpack4_s16(const uint8_t *row, int32_t c, int32_t bits, i
     *odd = hi;
 }
 
+// The lift of a requantization shift s below 33 (bp_requant's high-word case, s >= 33): with
+// j = 33 - s, ((acc * 2^j) * M + 2^(s+j-1)) >> (s+j) equals (acc * M + 2^(s-1)) >> s exactly, so
+// the SMMLA/ASR requantization applies to acc << j with the shift 33. That needs |acc| * 2^j <=
+// INT32_MAX for every accumulator of the channel: |bias| + products (K * xmax * wmax, <= INT32_MAX
+// by bp_check_acc) times 2^j. Returns j (0 for s >= 33), or -1 where the headroom is too small.
+static inline int32_t bp_rq_lift(int32_t s, int32_t bias, int64_t products) {
+    if (s >= 33) {
+        return 0;
+    }
+    const int32_t j = 33 - s;
+    const int64_t a = products + (bias < 0 ? -(int64_t)bias : (int64_t)bias); // <= INT32_MAX
+    return (j <= 31 && (a << j) <= INT32_MAX) ? j : -1;
+}
+
+// The lift for one value once the layer's check passed: j = max(0, 33 - s).
+static inline int32_t bp_rq_j(int32_t s) { return s < 33 ? 33 - s : 0; }
+
+// The lift of one value (fc_requant), checked on the value itself: acc << j fits int32 exactly when
+// (acc << j) >> j == acc, so a shift 2 <= s < 33 becomes 33 with acc << (33 - s) where that holds
+// (*acc and *s updated: bp_requant's one-SMULL high-word case applies); else both stay as they are.
+static inline void bp_rq_lift1(int32_t *acc, int32_t *s) {
+    if (*s < 33 && *s >= 2) {
+        const int32_t j = 33 - *s, a = (int32_t)((uint32_t)*acc << j);
+        if ((a >> j) == *acc) {
+            *acc = a;
+            *s = 33;
+        }
+    }
+}
+
 #endif // BP_DSP_H

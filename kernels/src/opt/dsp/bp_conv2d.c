@@ -840,6 +840,10 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
                      ".byte (.Lqe6%= - .Lqt%=) / 2\n\t"                                                       \
                      ".p2align 1\n"                                                                        \
                      ".Lqe0%=:\n\t" ZERO "b .Lqc%=\n"                                                           \
+                     /* a shift s < 33 (out of line): acc <<= j = 33 - s, s = 33 (bp_rq_lift) */           \
+                     ".Lqj%=:\n\trsb %[f3], %[f3], #0\n\tlsl %[x0], %[x0], %[f3]\n\tlsl %[x1], %[x1], %[f3]\n\t"      \
+                     "lsl %[x2], %[x2], %[f3]\n\tlsl %[x3], %[x3], %[f3]\n\tmov %[f3], #0\n\tmov %[f2], #33\n\t"     \
+                     "b .Lqk%=\n"                                                                          \
                      ".Lqe1%=:\n\t" BP_PK_FIRST(W) "b .Lqx%=\n"                                             \
                      ".Lqe2%=:\n\t" BP_PK_FIRST(W) "b .Lq6%=\n"                                             \
                      ".Lqe3%=:\n\t" BP_PK_FIRST(W) "b .Lq5%=\n"                                             \
@@ -864,7 +868,8 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
                      "uxtah %[x2], %[x2], %[s23]\n\tadd %[x3], %[x3], %[s23], lsr #16\n\t"                      \
                      "ldr %[f0], [%[cp], #20]\n\tldr %[f1], [%[f0]], #4\n\tstr %[f0], [%[cp], #20]\n\t"         \
                      "ldr %[f0], [%[cp], #24]\n\tldr %[f2], [%[f0]], #4\n\tstr %[f0], [%[cp], #24]\n\t"         \
-                     "sub %[f3], %[f2], #33\n\tmov %[w], #1\n\tlsl %[f3], %[w], %[f3]\n\tsub %[f2], %[f2], #32\n\t" \
+                     "subs %[f3], %[f2], #33\n\tbmi .Lqj%=\n"                                             \
+                     ".Lqk%=:\n\tmov %[w], #1\n\tlsl %[f3], %[w], %[f3]\n\tsub %[f2], %[f2], #32\n\t"          \
                      "smmla %[x0], %[x0], %[f1], %[f3]\n\tsmmla %[x1], %[x1], %[f1], %[f3]\n\t"                 \
                      "smmla %[x2], %[x2], %[f1], %[f3]\n\tsmmla %[x3], %[x3], %[f1], %[f3]\n\t"                 \
                      "asr %[x0], %[x0], %[f2]\n\tasr %[x1], %[x1], %[f2]\n\t"                                   \
@@ -993,6 +998,8 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_rest(const u
 
 // bp_requant with the s >= 33 case (every scale below 1/4) clamped in 32 bits: the rounded value
 // (q + 1) >> 1 fits int32 there, so the clamp needs no 64-bit compares. Same results bit for bit.
+// Shifts below 33 stay with bp_requant here: a lift per value (bp_rq_lift1, as in the FC kernel) made
+// the W8 loops' code 0.2-0.3 % slower for layers with every shift >= 33 (kbench.md, 2026-11-26).
 static inline int32_t requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
     if (s >= 33) {
         const int32_t t = (int32_t)(((int64_t)acc * (int64_t)m) >> 32) >> (s - 33); // |t| <= 2^30
@@ -1022,6 +1029,9 @@ static inline void emit(void *output, uint8_t *orow, int64_t row, int32_t cout, 
 // 2^(s-33), ASR by s - 32, then USAT #fast (2, 4, 8) or, for fast == 1, the clamp to [lo, hi].
 static inline __attribute__((always_inline)) uint32_t pk_requant1(int32_t acc, int32_t m, int32_t sft, int fast,
                                                                   int32_t lo, int32_t hi, uint32_t omask) {
+    const int32_t j = bp_rq_j(sft); // shifts below 33: lifted (bp_rq_lift, checked by the caller)
+    acc *= (int32_t)1 << j;
+    sft += j;
     const int32_t v = bp_smmla(acc, m, (int32_t)1 << (sft - 33)) >> (sft - 32);
     switch (fast) {
     case 2:
@@ -1065,9 +1075,11 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
     // fast: every shift >= 33 (requantization by SMMLA), whole output bytes (8-bit, or sub-byte with
     // Cout a multiple of the values per byte); otherwise requant()/emit() as before.
     // fast: 2, 4 or 8 = USAT #bits (unsigned output, clamp = the whole range), 1 = other clamps.
+    // Shifts below 33 are lifted (acc << (33 - s), shift 33) where the headroom allows (bp_rq_lift):
+    // |bias + sum(x*w)| <= |bias| + k * 3 * 2.
     int fast = obits != 32 && (obits == 8 || per > 1);
     for (int32_t o = 0; fast && o < cout; o++) {
-        fast = rq->shift[o] >= 33;
+        fast = bp_rq_lift(rq->shift[o], bias ? bias[o] : 0, (int64_t)k * 6) >= 0;
     }
     if (fast && !q->out.is_signed && lo == 0 && hi == (1 << obits) - 1) {
         fast = obits;
@@ -1163,7 +1175,9 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                             dot_4x1_packed(acc, col8[0], filter + (int64_t)oc * w_row, k, s2, rnd);
                             const int32_t bo = bias ? bias[oc] : 0;
                             acc[0] += bo + xn0, acc[1] += bo + xn1, acc[2] += bo + xn2, acc[3] += bo + xn3;
-                            const int32_t m = rq->multiplier[oc], sft = rq->shift[oc];
+                            const int32_t m = rq->multiplier[oc], sj = bp_rq_j(rq->shift[oc]);
+                            const int32_t sft = rq->shift[oc] + sj, lift = (int32_t)1 << sj; // bp_rq_lift
+                            acc[0] *= lift, acc[1] *= lift, acc[2] *= lift, acc[3] *= lift;
                             const int32_t half = (int32_t)1 << (sft - 33), sh = sft - 32;
                             const int32_t v0 = bp_smmla(acc[0], m, half) >> sh, v1 = bp_smmla(acc[1], m, half) >> sh;
                             const int32_t v2 = bp_smmla(acc[2], m, half) >> sh, v3 = bp_smmla(acc[3], m, half) >> sh;
@@ -1430,15 +1444,19 @@ typedef struct {
 static inline uint32_t c1_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 
 // Whether bp_conv2d can take the first-layer path (any storage width and view of the weights).
+// Shifts below 33 are lifted (bp_rq_lift): the channel's weights and bias times 2^j, j = 33 - s, where
+// the headroom allows it and the weights stay int16 (|view| <= 2^(view-1): j <= 16 - view).
 static int c1_eligible(const bp_window_t *win, const bp_quant_t *q, const bp_requant_t *rq, const bp_dims_t *in,
-                       const bp_dims_t *f) {
+                       const bp_dims_t *f, const int32_t *bias) {
     if (in->c != 1 || f->h != 3 || f->w != 3 || win->stride_h != 1 || win->stride_w != 1 || in->h < 3 ||
         q->in.bits != 8 || q->in.is_signed || q->out.bits == 32 || q->out.is_signed || q->act_min != 0 ||
         q->act_max != (1 << q->out.bits) - 1) {
         return 0;
     }
+    const int64_t products = (int64_t)9 * 255 * ((int64_t)1 << (q->w_view - 1));
     for (int32_t o = 0; o < f->n; o++) {
-        if (rq->shift[o] < 33) {
+        const int32_t j = bp_rq_lift(rq->shift[o], bias ? bias[o] : 0, products);
+        if (j < 0 || j > 16 - q->w_view) {
             return 0;
         }
     }
@@ -1677,15 +1695,18 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
         const uint8_t *img = input + (ptrdiff_t)n * h * width;
         uint8_t *oimg = (uint8_t *)output + (ptrdiff_t)n * oh * ow * opx;
         for (int32_t o = 0; o < cout; o++) {
+            // shifts below 33: weights and bias times 2^j, shift s + j = 33 (c1_eligible checked it)
+            const int32_t j = bp_rq_j(rq->shift[o]), s = rq->shift[o] + j;
             int32_t w[3][3];
             for (int32_t i = 0; i < 9; i++) {
-                w[i / 3][i % 3] = bp_read_weight(filter + (ptrdiff_t)o * w_row, i, stored, view, q->w_round);
+                w[i / 3][i % 3] = bp_read_weight(filter + (ptrdiff_t)o * w_row, i, stored, view, q->w_round) *
+                                  ((int32_t)1 << j);
             }
             c1_consts_t k;
-            k.bias = bias ? bias[o] : 0;
+            k.bias = (bias ? bias[o] : 0) * ((int32_t)1 << j);
             k.mult = rq->multiplier[o];
-            k.rnd = (int32_t)1 << (rq->shift[o] - 33);
-            k.sh = rq->shift[o] - 32;
+            k.rnd = (int32_t)1 << (s - 33);
+            k.sh = s - 32;
             const int32_t kq = (o * bits) & 7;
             uint8_t *ocol = oimg + ((o * bits) >> 3);
             for (int32_t y = 0; y < oh;) {
@@ -1831,7 +1852,7 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
     if (st != BP_OK) {
         return st;
     }
-    if (c1_eligible(win, q, rq, input_dims, filter_dims)) {
+    if (c1_eligible(win, q, rq, input_dims, filter_dims, bias)) {
         conv_c1(win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
         return BP_OK;
     }

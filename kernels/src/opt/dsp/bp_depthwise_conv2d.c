@@ -357,9 +357,14 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
     const int fmt = q->in.bits == 8 ? (q->in.is_signed ? DW_IN_S8 : DW_IN_U8) : q->in.bits == 4 ? DW_IN_U4 : DW_IN_U2;
     const int32_t ih = input_dims->h, iw = input_dims->w, oh = output_dims->h, ow = output_dims->w;
     const int32_t c4 = groups ? c_n & ~3 : 0;
+    // Shifts below 33 are lifted (bp_rq_lift): the channel's weight views and bias times 2^j, j = 33 - s,
+    // where the headroom allows it and the views stay int16 (|view| <= 2^(view-1): j <= 16 - view).
+    const int64_t xmax = q->in.is_signed ? ((int64_t)1 << (q->in.bits - 1)) : ((int64_t)1 << q->in.bits) - 1;
+    const int64_t products = (int64_t)taps * xmax * ((int64_t)1 << (q->w_view - 1));
     int fast = q->out.bits != 32;
     for (int32_t c = 0; c < c_n && fast; c++) {
-        fast = rq->shift[c] >= 33;
+        const int32_t j = bp_rq_lift(rq->shift[c], bias ? bias[c] : 0, products);
+        fast = j >= 0 && j <= 16 - q->w_view;
     }
     const int32_t in_row = bp_row_bytes(c_n, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(c_n, q->out.bits);
@@ -371,20 +376,24 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
     dw_ctx_t k = {win, q, rq, output, input, ih, iw, kh, kw, c_n, oh, ow, 0, in_row, out_row, fast};
 
     for (int32_t c = 0; c < c4; c += 4) {
+        int32_t lift[4] = {1, 1, 1, 1}; // 2^j of the lifted shifts (fast only)
+        for (int32_t j = 0; j < 4 && fast; j++) {
+            lift[j] = (int32_t)1 << bp_rq_j(rq->shift[c + j]);
+        }
         for (int32_t t = 0; t < taps; t++) {
             const uint8_t *tap = filter + (ptrdiff_t)t * tap_row;
             int32_t v[4];
             for (int32_t j = 0; j < 4; j++) {
-                v[j] = bp_read_weight(tap, c + j, q->w_stored, q->w_view, q->w_round);
+                v[j] = bp_read_weight(tap, c + j, q->w_stored, q->w_view, q->w_round) * lift[j];
             }
             g.w[t].e = (uint32_t)(uint16_t)v[0] | ((uint32_t)(uint16_t)v[2] << 16);
             g.w[t].o = (uint32_t)(uint16_t)v[1] | ((uint32_t)(uint16_t)v[3] << 16);
         }
         for (int32_t j = 0; j < 4; j++) {
-            g.bias[j] = bias ? bias[c + j] : 0;
+            g.bias[j] = (bias ? bias[c + j] : 0) * lift[j];
             g.rq[j] = (dw_rq_t){0, 0, 0};
             if (fast) { // rq is unused (and may be NULL) for int32 outputs
-                const int32_t s = rq->shift[c + j];
+                const int32_t s = rq->shift[c + j] + bp_rq_j(rq->shift[c + j]);
                 g.rq[j] = (dw_rq_t){rq->multiplier[c + j], (int32_t)1 << (s - 33), s - 32};
             }
         }

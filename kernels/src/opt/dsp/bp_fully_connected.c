@@ -584,9 +584,11 @@ static inline void dot_tail_w8(int32_t out[3], const uint8_t *x, const uint8_t *
 }
 
 // Output value: with s >= 33, (SMMLA(acc, M, 2^(s-33))) >> (s-32) equals bp_requant's rounding
-// (see bp_depthwise_conv2d.c); other shifts take bp_requant.
+// (see bp_depthwise_conv2d.c); other shifts take bp_requant, lifted to acc << (33 - s) and the shift
+// 33 (its high-word case) where the value allows it (bp_rq_lift1).
 static inline int32_t fc_requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
     if (s < 33) {
+        bp_rq_lift1(&acc, &s);
         return bp_requant(acc, m, s, lo, hi);
     }
     const int32_t v = bp_smmla(acc, m, (int32_t)1 << (s - 33)) >> (s - 32);
@@ -608,7 +610,7 @@ static inline __attribute__((always_inline)) void fc_store8_impl(uint8_t *op, co
             v = bp_smmla(a, mult[j], (int32_t)1 << (s - 33)) >> (s - 32);
             v = clamp == FC_CLAMP_U8 ? bp_usat8(v) : clamp == FC_CLAMP_S8 ? bp_ssat8(v) : (v < lo ? lo : (v > hi ? hi : v));
         } else {
-            v = bp_requant(a, mult[j], s, lo, hi);
+            v = fc_requant(a, mult[j], s, lo, hi); // shifts below 33: lifted where the value allows
         }
         op[j] = (uint8_t)v;
     }
