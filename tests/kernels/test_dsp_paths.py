@@ -4,10 +4,13 @@ field sums), odd pixel and channel counts (the lone last pixel / channel of a 2x
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from kernel_check import compare
 
+from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
 
 K_CIN = [1, 3, 4, 5, 7, 27, 28, 29, 31, 56, 57, 64]  # 1x1 convs: K == Cin
@@ -585,3 +588,159 @@ def packed_layers(stored: int, kind: str, ob: int, rnd: bool = False):
 def test_conv_packed_2bit_requantized(stored: int, kind: str, rnd: bool, ob: int) -> None:
     for layer in packed_layers(stored, kind, ob, rnd):
         compare("conv2d", *layer)
+
+
+# Lifted shifts: the DSP fast paths requantize with SMMLA, which needs a shift s >= 33; a channel with
+# s < 33 takes acc << j, j = 33 - s, and the shift 33 (exactly equal) where |acc| * 2^j fits int32.
+# The packed 2-bit conv, the first-layer conv (conv_c1) and the depthwise groups check the layer once
+# ((|bias| + K * xmax * wmax) * 2^j <= INT32_MAX per channel, and j <= 16 - view where the weights are
+# int16 times 2^j) and otherwise take their general path; the FC requantization checks each value (the
+# W8/W8R conv loops keep bp_requant for s < 33: the "w8" group checks them next to the lifted ones). Modes: "small" biases; "edge": each lifted channel's |bias| at its limit
+# (accumulators near 2^31 after the lift, multipliers so small that the outputs stay inside the range);
+# "over": one channel's bias one past its limit, one so far past it that any lift would overflow (and
+# for conv_c1 / depthwise one j past 16 - view): the refusal.
+LIFT_MODES = ("small", "edge", "over")
+INT32_MAX = 2**31 - 1
+
+
+def _lift_requant(rng: np.random.Generator, cout: int, products: int, out_max: int, mode: str, jmax: int = 31,
+                  lifted: tuple = (29, 30, 31, 32)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bias, mult, shift) with shifts below 33 mixed with >= 33 (at least one 32 and one 33);
+    ``products`` = K * xmax * wmax, ``jmax`` the largest j the path folds."""
+    s = rng.choice(np.array([*lifted, 33, 34, 35]), cout)
+    s[0], s[-1] = 32, 33
+    if cout > 2:
+        s[1] = min(lifted)
+    typical = max(products // 4, 1)
+    m = (out_max * 2.0 ** s / typical * rng.uniform(0.3, 3.0, cout)).clip(1, INT32_MAX).astype(np.int64)
+    m *= rng.choice(np.array([1, 1, 1, -1]), cout)
+    bias = rng.integers(-typical, typical + 1, cout)
+    if mode != "small":
+        for c in np.flatnonzero(s < 33):
+            j = 33 - int(s[c])
+            limit = INT32_MAX // 2**j - products
+            if limit <= 0:
+                continue
+            bias[c] = limit * rng.choice(np.array([1, -1]))
+            # acc * M / 2^s ~ 2^31 / 2^33 * M = M / 4: outputs inside the range
+            m[c] = rng.integers(1, 4 * out_max + 2) * rng.choice(np.array([1, 1, -1]))
+        if mode == "over":
+            # the last lifted channel one past its limit; channel 1 so far past it that acc << j
+            # overflows whatever the sum: a lift there would be wrong
+            c = int(np.flatnonzero(s < 33)[-1])
+            j = 33 - int(s[c])
+            bias[c] = np.sign(bias[c] or 1) * (INT32_MAX // 2**j - products + 1)
+            if cout > 2 and s[1] < 33:
+                bias[1] = np.sign(bias[1] or 1) * (INT32_MAX // 2 ** (33 - int(s[1])) + products + 1)
+            if jmax < 31 and cout > 3:  # and one shift beyond the path's largest j (small bias)
+                s[2], bias[2], m[2] = 32 - jmax, rng.integers(-typical, typical + 1), rng.integers(1, 9)
+    return bias, m, s.astype(np.int64)
+
+
+def _spread(op: str, args: tuple, rng: np.random.Generator) -> tuple:
+    """args with the bias and multiplier of every channel not at its headroom limit (|bias| < 2^20)
+    chosen from the layer's int32 accumulators, so that its outputs cover the clamp range (a few
+    saturating at each end) and each rounding step shows."""
+    x, w, bias, m, s, q, *win = args
+    q32 = LayerQuant(q.inp, ActFormat(32, True), q.w_stored, q.w_view, w_round=q.w_round)
+    z = np.zeros(len(bias), np.int64)
+    acc = getattr(ops, op)(x, w, z, z, z, q32, *win).reshape(-1, len(bias))
+    lo, hi = q.clamp
+    bias, m = bias.copy(), m.copy()
+    for c in np.flatnonzero(np.abs(bias) < 2**20):
+        a = acc[:, c]
+        if len(a) == 1:  # one value per channel (FC): a random target output, half-step jitter
+            m[c] = min(max(int(rng.integers(2**29, 2**31) * 2.0 ** (min(int(s[c]), 33) - 33)), 1), INT32_MAX)
+            target = rng.uniform(lo - 0.5, hi + 0.5)
+            bias[c] = int(round(target * 2.0 ** int(s[c]) / m[c])) - int(a[0])
+            continue
+        r = max(int(a.max() - a.min()), 1)
+        bias[c] = -int(a.min()) + rng.integers(-r // 8, r // 8 + 1)
+        scale = (hi - lo + 1) / r * rng.uniform(0.8, 1.2)  # output = lo .. hi over the accumulators
+        mc = int(round(scale * 2.0 ** int(s[c])))
+        bias[c] += int(lo / scale) if scale > 0 else 0
+        m[c] = min(max(mc, 1), INT32_MAX)
+    return (x, w, bias, m, s, q, *win)
+
+
+def lift_layers(group: str, board: bool = False):
+    """lift_layers_raw with spread outputs (_spread)."""
+    rng = np.random.default_rng(99)
+    for op, args in lift_layers_raw(group, board):
+        yield op, _spread(op, args, rng)
+
+
+def lift_layers_raw(group: str, board: bool = False):
+    """Cases with lifted shifts, yields ``(op, args)``. group: "packed" (the packed 2-bit conv: asm
+    for whole groups, the one-pixel block, the C loop for K % 4 != 0), "c1" (conv_c1), "dw" (depthwise
+    groups), "fc" (FC views and W8A8) or "w8" (the W8/W8R conv loops, bp_requant below 33). ``board``: the
+    few cases of the on-board test."""
+    rng = np.random.default_rng(len(group) * 7 + board)
+    modes = LIFT_MODES
+    if group == "packed":
+        stores = ((8, False), (2, False), (8, True))
+        outs = (("usat", 2), ("usat", 8), ("clamp", 4)) if not board else (("usat", 2), ("clamp", 4))
+        geos = ((16, (5, 5)), (7, (3, 6)), (32, (4, 4))) if not board else ((16, (5, 5)),)
+        for (stored, rnd), (kind, ob), (cin, (h, w)), mode in itertools.product(stores, outs, geos, modes):
+            if board and (stored, rnd) != (8, False) and mode == "small":
+                continue
+            out = ActFormat(ob)
+            lo_hi = (1, out.range[1] - 2) if kind == "clamp" else ()
+            q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi, w_round=rnd)
+            cout = 8
+            kk = 9 * cin
+            bias, m, s = _lift_requant(rng, cout, kk * 6, out.range[1], mode)
+            wlo, whi = (-128, 127) if stored == 8 else (-2, 1)
+            x = rng.integers(0, 4, (h, w, cin))
+            yield "conv2d", (x, rng.integers(wlo, whi + 1, (cout, 3, 3, cin)), bias, m, s, q, Window.same(3))
+            if not board:
+                yield "conv2d", (np.full((h, w, cin), 3), np.full((cout, 3, 3, cin), whi), bias, m, s, q,
+                                 Window.same(3))
+    elif group == "c1":
+        views = ((8, False), (2, False), (4, True))
+        for (view, rnd), ob, mode in itertools.product(views, (8, 2) if not board else (2,), modes):
+            q = LayerQuant(ActFormat(8), ActFormat(ob), 8, view, w_round=rnd)
+            jmax = 16 - view
+            lifted = tuple(range(max(33 - jmax, 2), 33))
+            cout = 5
+            bias, m, s = _lift_requant(rng, cout, 9 * 255 * 2 ** (view - 1), 2**ob - 1, mode, jmax, lifted)
+            for h, w in ((6, 8), (5, 5)) if not board else ((6, 8),):
+                x = rng.integers(0, 256, (h, w, 1))
+                yield "conv2d", (x, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, Window.same(3))
+    elif group == "dw":
+        cases = ((8, 8, 8), (2, 8, 2), (8, 4, 4)) if not board else ((8, 8, 8), (2, 8, 2))
+        for (ib, view, ob), mode in itertools.product(cases, modes):
+            q = LayerQuant(ActFormat(ib), ActFormat(ob), 8, view)
+            c = 8
+            jmax = 16 - view
+            lifted = tuple(range(max(33 - jmax, 2), 33))
+            bias, m, s = _lift_requant(rng, c, 9 * (2**ib - 1) * 2 ** (view - 1), 2**ob - 1, mode, jmax, lifted)
+            for h, w in ((6, 7), (3, 2)) if not board else ((6, 7),):
+                x = rng.integers(0, 2**ib, (h, w, c))
+                yield "depthwise_conv2d", (x, rng.integers(-128, 128, (3, 3, c)), bias, m, s, q, Window.same(3))
+    elif group == "fc":
+        cases = ((8, 8, 8, 8), (2, 8, 2, 2), (2, 2, 2, 8), (4, 8, 4, 4)) if not board else ((8, 8, 8, 8),
+                                                                                              (2, 2, 2, 8))
+        for (ib, stored, view, ob), mode in itertools.product(cases, modes):
+            q = LayerQuant(ActFormat(ib), ActFormat(ob), stored, view)
+            for k, cout in ((64, 10), (576, 7)) if not board else ((576, 10),):
+                bias, m, s = _lift_requant(rng, cout, k * (2**ib - 1) * 2 ** (view - 1), 2**ob - 1, mode,
+                                           lifted=(2, 20, 29, 30, 31, 32))
+                wlo, whi = ActFormat(stored, True).range
+                yield "fully_connected", (rng.integers(0, 2**ib, k), rng.integers(wlo, whi + 1, (cout, k)), bias, m, s,
+                                          q)
+    else:  # "w8": 8-bit codes at their 8-bit view and 4-bit views (the W8 and W8R loops)
+        cases = ((8, 8, False, 8), (4, 4, True, 4), (8, 4, False, 2)) if not board else ((8, 8, False, 8),)
+        for (ib, view, rnd, ob), mode in itertools.product(cases, modes):
+            q = LayerQuant(ActFormat(ib), ActFormat(ob), 8, view, w_round=rnd)
+            cin, cout = 8, 6
+            bias, m, s = _lift_requant(rng, cout, 9 * cin * (2**ib - 1) * 2 ** (view - 1), 2**ob - 1, mode,
+                                       lifted=(10, 29, 31, 32))
+            x = rng.integers(0, 2**ib, (5, 4, cin))
+            yield "conv2d", (x, rng.integers(-128, 128, (cout, 3, 3, cin)), bias, m, s, q, Window.same(3))
+
+
+@pytest.mark.parametrize("group", ["packed", "c1", "dw", "fc", "w8"])
+def test_lifted_shifts(group: str) -> None:
+    for op, args in lift_layers(group):
+        compare(op, *args)

@@ -22,6 +22,7 @@ from test_dsp_paths import (
     edge_codes,
     fc_s2_layers,
     fc_view_layers,
+    lift_layers,
     packed_layers,
 )
 
@@ -325,3 +326,13 @@ def test_conv_first_layer_on_board(board: Board, stored: int, view: int, rnd: bo
 def test_conv_packed_2bit_on_board(board: Board, stored: int, rnd: bool, kind: str, ob: int) -> None:
     for layer in packed_layers(stored, kind, ob, rnd):
         _check(board, "conv2d", *layer)
+
+
+# Lifted shifts (test_dsp_paths.test_lifted_shifts, its few board cases): shifts 29..32 (and down to
+# 33 - (16 - view) where the weights are folded) next to >= 33 channels, biases at each lifted channel's
+# headroom limit and past it. In the packed 2-bit requantizing asm (the out-of-line lift after SUBS/BMI),
+# conv_c1's and the depthwise groups' folded weights and bias, the FC value lift and the W8 loops.
+@pytest.mark.parametrize("group", ["packed", "c1", "dw", "fc", "w8"])
+def test_lifted_shifts_on_board(board: Board, group: str) -> None:
+    for op, args in lift_layers(group, board=True):
+        _check(board, op, *args)
