@@ -597,9 +597,10 @@ def test_conv_packed_2bit_requantized(stored: int, kind: str, rnd: bool, ob: int
 # int16 times 2^j) and otherwise take their general path; the FC requantization checks each value (the
 # W8/W8R conv loops keep bp_requant for s < 33: the "w8" group checks them next to the lifted ones). Modes: "small" biases; "edge": each lifted channel's |bias| at its limit
 # (accumulators near 2^31 after the lift, multipliers so small that the outputs stay inside the range);
-# "over": one channel's bias one past its limit, one so far past it that any lift would overflow (and
-# for conv_c1 / depthwise one j past 16 - view): the refusal.
+# "over": one channel's bias one past its limit, one so far past it that any lift would overflow: the
+# refusal; "wide" (conv_c1, depthwise): one j = 33 - s past 16 - view, the refusal of int16 overflow.
 LIFT_MODES = ("small", "edge", "over")
+FOLD_MODES = ("small", "edge", "over", "wide")
 INT32_MAX = 2**31 - 1
 
 
@@ -615,7 +616,7 @@ def _lift_requant(rng: np.random.Generator, cout: int, products: int, out_max: i
     m = (out_max * 2.0 ** s / typical * rng.uniform(0.3, 3.0, cout)).clip(1, INT32_MAX).astype(np.int64)
     m *= rng.choice(np.array([1, 1, 1, -1]), cout)
     bias = rng.integers(-typical, typical + 1, cout)
-    if mode != "small":
+    if mode in ("edge", "over"):
         for c in np.flatnonzero(s < 33):
             j = 33 - int(s[c])
             limit = INT32_MAX // 2**j - products
@@ -632,8 +633,8 @@ def _lift_requant(rng: np.random.Generator, cout: int, products: int, out_max: i
             bias[c] = np.sign(bias[c] or 1) * (INT32_MAX // 2**j - products + 1)
             if cout > 2 and s[1] < 33:
                 bias[1] = np.sign(bias[1] or 1) * (INT32_MAX // 2 ** (33 - int(s[1])) + products + 1)
-            if jmax < 31 and cout > 3:  # and one shift beyond the path's largest j (small bias)
-                s[2], bias[2], m[2] = 32 - jmax, rng.integers(-typical, typical + 1), rng.integers(1, 9)
+    if mode == "wide":  # one shift beyond the path's largest j (jmax), small biases
+        s[2] = 32 - jmax
     return bias, m, s.astype(np.int64)
 
 
@@ -698,7 +699,7 @@ def lift_layers_raw(group: str, board: bool = False):
                                  Window.same(3))
     elif group == "c1":
         views = ((8, False), (2, False), (4, True))
-        for (view, rnd), ob, mode in itertools.product(views, (8, 2) if not board else (2,), modes):
+        for (view, rnd), ob, mode in itertools.product(views, (8, 2) if not board else (2,), FOLD_MODES):
             q = LayerQuant(ActFormat(8), ActFormat(ob), 8, view, w_round=rnd)
             jmax = 16 - view
             lifted = tuple(range(max(33 - jmax, 2), 33))
@@ -709,7 +710,7 @@ def lift_layers_raw(group: str, board: bool = False):
                 yield "conv2d", (x, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, Window.same(3))
     elif group == "dw":
         cases = ((8, 8, 8), (2, 8, 2), (8, 4, 4)) if not board else ((8, 8, 8), (2, 8, 2))
-        for (ib, view, ob), mode in itertools.product(cases, modes):
+        for (ib, view, ob), mode in itertools.product(cases, FOLD_MODES):
             q = LayerQuant(ActFormat(ib), ActFormat(ob), 8, view)
             c = 8
             jmax = 16 - view
