@@ -24,7 +24,8 @@
 // (the 4- and 2-bit views add one AND per weight word). Path 1 remains for 4-bit storage. The packed
 // 2-bit path interleaves its four byte patches the same way (IL4()), so one LDM reads a group of 4
 // values of all four pixels; its asm covers every whole group (7-group runs, then a TBB entry for the
-// rest), and with every shift >= 33 it requantizes by SMMLA/ASR/USAT like conv_c1: in the same asm
+// rest), and with every shift >= 33 (or lifted to 33: acc << (33 - s) where |bias| + 6K leaves the
+// headroom, bp_rq_lift) it requantizes by SMMLA/ASR/USAT like conv_c1: in the same asm
 // as the dot product for whole groups and USAT outputs (dot_4x1_packed_requant), and with a one-pixel
 // asm (dot_1x1_packed_sum) for the last block of an image whose pixel count is 1 mod 4.
 //
@@ -999,7 +1000,7 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_rest(const u
 // bp_requant with the s >= 33 case (every scale below 1/4) clamped in 32 bits: the rounded value
 // (q + 1) >> 1 fits int32 there, so the clamp needs no 64-bit compares. Same results bit for bit.
 // Shifts below 33 stay with bp_requant here: a lift per value (bp_rq_lift1, as in the FC kernel) made
-// the W8 loops' code 0.2-0.3 % slower for layers with every shift >= 33 (kbench.md, 2026-11-26).
+// the W8 loops 0.15-3.4 % slower on layers with every shift >= 33 (docs/results/kbench.md, 2026-11-26).
 static inline int32_t requant(int32_t acc, int32_t m, int32_t s, int32_t lo, int32_t hi) {
     if (s >= 33) {
         const int32_t t = (int32_t)(((int64_t)acc * (int64_t)m) >> 32) >> (s - 33); // |t| <= 2^30
@@ -1421,11 +1422,12 @@ static __attribute__((noinline)) void conv_il_w8v2r(int16_t *buf, const bp_windo
 // the border columns through a loop over the valid taps.
 //
 // Requantization (every shift s >= 33, as in bp_depthwise_conv2d.c): v = SMMLA(acc, M, 2^(s-33)) >>
-// (s - 32), then USAT #b; the path requires an unsigned output with the full clamp 0 .. 2^b - 1.
+// (s - 32), then USAT #b; the path requires an unsigned output with the full clamp 0 .. 2^b - 1. A
+// shift s < 33 is lifted to 33 by weights and bias times 2^(33-s) where that fits (c1_eligible).
 // Sub-byte outputs: channel o lands at bit (o * b) % 8 of its byte; the first channel of each byte
 // stores the byte (clearing the rest), the others OR into it (the channels run in increasing order).
-// Other cases (signed input or output, other clamps, shifts < 33, int32 outputs, H < 3) take the
-// general paths.
+// Other cases (signed input or output, other clamps, shifts that cannot be lifted, int32 outputs,
+// H < 3) take the general paths.
 
 // Per output channel: bias and requantization constants (two LDRD in the asm), loop bookkeeping.
 typedef struct {

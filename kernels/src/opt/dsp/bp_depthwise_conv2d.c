@@ -18,8 +18,9 @@
 // = (hi + 2^(s-33)) >> (s-32) (floor(floor(y)/2) = floor(y/2)), that is one SMMLA (hi + round) and one
 // ASR, then USAT #8 when the clamp is the full 0..255 (else a compare each side). |hi| <= 2^30 and the
 // rounding term <= 2^29, so nothing overflows. The four values of a group fill whole output bytes at
-// 8, 4 and 2 bits. Other shifts, int32 outputs, signed sub-byte inputs and the last C % 4 channels use
-// the portable arithmetic (bp_emit).
+// 8, 4 and 2 bits. A shift s < 33 is lifted to 33: the channel's weight views and bias times 2^(33-s)
+// at setup, where the headroom and int16 allow it (bp_rq_lift). Other shifts, int32 outputs, signed
+// sub-byte inputs and the last C % 4 channels use the portable arithmetic (bp_emit).
 #include <stddef.h>
 #include <string.h>
 
