@@ -2,11 +2,13 @@
 
 Each function takes the same arguments as its twin in bitpath.ref.ops, packs the operands the way
 the firmware stores them, sends one `k <hex>%` case and returns the unpacked result, so a test
-compares the board's kernels (DSP variants on the Cortex-M4) with numpy in one line.
+compares the board's kernels (DSP variants on the Cortex-M4) with numpy in one line. The case bytes
+travel PackBits-compressed and base64-encoded (firmware/ktest/ktest.c says why).
 """
 
 from __future__ import annotations
 
+import base64
 import struct
 
 import numpy as np
@@ -18,6 +20,40 @@ from bitpath.ref.packing import pack, row_bytes, unpack
 
 HDR = 64
 OPS = {"conv2d": 0, "depthwise_conv2d": 1, "fully_connected": 2, "max_pool2d": 3}
+
+
+def packbits(data: bytes) -> bytes:
+    """PackBits (TIFF 6.0, section 9): runs of 2-128 equal bytes as (1 - n, byte), everything else as
+    literal records (n - 1, n bytes), n <= 128. Runs of two are only taken between runs or at the
+    ends, where they cost no more than the literal they would split."""
+    out = bytearray()
+    lit = bytearray()
+
+    def flush() -> None:
+        for i in range(0, len(lit), 128):
+            chunk = lit[i : i + 128]
+            out.append(len(chunk) - 1)
+            out.extend(chunk)
+        lit.clear()
+
+    i, n = 0, len(data)
+    while i < n:
+        j = i + 1
+        while j < n and j - i < 128 and data[j] == data[i]:
+            j += 1
+        if j - i >= 3 or (j - i == 2 and not lit):
+            flush()
+            out.extend(((1 - (j - i)) & 0xFF, data[i]))
+        else:
+            lit.extend(data[i:j])
+        i = j
+    flush()
+    return bytes(out)
+
+
+def encode_case(payload: bytes) -> str:
+    """The `k` command's text for one case (without the terminating %)."""
+    return "k " + base64.b64encode(packbits(payload)).decode("ascii")
 
 
 class BoardError(RuntimeError):
@@ -44,7 +80,7 @@ class Board:
         payload = struct.pack(f"<{HDR}i", *words) + b"".join(blobs)
         for a in ints:
             payload += np.asarray(a, dtype="<i4").tobytes()
-        reply = self.dev.send("k " + payload.hex(), timeout=30.0)
+        reply = self.dev.send(encode_case(payload), timeout=30.0)
         if reply.errors:
             raise RuntimeError(f"firmware refused the case: {reply.errors}")
         status = next(int(ln[len("m-status-"):]) for ln in reply.lines if ln.startswith("m-status-"))

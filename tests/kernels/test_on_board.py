@@ -5,6 +5,7 @@ firmware (firmware/ktest). BITPATH_KTEST_CASES sets the random cases per kernel 
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import shutil
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from board_kernels import Board, BoardError
+from board_kernels import Board, BoardError, packbits
+from hypothesis import given
+from hypothesis import strategies as st
 from kernel_check import COUNTS
 from test_dsp_paths import (
     EDGE8_FILLS,
@@ -336,3 +339,49 @@ def test_conv_packed_2bit_on_board(board: Board, stored: int, rnd: bool, kind: s
 def test_lifted_shifts_on_board(board: Board, group: str) -> None:
     for op, args in lift_layers(group, board=True):
         _check(board, op, *args)
+
+
+def _unpackbits(data: bytes) -> bytes:
+    """An independent PackBits decoder (TIFF 6.0, section 9), to check the encoder against."""
+    out, i = bytearray(), 0
+    while i < len(data):
+        h = data[i] - 256 if data[i] > 127 else data[i]
+        if h >= 0:
+            out += data[i + 1 : i + 2 + h]
+            i += 2 + h
+        elif h != -128:
+            out += bytes([data[i + 1]]) * (1 - h)
+            i += 2
+        else:
+            i += 1
+    return bytes(out)
+
+
+@given(st.lists(st.tuples(st.integers(0, 255), st.integers(1, 300)), max_size=40))
+def test_packbits_round_trip(runs: list[tuple[int, int]]) -> None:
+    data = b"".join(bytes([v]) * n for v, n in runs)
+    enc = packbits(data)
+    assert _unpackbits(enc) == data
+    # never longer than one header per 128 literal bytes; a run of 128 equal bytes costs 2 bytes
+    assert len(enc) <= len(data) + -(-len(data) // 128)
+    assert len(packbits(bytes(128 * 9))) == 18
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("k", "expected: k <base64"),
+    ("x AAAA", "expected: k <base64"),
+    ("k AA!A", "not base64"),
+    ("k AA=A", "not base64"),
+    ("k AAAAA", "stray final character"),
+    ("k " + base64.b64encode(bytes([4, 1, 2])).decode(), "cut short"),   # 5 literal bytes announced, 2 sent
+    ("k " + base64.b64encode(bytes([0xFF])).decode(), "cut short"),      # a run without its byte
+    ("k " + base64.b64encode(bytes([0x81, 0]) * 400).decode(), "larger than the firmware's buffer"),
+    ("k " + base64.b64encode(bytes([0x82, 0]) * 2).decode(), "shorter than its header"),
+])
+def test_malformed_cases_get_an_error_and_the_board_keeps_serving(board: Board, text: str, error: str) -> None:
+    reply = board.dev.send(text, timeout=30.0)
+    assert len(reply.errors) == 1 and error in reply.errors[0], reply.lines
+    q = LayerQuant(ActFormat(8, True), ActFormat(32, True), 8, 8)
+    x, w = np.arange(-3, 4), np.arange(-7, 7).reshape(2, 7)
+    np.testing.assert_array_equal(board.fully_connected(x, w, np.array([5, -5]), None, None, q),
+                                  ops.fully_connected(x, w, np.array([5, -5]), None, None, q))

@@ -8,8 +8,10 @@
 //    therefore "instructions (emulated)": flash wait states and multi-cycle instructions are not
 //    modelled. QEMU has no DWT, hence no CYCCNT.
 //  - Microsecond timer: TIM5, prescaler 999 -> 1 MHz of virtual time.
-//  - Waiting for input sleeps in WFI (woken by the USART1 RXNE interrupt, which stays masked by
-//    PRIMASK: no handler runs), so an idle emulator does not burn a host core. Nothing sleeps while
+//  - Waiting for input polls RXNE a while, then sleeps in WFI (woken by the USART1 RXNE interrupt,
+//    which stays masked by PRIMASK: no handler runs), so an idle emulator does not burn a host core.
+//    The polling is for speed: QEMU hands the USART one byte per main-loop round trip, and waking a
+//    halted CPU for each byte made a long command about 1.5x slower to receive. Nothing waits while
 //    a command runs, so instruction counts are unaffected.
 // QEMU ignores RCC/GPIO writes (unimplemented devices); they are kept so the image also runs on a
 // real F405 (where TIM2 would then count timer-clock cycles, not instructions).
@@ -39,7 +41,16 @@ void hal_init(void) {
     bp_stm32_timer_start(TIM5_BASE, QEMU_TIMER_HZ / 1000000u - 1u);
 }
 
+// About 1 ms of emulated time at one instruction per ns: far longer than QEMU's gap between the
+// bytes of one command, short enough that an idle board soon sleeps.
+#define RX_POLLS 200000u
+
 uint8_t hal_uart_getc(void) {
+    for (uint32_t i = 0; i < RX_POLLS; i++) {
+        if ((USART_SR(USART1_BASE) & USART_SR_RXNE) != 0u) {
+            return (uint8_t)USART_DR(USART1_BASE);
+        }
+    }
     for (;;) {
         // Clear the latched pending bit first, then test RXNE: a byte that lands after the test
         // pends the IRQ again and WFI returns at once, so no wake-up is lost.
