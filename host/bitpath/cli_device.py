@@ -134,10 +134,11 @@ def register(app: typer.Typer) -> None:
         except (EmulatorError, b.BuildError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
-        typer.echo(emu.url)
-        typer.echo(f"# QEMU pid {emu.pid}; boot: {' | '.join(emu.boot_lines)}; Ctrl-C to stop", err=True)
+        # Ctrl-C (or SIGTERM) at any moment after the URL is printed stops QEMU: handler and try first.
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         try:
+            typer.echo(emu.url)
+            typer.echo(f"# QEMU pid {emu.pid}; boot: {' | '.join(emu.boot_lines)}; Ctrl-C to stop", err=True)
             code = emu.wait()
             typer.echo(f"QEMU exited with status {code}", err=True)
             raise typer.Exit(1)
