@@ -32,9 +32,11 @@
 // Rounded views (bp_quant_t.w_round, w_view < w_stored): the codes sit top-aligned in their bytes
 // (8-bit codes as they are, 4-bit storage as x16 nibble planes), so one QADD8 of 2^(sh-1) per byte
 // (BP_VIEW_RC) before the view's AND mask (or the packed path's >> 6 & 3 ^ 2) rounds half up, and its
-// signed saturation at +127 is the saturation at the stored maximum. The rounded loops are separate
-// functions (the W8R loop of dot_2x2_w8, BP_PK_W8R / BP_PK_REQ_R / BP_P1_W8R, dot_2x2_s4r,
-// conv_smlad_r), so the floor loops keep their code.
+// signed saturation at +127 is the saturation at the stored maximum. Each loop is written once: in C
+// with a constant rnd in an always_inline body, in asm with the QADD8 line as a macro argument (empty
+// for the floor views). The floor and rounded instances are separate noinline functions
+// (conv_il_w8v*r, conv_packed_w8v2r, conv_smlad_r; in them the W8R loop of dot_2x2_w8, BP_PK_W8R /
+// BP_PK_REQ_R / BP_P1_W8R), so the floor loops keep their code.
 #include <string.h>
 
 #include "bp_conv2d_internal.h"
@@ -125,16 +127,9 @@ static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
     }
 }
 
-static inline __attribute__((always_inline)) void im2col_s16(int16_t *col, const uint8_t *img, const bp_dims_t *in,
-                                                             int32_t in_row, const bp_window_t *win,
-                                                             const bp_quant_t *q, int32_t kh, int32_t kw, int32_t oy,
-                                                             int32_t ox) {
-    im2col_s16_impl(col, img, in, in_row, win, q, kh, kw, oy, ox, 0, 0);
-}
-
 // im2col for weights stored at 4 bits: groups of 8 laid out x0 x4 x2 x6 x1 x5 x3 x7, the halves of the
 // weight word's two nibble planes (element m of a group goes to the 3-bit reversal of m). Kept apart
-// from im2col_s16 so the 8-bit path's code stays exactly as tuned.
+// from im2col_s16_impl so the 8-bit paths' code stays exactly as tuned.
 static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
                           const uint8_t *img,
                           const bp_dims_t *in,
@@ -280,143 +275,20 @@ static int32_t im2col_u2(uint8_t *col,
     return sum;
 }
 
-// Dot products of 2 patches x 2 weight rows (8-bit codes, view = 8 - sh): out[p][r] = sum x * view.
-// Inlined twice by dot_2x2_s16: with sh == 0 (no masking) and with a mask.
-static inline void dot_2x2_s16_impl(int32_t out[2][2],
-                                    const int16_t *const col[2],
-                                    const uint8_t *const wrow[2],
-                                    int32_t k,
-                                    int32_t sh) {
-    const uint32_t mask = (0xFFu << sh) & 0xFFu;
-    const uint32_t mask4 = mask * 0x01010101u;
-    const int32_t k4 = k & ~3;
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    // |a| <= k * xmax * 128 <= INT32_MAX: the caller checked this bound (masked codes are 2^sh x view).
-    for (int32_t i = 0; i < k4; i += 4) {
-        const uint32_t w0 = bp_load32(wrow[0] + i) & mask4, w1 = bp_load32(wrow[1] + i) & mask4;
-        const uint32_t w0e = bp_sxtb16(w0), w0o = bp_sxtb16_ror8(w0);
-        const uint32_t w1e = bp_sxtb16(w1), w1o = bp_sxtb16_ror8(w1);
-        const uint32_t x0e = bp_load32(col[0] + i), x0o = bp_load32(col[0] + i + 2);
-        const uint32_t x1e = bp_load32(col[1] + i), x1o = bp_load32(col[1] + i + 2);
-        a00 = bp_smlad(x0e, w0e, a00);
-        a00 = bp_smlad(x0o, w0o, a00);
-        a01 = bp_smlad(x0e, w1e, a01);
-        a01 = bp_smlad(x0o, w1o, a01);
-        a10 = bp_smlad(x1e, w0e, a10);
-        a10 = bp_smlad(x1o, w0o, a10);
-        a11 = bp_smlad(x1e, w1e, a11);
-        a11 = bp_smlad(x1o, w1o, a11);
-    }
-    // Masked codes are exact multiples of 2^sh: the shift is exact.
-    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
-    for (int32_t i = k4; i < k; i++) {
-        const int32_t v0 = (int32_t)(int8_t)wrow[0][i] >> sh, v1 = (int32_t)(int8_t)wrow[1][i] >> sh;
-        a00 += col[0][i] * v0;
-        a01 += col[0][i] * v1;
-        a10 += col[1][i] * v0;
-        a11 += col[1][i] * v1;
-    }
-    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
-}
-
-// Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
-// values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
-// scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
-static void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                       int32_t sh) {
-    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u;
-    const int32_t k8 = k & ~7;
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    // |a| <= k * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
-    for (int32_t i = 0; i < k8; i += 8) {
-        const uint32_t w0 = bp_load32(wrow[0] + (i >> 1)), w1 = bp_load32(wrow[1] + (i >> 1));
-        const uint32_t l0 = (w0 << 4) & mask4, h0 = w0 & mask4, l1 = (w1 << 4) & mask4, h1 = w1 & mask4;
-        const uint32_t p0[4] = {bp_sxtb16(l0), bp_sxtb16_ror8(l0), bp_sxtb16(h0), bp_sxtb16_ror8(h0)};
-        const uint32_t p1[4] = {bp_sxtb16(l1), bp_sxtb16_ror8(l1), bp_sxtb16(h1), bp_sxtb16_ror8(h1)};
-        for (int32_t t = 0; t < 4; t++) {
-            const uint32_t x0 = bp_load32(col[0] + i + 2 * t), x1 = bp_load32(col[1] + i + 2 * t);
-            a00 = bp_smlad(x0, p0[t], a00);
-            a01 = bp_smlad(x0, p1[t], a01);
-            a10 = bp_smlad(x1, p0[t], a10);
-            a11 = bp_smlad(x1, p1[t], a11);
-        }
-    }
-    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
-    for (int32_t i = k8; i < k; i++) {
-        const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh, 0), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh, 0);
-        a00 += col[0][i] * v0;
-        a01 += col[0][i] * v1;
-        a10 += col[1][i] * v0;
-        a11 += col[1][i] * v1;
-    }
-    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
-}
-
-static void dot_2x2_s16(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                        int32_t sh) {
-    if (sh == 0) {
-        dot_2x2_s16_impl(out, col, wrow, k, 0); // the mask is all ones: the compiler drops the ANDs
-    } else {
-        dot_2x2_s16_impl(out, col, wrow, k, sh);
-    }
-}
-
 // The per-byte rounding constant of a rounded view that drops the low sh bits of a byte-scaled code
 // (QADD8 before the mask: round half up, saturated at +127 in byte scale, which is the stored
 // maximum's view): 0x08080808 for a 4-bit view, 0x20202020 for a 2-bit view.
 #define BP_VIEW_RC(sh) ((sh) > 0 ? (1u << ((sh) - 1)) * 0x01010101u : 0u)
 
-// Dot products of 2 patches x 2 weight rows (8-bit codes, view = 8 - sh): out[p][r] = sum x * view.
-// Inlined by dot_2x2_s16: with sh == 0 (no masking), with a mask, and (rnd) with QADD8 before it.
-static inline __attribute__((always_inline)) void dot_2x2_s16_rimpl(int32_t out[2][2],
-                                    const int16_t *const col[2],
-                                    const uint8_t *const wrow[2],
-                                    int32_t k,
-                                    int32_t sh, const int rnd) {
-    const uint32_t mask = (0xFFu << sh) & 0xFFu;
-    const uint32_t mask4 = mask * 0x01010101u, rc = BP_VIEW_RC(sh);
-    const int32_t k4 = k & ~3;
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    // |a| <= k * xmax * 128 <= INT32_MAX: the caller checked this bound (masked codes are 2^sh x view).
-    for (int32_t i = 0; i < k4; i += 4) {
-        uint32_t w0 = bp_load32(wrow[0] + i), w1 = bp_load32(wrow[1] + i);
-        if (rnd) {
-            w0 = bp_qadd8(w0, rc), w1 = bp_qadd8(w1, rc);
-        }
-        w0 &= mask4, w1 &= mask4;
-        const uint32_t w0e = bp_sxtb16(w0), w0o = bp_sxtb16_ror8(w0);
-        const uint32_t w1e = bp_sxtb16(w1), w1o = bp_sxtb16_ror8(w1);
-        const uint32_t x0e = bp_load32(col[0] + i), x0o = bp_load32(col[0] + i + 2);
-        const uint32_t x1e = bp_load32(col[1] + i), x1o = bp_load32(col[1] + i + 2);
-        a00 = bp_smlad(x0e, w0e, a00);
-        a00 = bp_smlad(x0o, w0o, a00);
-        a01 = bp_smlad(x0e, w1e, a01);
-        a01 = bp_smlad(x0o, w1o, a01);
-        a10 = bp_smlad(x1e, w0e, a10);
-        a10 = bp_smlad(x1o, w0o, a10);
-        a11 = bp_smlad(x1e, w1e, a11);
-        a11 = bp_smlad(x1o, w1o, a11);
-    }
-    // Masked codes are exact multiples of 2^sh: the shift is exact.
-    a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
-    for (int32_t i = k4; i < k; i++) {
-        const int32_t v0 = bp_view((int8_t)wrow[0][i], 8, 8 - sh, rnd), v1 = bp_view((int8_t)wrow[1][i], 8, 8 - sh, rnd);
-        a00 += col[0][i] * v0;
-        a01 += col[0][i] * v1;
-        a10 += col[1][i] * v0;
-        a11 += col[1][i] * v1;
-    }
-    out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
-}
-
 // Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
 // values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
 // scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
-// rnd: the rounded view (QADD8 of BP_VIEW_RC(sh) on each nibble plane before its mask; the other
-// nibble below the code, < 16, cannot change the rounded top bits or the saturation at 7 x 16).
-static inline __attribute__((always_inline)) void dot_2x2_s4_rimpl(int32_t out[2][2], const int16_t *const col[2],
-                                                                  const uint8_t *const wrow[2], int32_t k, int32_t sh,
-                                                                  const int rnd) {
+// rnd (a constant): the rounded view (QADD8 of BP_VIEW_RC(sh) on each nibble plane before its mask;
+// the other nibble below the code, < 16, cannot change the rounded top bits or the saturation at
+// 7 x 16). Inlined into bp_conv2d (floor) and conv_smlad_r (rounded), each with its own code.
+static inline __attribute__((always_inline)) void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2],
+                                                             const uint8_t *const wrow[2], int32_t k, int32_t sh,
+                                                             const int rnd) {
     const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u, rc = BP_VIEW_RC(sh);
     const int32_t k8 = k & ~7;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
@@ -447,18 +319,6 @@ static inline __attribute__((always_inline)) void dot_2x2_s4_rimpl(int32_t out[2
         a11 += col[1][i] * v1;
     }
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
-}
-
-// The rounded views (w_round, sh > 0) of dot_2x2_s4 and dot_2x2_s16, apart so that the floor
-// functions above keep their code.
-static void dot_2x2_s4r(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                        int32_t sh) {
-    dot_2x2_s4_rimpl(out, col, wrow, k, sh, 1);
-}
-
-static void dot_2x2_s16r(int32_t out[2][2], const int16_t *const col[2], const uint8_t *const wrow[2], int32_t k,
-                         int32_t sh) {
-    dot_2x2_s16_rimpl(out, col, wrow, k, sh, 1);
 }
 
 // Weights stored at 2 bits (four codes per byte, | c3 | c2 | c1 | c0 |): constant tables indexed by
@@ -544,7 +404,7 @@ static inline __attribute__((always_inline)) void dot_2x2_s2(int32_t out[2][2], 
 }
 
 // W8A8-style dot products of 2 interleaved patches x 2 rows of 8-bit codes at view 8 - sh (sh a
-// constant: 0, 4 or 6): the loop of dot_2x2_s16 as one asm block of 18 instructions per 16 MACs
+// constant: 0, 4 or 6): path 1's 2x2 SMLAD loop as one asm block of 18 instructions per 16 MACs
 // (GCC's C version spills: 25). A narrower view clears the low sh bits of each code with one AND
 // (a Thumb-2 immediate, no register) per weight word, 20 instructions per 16 MACs: the products are
 // 2^sh x too large and one exact shift at the end recovers the sum; the caller checked
@@ -572,21 +432,22 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
     "smlad %[" acc0 "], %[x0o], %[o], %[" acc0 "]\n\t"                                                     \
     "smlad %[" acc1 "], %[x1e], %[e], %[" acc1 "]\n\t"                                                     \
     "smlad %[" acc1 "], %[x1o], %[o], %[" acc1 "]\n\t"
+// one group of 4 values: both pixels' (x0,x2) (x1,x3), then rows 0 and 1 (view: the AND, or for the
+// rounded views QADD8 and AND, of each weight word)
+#define BP_W8_GROUP(view)                                                                                  \
+    "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"                                                                 \
+    "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_W8_ROW("w0", "a00", "a10", view)                            \
+        BP_W8_ROW("w1", "a01", "a11", view)
+#define BP_W8_OUTS                                                                                         \
+    [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0),        \
+        [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e),    \
+        [x1o] "=&r"(x1o)
 #define BP_W8_LOOP(mask)                                                                                   \
-    __asm__("1:\n\t"                                                                                       \
-            "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"                                                         \
-            "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_W8_ROW("w0", "a00", "a10", mask)                    \
-                BP_W8_ROW("w1", "a01", "a11", mask) "cmp %[cp], %[end]\n\t"                                \
-                                                    "bne 1b\n\t"                                           \
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0), \
-              [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), \
-              [x1o] "=&r"(x1o)                                                                             \
+    __asm__("1:\n\t" BP_W8_GROUP(mask) "cmp %[cp], %[end]\n\t"                                              \
+            "bne 1b\n\t"                                                                                   \
+            : BP_W8_OUTS                                                                                   \
             : [end] "r"(end)                                                                               \
             : "cc", "memory")
-#define BP_W8_GROUP(mask)                                                                                  \
-    "ldrd %[x1e], %[x1o], [%[cp], #8]\n\t"                                                                 \
-    "ldrd %[x0e], %[x0o], [%[cp]], #16\n\t" BP_W8_ROW("w0", "a00", "a10", mask)                            \
-        BP_W8_ROW("w1", "a01", "a11", mask)
 #define BP_W8R_LOOP(mask)                                                                                  \
     __asm__("ldr %[e], %[end]\n\t"                                                                         \
             "sub %[e], %[e], %[cp]\n\t"                                                                    \
@@ -596,9 +457,7 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
                 BP_W8_GROUP("qadd8 %[e], %[e], %[rc]\n\t" mask) "ldr %[e], %[end]\n\t"                      \
                                                                 "cmp %[cp], %[e]\n\t"                       \
                                                                 "bne 1b\n\t"                                \
-            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0), \
-              [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0e] "=&r"(x0e), [x0o] "=&r"(x0o), [x1e] "=&r"(x1e), \
-              [x1o] "=&r"(x1o)                                                                             \
+            : BP_W8_OUTS                                                                                   \
             : [end] "m"(end), [rc] "r"(BP_VIEW_RC(sh))                                                      \
             : "cc", "memory")
         if (sh == 0) {
@@ -613,8 +472,9 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
             BP_W8_LOOP("and %[e], %[e], #0xC0C0C0C0\n\t");
         }
 #undef BP_W8R_LOOP
-#undef BP_W8_GROUP
 #undef BP_W8_LOOP
+#undef BP_W8_OUTS
+#undef BP_W8_GROUP
 #undef BP_W8_ROW
     }
 #else
@@ -678,14 +538,16 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         register uint32_t x2 __asm__("r2");
         register uint32_t x3 __asm__("r3");
         uint32_t f0, f1, f2, f3, w;
+// The offset-code word of 4 weights from 8-bit codes: load, (rnd: the QADD8 of the round constant,
+// `round`, empty for the floor view), >> 6 & 3, ^ 2. Shared with dot_4x1_packed_requant and
+// dot_1x1_packed_sum.
+#define BP_PK_WORD(round)                                                                                  \
+    "ldr %[w], [%[wp]], #4\n\t" round "and %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
 // The group's LDM and weight word: W8 (8-bit codes), S2 (2-bit storage), W8R (rounded view of 8-bit
 // codes: the weight word first, with x3 free for the round constant, then the LDM).
-#define BP_PK_W8                                                                                           \
-    BP_PK_LDM "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
+#define BP_PK_W8 BP_PK_LDM BP_PK_WORD("")
 #define BP_PK_S2 BP_PK_LDM "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
-#define BP_PK_W8R                                                                                          \
-    "ldr %[w], [%[wp]], #4\n\tmov %[x3], #0x20202020\n\tqadd8 %[w], %[w], %[x3]\n\t"                        \
-    "and %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t" BP_PK_LDM
+#define BP_PK_W8R BP_PK_WORD("mov %[x3], #0x20202020\n\tqadd8 %[w], %[w], %[x3]\n\t") BP_PK_LDM
 #define BP_PK_LDM "ldmia %[cp]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"
 #define BP_PK_FIRST(W)                                                                                     \
     W "smuad %[f0], %[x0], %[w]\n\tsmuad %[f1], %[x1], %[w]\n\tsmuad %[f2], %[x2], %[w]\n\t"              \
@@ -897,9 +759,7 @@ static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_
 // of pixels 2 and 3 live in a stack slot below the pushed end and P ([sp, #8]): two more
 // instructions per run of 7 groups (LDR and STR around their UXTAB16), reloaded into s23 for the
 // requantization.
-#define BP_PK_W8Q                                                                                          \
-    BP_PK_LDM "ldr %[w], [%[wp]], #4\n\tqadd8 %[w], %[w], %[s23]\n\tand %[w], %[aux], %[w], lsr #6\n\t"      \
-              "eor %[w], %[w], #0x02020202\n\t"
+#define BP_PK_W8Q BP_PK_LDM BP_PK_WORD("qadd8 %[w], %[w], %[s23]\n\t")
 #define BP_PK_REQ_R                                                                                        \
     BP_PK_REQ_(BP_PK_W8Q, "sub sp, sp, #4\n\tpush {%[x1], %[x2]}\n\t",                                        \
                "mov %[s01], #0\n\tmov %[x1], #0\n\tstr %[x1], [sp, #8]\n\t",                                  \
@@ -937,11 +797,9 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const ui
     const uint8_t *cp = col, *wp = wrow;
     const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
     uint32_t x, w, f, sum, n = rem;
-#define BP_P1_W8 "ldr %[w], [%[wp]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
+#define BP_P1_W8 BP_PK_WORD("")
 #define BP_P1_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
-#define BP_P1_W8R                                                                                          \
-    "ldr %[w], [%[wp]], #4\n\tqadd8 %[w], %[w], %[rc]\n\tand %[w], %[aux], %[w], lsr #6\n\t"                \
-    "eor %[w], %[w], #0x02020202\n\t"
+#define BP_P1_W8R BP_PK_WORD("qadd8 %[w], %[w], %[rc]\n\t")
 #define BP_P1_X "ldr %[x], [%[cp]], #16\n\t"
 #define BP_P1_FIRST(W) BP_P1_X W "smuad %[f], %[x], %[w]\n\t"
 #define BP_P1_NEXT(W) BP_P1_X W "smlad %[f], %[x], %[w], %[f]\n\t"
@@ -986,6 +844,7 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const ui
 #undef BP_PK_S2
 #undef BP_PK_W8R
 #undef BP_PK_W8
+#undef BP_PK_WORD
 
 // The K % 4 values of pixel 0 after the whole groups of dot_1x1_packed_sum.
 static inline __attribute__((always_inline)) int32_t dot_1x1_packed_rest(const uint8_t *col, const uint8_t *wrow,
@@ -1247,34 +1106,25 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
     }
 }
 
-// Both packed variants out of line, so that the other paths of bp_conv2d keep their register allocation.
-static __attribute__((noinline)) void conv_packed_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                              const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                              const uint8_t *input, const bp_dims_t *filter_dims,
-                                              const uint8_t *filter, const int32_t *bias,
-                                              const bp_dims_t *output_dims, void *output) {
-    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0);
-}
+// The parameters of bp_conv2d's out-of-line paths (the scratch buffer first) and their forwarding.
+#define BP_CONV_PARAMS                                                                                     \
+    int16_t *buf, const bp_window_t *win, const bp_quant_t *q, const bp_requant_t *rq,                      \
+        const bp_dims_t *input_dims, const uint8_t *input, const bp_dims_t *filter_dims,                   \
+        const uint8_t *filter, const int32_t *bias, const bp_dims_t *output_dims, void *output
+#define BP_CONV_ARGS buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output
 
-static __attribute__((noinline)) void conv_packed_w8v2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                const uint8_t *input, const bp_dims_t *filter_dims,
-                                                const uint8_t *filter, const int32_t *bias,
-                                                const bp_dims_t *output_dims, void *output) {
-    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0);
-}
-
-// conv_packed_w8v2 with the rounded 2-bit view (w_round).
-static __attribute__((noinline)) void conv_packed_w8v2r(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                 const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                 const uint8_t *input, const bp_dims_t *filter_dims,
-                                                 const uint8_t *filter, const int32_t *bias,
-                                                 const bp_dims_t *output_dims, void *output) {
-    conv_packed2_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 1);
-}
+// The packed variants out of line (one function per constant s2, rnd), so that the other paths of
+// bp_conv2d keep their register allocation: conv_packed_s2 (2-bit storage), conv_packed_w8v2 (2-bit
+// view of 8-bit codes) and conv_packed_w8v2r (its rounded view, w_round).
+#define BP_CONV_PACKED(name, s2, rnd)                                                                      \
+    static __attribute__((noinline)) void name(BP_CONV_PARAMS) { conv_packed2_impl(BP_CONV_ARGS, s2, rnd); }
+BP_CONV_PACKED(conv_packed_s2, 1, 0)
+BP_CONV_PACKED(conv_packed_w8v2, 0, 0)
+BP_CONV_PACKED(conv_packed_w8v2r, 0, 1)
+#undef BP_CONV_PACKED
 
 // The SMLAD path on interleaved 2-pixel patches with an asm dot loop: weights stored at 2 bits
-// (s2, any input) or 8-bit codes read at their full 8-bit view (W8, any input width).
+// (s2, any input) or 8-bit codes at view 8 - sh (W8, any input width; rnd: the rounded view).
 static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, const bp_window_t *win,
                                                                const bp_quant_t *q, const bp_requant_t *rq,
                                                                const bp_dims_t *input_dims, const uint8_t *input,
@@ -1331,72 +1181,25 @@ static inline __attribute__((always_inline)) void conv_il_impl(int16_t *buf, con
     }
 }
 
-static __attribute__((noinline)) void conv_il_s2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                 const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                 const uint8_t *input, const bp_dims_t *filter_dims,
-                                                 const uint8_t *filter, const int32_t *bias,
-                                                 const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1, 0, 0, 0);
-}
-
-static __attribute__((noinline)) void conv_il_w8(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                 const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                 const uint8_t *input, const bp_dims_t *filter_dims,
-                                                 const uint8_t *filter, const int32_t *bias,
-                                                 const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 0, 0, 0);
-}
-
-// The W8 loop for the 4-bit and 2-bit views of 8-bit codes (one AND per weight word, exact shift).
-static __attribute__((noinline)) void conv_il_w8v4(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                   const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                   const uint8_t *input, const bp_dims_t *filter_dims,
-                                                   const uint8_t *filter, const int32_t *bias,
-                                                   const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 0, 0);
-}
-
-// conv_il_w8v4 for unsigned 4-bit inputs: the patch is built from one halfword per 4 values.
-static __attribute__((noinline)) void conv_il_w8v4_u4(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                      const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                      const uint8_t *input, const bp_dims_t *filter_dims,
-                                                      const uint8_t *filter, const int32_t *bias,
-                                                      const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 1, 0);
-}
-
-static __attribute__((noinline)) void conv_il_w8v2(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                   const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                   const uint8_t *input, const bp_dims_t *filter_dims,
-                                                   const uint8_t *filter, const int32_t *bias,
-                                                   const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6, 0, 0);
-}
-
-// The rounded views (w_round): QADD8 before the AND, the W8R loop of dot_2x2_w8.
-static __attribute__((noinline)) void conv_il_w8v4r(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                    const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                    const uint8_t *input, const bp_dims_t *filter_dims,
-                                                    const uint8_t *filter, const int32_t *bias,
-                                                    const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 0, 1);
-}
-
-static __attribute__((noinline)) void conv_il_w8v4r_u4(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                       const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                       const uint8_t *input, const bp_dims_t *filter_dims,
-                                                       const uint8_t *filter, const int32_t *bias,
-                                                       const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 4, 1, 1);
-}
-
-static __attribute__((noinline)) void conv_il_w8v2r(int16_t *buf, const bp_window_t *win, const bp_quant_t *q,
-                                                    const bp_requant_t *rq, const bp_dims_t *input_dims,
-                                                    const uint8_t *input, const bp_dims_t *filter_dims,
-                                                    const uint8_t *filter, const int32_t *bias,
-                                                    const bp_dims_t *output_dims, void *output) {
-    conv_il_impl(buf, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0, 6, 0, 1);
-}
+// The instances of conv_il_impl, each out of line with its constants (s2, sh, u4, rnd):
+// - conv_il_s2: weights stored at 2 bits; conv_il_w8: the full 8-bit view of 8-bit codes;
+// - conv_il_w8v4 / conv_il_w8v2: the W8 loop for the 4-bit and 2-bit views of 8-bit codes (one AND
+//   per weight word, exact shift); _u4: for unsigned 4-bit inputs, the patch is built from one
+//   halfword per 4 values;
+// - the same with r: the rounded views (w_round), QADD8 before the AND, the W8R loop of dot_2x2_w8.
+#define BP_CONV_IL(name, s2, sh, u4, rnd)                                                                  \
+    static __attribute__((noinline)) void name(BP_CONV_PARAMS) { conv_il_impl(BP_CONV_ARGS, s2, sh, u4, rnd); }
+BP_CONV_IL(conv_il_s2, 1, 0, 0, 0)
+BP_CONV_IL(conv_il_w8, 0, 0, 0, 0)
+BP_CONV_IL(conv_il_w8v4, 0, 4, 0, 0)
+BP_CONV_IL(conv_il_w8v4_u4, 0, 4, 1, 0)
+BP_CONV_IL(conv_il_w8v2, 0, 6, 0, 0)
+BP_CONV_IL(conv_il_w8v4r, 0, 4, 0, 1)
+BP_CONV_IL(conv_il_w8v4r_u4, 0, 4, 1, 1)
+BP_CONV_IL(conv_il_w8v2r, 0, 6, 0, 1)
+#undef BP_CONV_IL
+#undef BP_CONV_ARGS
+#undef BP_CONV_PARAMS
 
 // ---- First layers: one unsigned 8-bit input channel, 3x3 window, stride 1 -----------------------
 //
@@ -1754,10 +1557,10 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
     }
 }
 
-// Path 1 (weights stored at 4 bits; 8-bit codes only reach it through dot_2x2_s16, which the W8
-// loops above have replaced): 2-pixel x 2-channel blocks on int16 patches. rnd (a constant): the
-// rounded views (dot_2x2_s4r / dot_2x2_s16r), out of line in conv_smlad_r so that the floor loop
-// inlined into bp_conv2d keeps its code.
+// Path 1, weights stored at 4 bits only (bp_conv2d sends every 8-bit storage case to the W8 / packed
+// loops above): 2-pixel x 2-channel blocks on int16 patches (im2col_s16_g8, dot_2x2_s4). rnd (a
+// constant): the rounded views, out of line in conv_smlad_r so that the floor loop inlined into
+// bp_conv2d keeps its code.
 static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_context_t *ctx, const bp_window_t *win,
                                                                   const bp_quant_t *q, const bp_requant_t *rq,
                                                                   const bp_dims_t *input_dims, const uint8_t *input,
@@ -1781,11 +1584,7 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
                 // A lone last pixel is computed twice into the same row: simpler than a 1x2 kernel.
                 const int32_t pp = p + (j < np ? j : 0);
                 row[j] = (int64_t)n * npix + pp;
-                if (q->w_stored == 4) {
-                    im2col_s16_g8(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
-                } else {
-                    im2col_s16(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
-                }
+                im2col_s16_g8(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
                 if (out_row > 0) {
                     orow[j] = (uint8_t *)output + row[j] * out_row;
                     bp_clear_row(orow[j], out_row);
@@ -1794,22 +1593,9 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
             for (int32_t o = 0; o < cout; o += 2) {
                 const int32_t o1 = (o + 1 < cout) ? o + 1 : o;
                 int32_t acc[2][2];
-                if (q->w_stored == 4) {
-                    const int32_t w_row = (k + 1) >> 1;
-                    const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
-                    if (rnd) {
-                        dot_2x2_s4r(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
-                    } else {
-                        dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
-                    }
-                } else {
-                    const uint8_t *wrow[2] = {filter + (int64_t)o * k, filter + (int64_t)o1 * k};
-                    if (rnd) {
-                        dot_2x2_s16r(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
-                    } else {
-                        dot_2x2_s16(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view);
-                    }
-                }
+                const int32_t w_row = (k + 1) >> 1;
+                const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
+                dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view, rnd);
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
                     if (q->out.bits == 4 && o1 != o) {
