@@ -21,17 +21,17 @@ static bp_status_t run_layer(const bp_network_t *net,
                              int32_t *logits) {
     const uint8_t *x = src(net, input, l->in0);
     void *y = dst(net, logits, l->out);
+    const uint8_t *w = p->weights != NULL ? p->weights : l->weights; // this path's own copy, if it has one
     switch (l->op) {
     case BP_OP_CONV2D: {
         const bp_context_t ctx = {net->arena + l->scratch, l->scratch_bytes};
-        return bp_conv2d(&ctx, &l->win, &p->q, &p->rq, &l->in_dims, x, &l->filter_dims, l->weights, p->bias,
-                         &l->out_dims, y);
+        return bp_conv2d(&ctx, &l->win, &p->q, &p->rq, &l->in_dims, x, &l->filter_dims, w, p->bias, &l->out_dims, y);
     }
     case BP_OP_DEPTHWISE_CONV2D:
-        return bp_depthwise_conv2d(&l->win, &p->q, &p->rq, &l->in_dims, x, &l->filter_dims, l->weights, p->bias,
-                                   &l->out_dims, y);
+        return bp_depthwise_conv2d(&l->win, &p->q, &p->rq, &l->in_dims, x, &l->filter_dims, w, p->bias, &l->out_dims,
+                                   y);
     case BP_OP_FULLY_CONNECTED:
-        return bp_fully_connected(&p->q, &p->rq, 1, l->filter_dims.c, l->filter_dims.n, x, l->weights, p->bias, y);
+        return bp_fully_connected(&p->q, &p->rq, 1, l->filter_dims.c, l->filter_dims.n, x, w, p->bias, y);
     case BP_OP_MAX_POOL2D:
         return bp_max_pool2d(&l->win, &p->q.in, l->filter_dims.h, l->filter_dims.w, &l->in_dims, x, &l->out_dims,
                              (uint8_t *)y);

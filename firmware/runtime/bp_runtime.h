@@ -37,6 +37,10 @@ typedef struct {
     int32_t mult_a;        /**< add */
     int32_t mult_b;        /**< add */
     int32_t shift;         /**< add */
+    /** NULL: the layer's weights (nested storage, read at q.w_view). Else this path's own copy of its
+     *  view, packed at q.w_stored = q.w_view: codegen emits one for 2-bit views of wider storage in
+     *  conv2d and fully connected layers, whose 2-bit-storage kernels are faster (docs/kernels.md). */
+    const uint8_t *weights;
 } bp_layer_path_t;
 
 /** One layer: op, geometry, where its operands live, weights, per-path constants. */

@@ -62,18 +62,22 @@ def register(app: typer.Typer) -> None:
     def codegen_cmd(
         ir_path: Path = typer.Argument(..., help="The IR file (`bitpath export`)."),
         out: Path = typer.Option(Path("build/model"), "--out", "-o", help="Folder to write model.c into."),
+        view_copies: bool = typer.Option(
+            True, help="Give paths that read a 2-bit view of wider conv/FC weights a 2-bit copy of it: the same "
+            "results, faster kernels, K*Cout/4 more bytes of flash per such layer (docs/kernels.md)."),
     ) -> None:
         """Generate the C model (model.c: weights, per-path tables, layer table, arena) from an IR."""
         from bitpath.codegen import CodegenError, render
         from bitpath.ir import IRError, load
 
         try:
-            gen = render(load(ir_path), out)
+            gen = render(load(ir_path), out, view_copies=view_copies)
         except (IRError, CodegenError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
         typer.echo(f"wrote {gen.model_c}")
-        typer.echo(f"  IR {gen.ir_hash[:16]}, weights {gen.weight_bytes} B (all paths, nested), "
+        copies = f", {gen.copy_bytes} B of them 2-bit view copies" if gen.copy_bytes else ""
+        typer.echo(f"  IR {gen.ir_hash[:16]}, weights {gen.weight_bytes} B (all paths, nested{copies}), "
                    f"activation arena {gen.arena_bytes} B")
         typer.echo(f"  next: bitpath build --model-dir {out}   or   bitpath emulate --model-dir {out}")
 

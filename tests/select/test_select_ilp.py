@@ -107,6 +107,57 @@ def test_two_paths_jointly_match_brute_force(seed: int) -> None:
     assert sum(sol.sens) == pytest.approx(want, abs=1e-6)
 
 
+def _problem_views2(seed: int) -> Problem:
+    """3 chained layers, stored 8 or 2, views 8/2, activations 2/8; the first two layers get codegen's
+    2-bit copies of 2-bit views of 8-bit storage (conv2d/FC), the last does not (say, depthwise)."""
+    rng = np.random.default_rng(seed)
+    groups = [("input", "t0"), ("t0", "t1"), ("t1", "logits")]
+    layers = []
+    for li, (gi, go) in enumerate(groups):
+        a_ins = [8] if gi == "input" else [2, 8]
+        a_outs = [32] if go == "logits" else [2, 8]
+        opts = [Option(S, w, a, o, float(rng.integers(50, 150)),
+                       0.0 if (w, a) == (8, 8) else float(rng.uniform(0, 1)))
+                for S, w in ((8, 8), (8, 2), (2, 2)) for a in a_ins for o in a_outs]
+        n = int(rng.integers(40, 120)) * 4
+        layers.append(Layer(f"l{li}", gi, go, opts, {2: n // 4, 4: n // 2, 8: n}, copies=li < 2))
+    tensors = {"t0": ("t0", {2: 16, 8: 64}), "t1": ("t1", {2: 12, 8: 48})}
+    return Problem(layers, {}, tensors, [(["t0"], 0), (["t0", "t1"], 0), (["t1"], 0)])
+
+
+def test_flash_counts_the_2bit_copies() -> None:
+    p = _problem_views2(0)
+    by = {(o.stored, o.w): o for o in p.layers[0].options if o.a_in == 8 and o.a_out == 8}
+    rest = [lay.options[0] for lay in p.layers[1:]]  # (8, 8) options: no copies
+    assert p.flash([[by[8, 8], *rest]]) == sum(lay.flash[8] for lay in p.layers)
+    # a path reading the 2-bit view of layer 0's 8-bit storage adds its 2-bit copy, once
+    assert p.flash([[by[8, 8], *rest], [by[8, 2], *rest]]) == sum(lay.flash[8] for lay in p.layers) + \
+        p.layers[0].flash[2]
+    assert p.flash([[by[8, 8], *rest], [by[8, 2], *rest], [by[8, 2], *rest[:-1], rest[-1]]]) == \
+        sum(lay.flash[8] for lay in p.layers) + p.layers[0].flash[2]
+    # 2-bit storage itself needs no copy
+    assert p.flash([[by[2, 2], *rest]]) == p.layers[0].flash[2] + sum(lay.flash[8] for lay in p.layers[1:])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_two_paths_with_copies_match_brute_force(seed: int) -> None:
+    p = _problem_views2(seed)
+    costs = sorted(p.path_cost(c) for c in _assignments(p))
+    rng = np.random.default_rng(300 + seed)
+    budgets = sorted(rng.uniform(costs[0], costs[-1], 2).tolist(), reverse=True)
+    all8 = sum(lay.flash[8] for lay in p.layers)
+    # between "everything at 8 bits" and "plus both copies": the copies decide what fits
+    flash = all8 + int(rng.integers(0, p.layers[0].flash[2] + p.layers[1].flash[2] + 1))
+    want = _brute(p, budgets, flash)
+    if want is None:
+        with pytest.raises(ilp.Infeasible):
+            ilp.solve(p, budgets, flash_bytes=flash)
+        return
+    sol = ilp.solve(p, budgets, flash_bytes=flash)
+    _check(p, sol, budgets, flash)
+    assert sum(sol.sens) == pytest.approx(want, abs=1e-6)
+
+
 def test_sweep_budgets_flash_ram_and_paths_json() -> None:
     p = _problem(1)
     flash = p.layers[0].flash[8] + p.layers[1].flash[4] + p.layers[2].flash[8]

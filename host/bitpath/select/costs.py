@@ -78,10 +78,11 @@ def graph_signature(ir: IR) -> str:
 
 
 def firmware_hash(root: Path = REPO_ROOT) -> str:
-    """Hash of the firmware that runs the model: runtime, protocol, HAL, PlatformIO glue, codegen templates."""
+    """Hash of the firmware that runs the model: runtime, protocol, HAL, PlatformIO glue, codegen (templates
+    and the generator, which decides e.g. which paths read 2-bit view copies)."""
     files: list[Path] = []
     for sub in ("firmware/runtime", "firmware/src", "firmware/include", "firmware/boards", "firmware/pio_platform",
-                "codegen_templates"):
+                "codegen_templates", "host/bitpath/codegen"):
         d = root / sub
         if d.is_dir():
             files += [p for p in d.rglob("*") if p.is_file() and "__pycache__" not in p.parts]

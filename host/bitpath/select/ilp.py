@@ -17,6 +17,11 @@ path ``k``: measured cost ``<= budget_k`` (weighted layers at their option, pool
 width they run at); for the whole table: flash of the weights (nested storage) ``<= flash``, and
 the activation arena (every tensor sized for the widest path, as codegen plans it; the sum of the
 tensors alive at each step, scratch included) ``<= ram``. Paths are forced to differ pairwise.
+
+Flash also counts codegen's 2-bit view copies (``bitpath.codegen.copies_view``): a conv2d or fully
+connected layer stored wider than 2 bits that some path reads at a 2-bit view carries that view
+packed at 2 bits as well (``c[l]``, at least every such ``x``), and the measured cost of that option
+is the copy's kernel.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ class Layer:
     g_out: str  # width group written ("logits" for the output layer)
     options: list[Option]
     flash: dict[int, int]  # weight bytes per stored width
+    copies: bool = False  # a 2-bit view of wider storage adds a 2-bit copy (flash[2] bytes): conv2d and FC
+
+    def copied(self, o: Option) -> bool:
+        return self.copies and o.w == 2 and o.stored > 2
 
 
 @dataclass
@@ -125,6 +134,8 @@ class Problem:
         for i, lay in enumerate(self.layers):
             s = max(c[i].w for c in choices)
             total += lay.flash[s]
+            if any(lay.copied(c[i]) for c in choices):
+                total += lay.flash[2]
         return total
 
     def ref_cost(self) -> float:
@@ -140,6 +151,7 @@ class Problem:
     @classmethod
     def from_ir(cls, ir, src: dict, sens: dict | None = None, default_sens: float | None = None) -> Problem:
         """Build the problem for an IR from a cost source (``costs.source``) and a sensitivity table."""
+        from bitpath.codegen import copies_view
         from bitpath.codegen.plan import plan
         from bitpath.ir import WEIGHTED
 
@@ -168,7 +180,8 @@ class Problem:
                 if sv is None:
                     continue
                 opts.append(Option(e["stored"], e["w"], e["a_in"], e["a_out"], float(e["cost"]), sv))
-            layers.append(Layer(name, group(n["inputs"][0]), group(name), opts, flash))
+            layers.append(Layer(name, group(n["inputs"][0]), group(name), opts, flash,
+                                copies=copies_view(n["op"], 8, 2)))
         group_cost: dict[str, dict[int, float]] = {}
         per_step: dict[str, list[dict[int, float]]] = {}
         for n in ir.graph:
@@ -303,8 +316,16 @@ def solve(problem: Problem, budgets: Sequence[float], *, flash_bytes: int | None
                 if not _is_ref(o):
                     m += x[0, li, oi] == 0
     if flash_bytes is not None:
+        copy = {}
+        for li, lay in enumerate(L):
+            reads = [(k, oi) for k in range(K) for oi, o in enumerate(lay.options) if lay.copied(o)]
+            if reads:
+                copy[li] = var(f"c_{li}", cat="Binary")
+                for k, oi in reads:
+                    m += copy[li] >= x[k, li, oi]
         m += pulp.lpSum(s[li, S] * lay.flash[S] for li, lay in enumerate(L)
-                        for S in sorted({o.stored for o in lay.options})) + problem.fixed_flash <= flash_bytes, "flash"
+                        for S in sorted({o.stored for o in lay.options})) + \
+            pulp.lpSum(c * L[li].flash[2] for li, c in copy.items()) + problem.fixed_flash <= flash_bytes, "flash"
     if ram_bytes is not None and problem.live:
         u = {name: var(f"u_{i}", 0) for i, name in enumerate(problem.tensors)}
         for name, (g, per) in problem.tensors.items():

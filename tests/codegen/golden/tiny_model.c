@@ -9,6 +9,7 @@
 #include "bp_runtime.h"
 
 // ---- network weights: stored once per layer at its widest width, packed LSB first; paths read nested views
+//      (a "2-bit copy" is a layer's 2-bit view packed at 2 bits: the same values, for the faster 2-bit kernels)
 // conv1: 36 bytes, 8-bit codes
 static const uint8_t bpm_w_0[36] = {
     0x71, 0x20, 0x2f, 0x65, 0x14, 0x46, 0x55, 0xb9, 0x8e, 0xcc, 0xc8, 0x5f, 0x69, 0x81, 0xff, 0x52, 0xa1, 0x4c, 0x9e, 0xf7,
@@ -23,8 +24,12 @@ static const uint8_t bpm_w_1[36] = {
 static const uint8_t bpm_w_2[8] = {
     0xd3, 0x8f, 0x51, 0xa2, 0xc0, 0x67, 0x0a, 0x57
 };
+// pw2: 4 bytes, 2-bit copy of the 2-bit view of its 4-bit codes, floor
+static const uint8_t bpm_w_3[4] = {
+    0xbc, 0x84, 0x5c, 0x52
+};
 // fc: 12 bytes, 8-bit codes
-static const uint8_t bpm_w_3[12] = {
+static const uint8_t bpm_w_4[12] = {
     0x35, 0x23, 0x8a, 0x3d, 0xf9, 0x97, 0xbe, 0x0a, 0x3a, 0x01, 0x1c, 0x5f
 };
 
@@ -83,71 +88,71 @@ static const bp_layer_path_t bpm_paths_0[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255, .w_round = 0},
      .bias = bpm_bias0, .rq = {.multiplier = bpm_mult1, .shift = bpm_shift2},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w8a8
     {.q = {.in = {8, 0}, .out = {4, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 15, .w_round = 0},
      .bias = bpm_bias3, .rq = {.multiplier = bpm_mult4, .shift = bpm_shift5},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_1[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_2[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255, .w_round = 0},
      .bias = bpm_bias6, .rq = {.multiplier = bpm_mult7, .shift = bpm_shift2},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
            .w_stored = 8, .w_view = 2, .act_min = 0, .act_max = 15, .w_round = 0},
      .bias = bpm_bias8, .rq = {.multiplier = bpm_mult9, .shift = bpm_shift5},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_3[2] = {
     {.q = {.in = {8, 0}, .out = {8, 1},
            .w_stored = 4, .w_view = 4, .act_min = -128, .act_max = 127, .w_round = 0},
      .bias = bpm_bias10, .rq = {.multiplier = bpm_mult11, .shift = bpm_shift2},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w8a8
     {.q = {.in = {4, 0}, .out = {2, 1},
-           .w_stored = 4, .w_view = 2, .act_min = -2, .act_max = 1, .w_round = 0},
+           .w_stored = 2, .w_view = 2, .act_min = -2, .act_max = 1, .w_round = 0},
      .bias = bpm_bias12, .rq = {.multiplier = bpm_mult13, .shift = bpm_shift5},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = bpm_w_3},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_4[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 255, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {8, 1}, .mult_a = 536870912, .mult_b = 805306368, .shift = 30},  // w8a8
+     .b_fmt = {8, 1}, .mult_a = 536870912, .mult_b = 805306368, .shift = 30, .weights = NULL},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 15, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {2, 1}, .mult_a = 536870912, .mult_b = 805306368, .shift = 32},  // w2a4-mixed
+     .b_fmt = {2, 1}, .mult_a = 536870912, .mult_b = 805306368, .shift = 32, .weights = NULL},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_5[2] = {
     {.q = {.in = {8, 0}, .out = {8, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w8a8
     {.q = {.in = {4, 0}, .out = {4, 0},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = NULL, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w2a4-mixed
 };
 static const bp_layer_path_t bpm_paths_6[2] = {
     {.q = {.in = {8, 0}, .out = {32, 1},
            .w_stored = 8, .w_view = 8, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = bpm_bias14, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w8a8
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w8a8
     {.q = {.in = {4, 0}, .out = {32, 1},
            .w_stored = 8, .w_view = 4, .act_min = 0, .act_max = 0, .w_round = 0},
      .bias = bpm_bias15, .rq = {.multiplier = NULL, .shift = NULL},
-     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0},  // w2a4-mixed
+     .b_fmt = {8, 0}, .mult_a = 0, .mult_b = 0, .shift = 0, .weights = NULL},  // w2a4-mixed
 };
 
 static const bp_layer_t bpm_layers[7] = {
@@ -171,7 +176,7 @@ static const bp_layer_t bpm_layers[7] = {
      .win = {1, 1, 0, 0, 0, 0}, .weights = NULL, .paths = bpm_paths_5},  // gap
     {.op = BP_OP_FULLY_CONNECTED, .in0 = 64, .in1 = 0, .out = -2, .scratch = -1, .scratch_bytes = 0,
      .in_dims = {1, 1, 1, 4}, .filter_dims = {3, 1, 1, 4}, .out_dims = {1, 1, 1, 3},
-     .win = {1, 1, 0, 0, 0, 0}, .weights = bpm_w_3, .paths = bpm_paths_6},  // fc
+     .win = {1, 1, 0, 0, 0, 0}, .weights = bpm_w_4, .paths = bpm_paths_6},  // fc
 };
 
 // ---- network activations in the arena, planned at generation time (offset: tensor, bytes, live layers)
