@@ -146,6 +146,12 @@ static inline uint32_t bp_qadd8(uint32_t a, uint32_t b) {
 }
 #endif
 
+// The per-byte rounding constant of a rounded nested view that drops the low sh bits of a
+// byte-scaled code (QADD8 of it before the view's mask: round half up, saturated at +127 in byte
+// scale, which is the stored maximum's view): 0x08080808 for a 4-bit view, 0x20202020 for a 2-bit
+// view. Used by the conv2d and fully connected DSP kernels.
+#define BP_VIEW_RC(sh) ((sh) > 0 ? (1u << ((sh) - 1)) * 0x01010101u : 0u)
+
 // Rotate right by n in 1..31. GCC and Clang turn this into ROR, or fold it into SXTB16/UXTB16 as
 // their rotate operand (GCC 12's arm_acle.h has no __ror).
 static inline uint32_t bp_ror(uint32_t x, uint32_t n) { return (x >> n) | (x << (32u - n)); }

@@ -275,11 +275,6 @@ static int32_t im2col_u2(uint8_t *col,
     return sum;
 }
 
-// The per-byte rounding constant of a rounded view that drops the low sh bits of a byte-scaled code
-// (QADD8 before the mask: round half up, saturated at +127 in byte scale, which is the stored
-// maximum's view): 0x08080808 for a 4-bit view, 0x20202020 for a 2-bit view.
-#define BP_VIEW_RC(sh) ((sh) > 0 ? (1u << ((sh) - 1)) * 0x01010101u : 0u)
-
 // Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
 // values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
 // scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).

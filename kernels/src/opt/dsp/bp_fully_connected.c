@@ -14,9 +14,11 @@
 // loop (dot_4rows_s2), with unsigned 4/2-bit inputs as a similar asm loop (dot_4rows_s2_sub). Other
 // widths use the portable loop.
 //
-// Rounded views (bp_quant_t.w_round, w_view < w_stored): QADD8 of 2^(sh-1) per byte before the mask,
-// in separate copies (fc_other_r, fc_dot_view_r: the asm with the mask as an AND immediate and the
-// round constant in its register; dot_1x4_r), so the floor loops keep their code.
+// Rounded views (bp_quant_t.w_round, w_view < w_stored): QADD8 of 2^(sh-1) per byte before the mask.
+// Each loop is written once, with a constant rnd (in the asm, the QADD8 and the mask as an AND
+// immediate, with the round constant in the mask's register, are a macro argument), and instantiated
+// in separate out-of-line functions (fc_other_r, fc_dot_view_r, dot_1x4_r), so the floor loops keep
+// their code.
 //
 // W8A8 (8-bit inputs, full view of 8-bit codes) has its own out-of-line loop (fc_w8a8): asm blocks
 // of 4 or 5 weight rows sharing each unpacked input word, blocks of 5 first where they remove the
@@ -29,7 +31,6 @@
 // of 8-bit (signed or not) or unsigned 4/2-bit values: the unpacked inputs serve four rows.
 // Masked products need k * xmax * 128 <= INT32_MAX (checked by the caller). rnd (a constant): the
 // rounded view, QADD8 of BP_VIEW_RC(sh) (2^(sh-1) per byte, saturating at the top code) before the mask.
-#define BP_VIEW_RC(sh) ((sh) > 0 ? (1u << ((sh) - 1)) * 0x01010101u : 0u)
 static inline __attribute__((always_inline)) uint32_t view_word(uint32_t w, uint32_t mask4, int32_t sh, const int rnd) {
     return (rnd ? bp_qadd8(w, BP_VIEW_RC(sh)) : w) & mask4;
 }
@@ -136,46 +137,40 @@ static inline __attribute__((always_inline)) void dot_1x4_s2_impl(int32_t out[4]
 }
 
 // Specialised by input width, signedness and whether the view is the full 8 bits (no mask), so the
-// loop has no branches and no needless ANDs.
-static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn, const uint8_t *const wrow[4],
-                    int32_t k, int32_t sh, int32_t stored) {
+// loop has no branches and no needless ANDs. rnd (a constant): the rounded narrow views (sh > 0),
+// the same loops with QADD8 before the mask.
+static inline __attribute__((always_inline)) void dot_1x4_any(int32_t out[4], const uint8_t *x, int32_t bits,
+                                                              int32_t sgn, const uint8_t *const wrow[4], int32_t k,
+                                                              int32_t sh, int32_t stored, const int rnd) {
     if (stored == 4) {
         if (bits == 8) {
-            dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh, 0);
+            dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh, rnd);
         } else {
-            dot_1x4_s4_impl(out, x, bits, 0, wrow, k, sh, 0);
+            dot_1x4_s4_impl(out, x, bits, 0, wrow, k, sh, rnd);
         }
-    } else if (bits == 8 && sh == 0) {
+    } else if (!rnd && bits == 8 && sh == 0) {
         if (sgn) {
             dot_1x4_impl(out, x, 8, 1, wrow, k, 0, 0);
         } else {
             dot_1x4_impl(out, x, 8, 0, wrow, k, 0, 0);
         }
     } else if (bits == 8) {
-        dot_1x4_impl(out, x, 8, sgn, wrow, k, sh, 0);
+        dot_1x4_impl(out, x, 8, sgn, wrow, k, sh, rnd);
     } else if (bits == 4) {
-        dot_1x4_impl(out, x, 4, 0, wrow, k, sh, 0);
+        dot_1x4_impl(out, x, 4, 0, wrow, k, sh, rnd);
     } else {
-        dot_1x4_impl(out, x, 2, 0, wrow, k, sh, 0);
+        dot_1x4_impl(out, x, 2, 0, wrow, k, sh, rnd);
     }
 }
 
-// dot_1x4 for the rounded narrow views (sh > 0): the same loops with QADD8 before the mask.
+// The floor (dot_1x4) and rounded (dot_1x4_r) instances, each out of line.
+static __attribute__((noinline)) void dot_1x4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                              const uint8_t *const wrow[4], int32_t k, int32_t sh, int32_t stored) {
+    dot_1x4_any(out, x, bits, sgn, wrow, k, sh, stored, 0);
+}
 static __attribute__((noinline)) void dot_1x4_r(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
                                                 const uint8_t *const wrow[4], int32_t k, int32_t sh, int32_t stored) {
-    if (stored == 4) {
-        if (bits == 8) {
-            dot_1x4_s4_impl(out, x, 8, sgn, wrow, k, sh, 1);
-        } else {
-            dot_1x4_s4_impl(out, x, bits, 0, wrow, k, sh, 1);
-        }
-    } else if (bits == 8) {
-        dot_1x4_impl(out, x, 8, sgn, wrow, k, sh, 1);
-    } else if (bits == 4) {
-        dot_1x4_impl(out, x, 4, 0, wrow, k, sh, 1);
-    } else {
-        dot_1x4_impl(out, x, 2, 0, wrow, k, sh, 1);
-    }
+    dot_1x4_any(out, x, bits, sgn, wrow, k, sh, stored, 1);
 }
 
 // Shared by the 4- and 5-row W8A8 asm loops. One input word (4 values) widened to the halfword pairs
@@ -372,75 +367,51 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
         // rnd: the round constant in the mask's register (the mask is then an immediate)
         const uint32_t mask = rnd ? BP_VIEW_RC(sh) : ((0xFFu << sh) & 0xFFu) * 0x01010101u;
         uint32_t xw, xe, ww, wt;
-#define BP_FC_V_ROW(addr, acc)                                                                             \
-    "ldr %[ww], " addr "\n\t"                                                                               \
-    "and %[ww], %[ww], %[mask]\n\t"                                                                         \
+// one row and group; view: the weight word's view, "and %[ww], %[ww], %[mask]" (floor, the mask in
+// its register) or BP_FC_VR_VIEW(m) (rounded)
+#define BP_FC_V_ROW(addr, acc, view)                                                                       \
+    "ldr %[ww], " addr "\n\t" view                                                                          \
     "sxtb16 %[wt], %[ww]\n\t"                                                                              \
     "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
     "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
     "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
-#define BP_FC_V_GROUP(in)                                                                                  \
-    in BP_FC_V_ROW("[%[wp], %[wr]]", "a1") BP_FC_V_ROW("[%[wp], %[wr], lsl #1]", "a2")                        \
-        BP_FC_V_ROW("[%[wp], %[wr3]]", "a3") BP_FC_V_ROW("[%[wp]], #4", "a0")
+#define BP_FC_V_GROUP(in, view)                                                                            \
+    in BP_FC_V_ROW("[%[wp], %[wr]]", "a1", view) BP_FC_V_ROW("[%[wp], %[wr], lsl #1]", "a2", view)            \
+        BP_FC_V_ROW("[%[wp], %[wr3]]", "a3", view) BP_FC_V_ROW("[%[wp]], #4", "a0", view)
 // two groups per iteration; an odd group count (odd: the input bytes of one group) enters at the second
-#define BP_FC_V_LOOP(in, odd)                                                                              \
+#define BP_FC_V_LOOP(in, odd, view)                                                                        \
     "sub %[xw], %[end], %[xp]\n\t"                                                                         \
     "tst %[xw], #" odd "\n\t"                                                                              \
     "bne 2f\n\t"                                                                                           \
-    "1:\n\t" BP_FC_V_GROUP(in) "2:\n\t" BP_FC_V_GROUP(in) "cmp %[xp], %[end]\n\t"                           \
+    "1:\n\t" BP_FC_V_GROUP(in, view) "2:\n\t" BP_FC_V_GROUP(in, view) "cmp %[xp], %[end]\n\t"               \
     "bne 1b\n\t"
 #define BP_FC_V_OPERANDS                                                                                   \
     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),              \
       [xw] "=&r"(xw), [xe] "=&r"(xe), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
     : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end), [mask] "r"(mask)                                       \
     : "cc", "memory"
-// the rounded rows: [mask] holds BP_VIEW_RC(sh), the mask is the immediate m
-#define BP_FC_VR_ROW(addr, acc, m)                                                                         \
-    "ldr %[ww], " addr "\n\t"                                                                               \
-    "qadd8 %[ww], %[ww], %[mask]\n\t"                                                                       \
-    "and %[ww], %[ww], #" m "\n\t"                                                                          \
-    "sxtb16 %[wt], %[ww]\n\t"                                                                              \
-    "smlad %[" acc "], %[xe], %[wt], %[" acc "]\n\t"                                                        \
-    "sxtb16 %[ww], %[ww], ror #8\n\t"                                                                      \
-    "smlad %[" acc "], %[xw], %[ww], %[" acc "]\n\t"
-#define BP_FC_VR_GROUP(in, m)                                                                              \
-    in BP_FC_VR_ROW("[%[wp], %[wr]]", "a1", m) BP_FC_VR_ROW("[%[wp], %[wr], lsl #1]", "a2", m)                \
-        BP_FC_VR_ROW("[%[wp], %[wr3]]", "a3", m) BP_FC_VR_ROW("[%[wp]], #4", "a0", m)
-#define BP_FC_VR_LOOP(in, odd, m)                                                                          \
-    "sub %[xw], %[end], %[xp]\n\t"                                                                         \
-    "tst %[xw], #" odd "\n\t"                                                                              \
-    "bne 2f\n\t"                                                                                           \
-    "1:\n\t" BP_FC_VR_GROUP(in, m) "2:\n\t" BP_FC_VR_GROUP(in, m) "cmp %[xp], %[end]\n\t"                   \
-    "bne 1b\n\t"
-#define BP_FC_VR(m)                                                                                        \
+// the rounded view: [mask] holds BP_VIEW_RC(sh), the mask is the immediate m
+#define BP_FC_VR_VIEW(m) "qadd8 %[ww], %[ww], %[mask]\n\tand %[ww], %[ww], #" m "\n\t"
+// the loop for each input width and signedness
+#define BP_FC_V(view)                                                                                      \
     if (bits == 8 && sgn) {                                                                                \
-        __asm__(BP_FC_VR_LOOP(BP_FC_ASM_INPUT("sxtb16"), "4", m) BP_FC_V_OPERANDS);                         \
+        __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("sxtb16"), "4", view) BP_FC_V_OPERANDS);                       \
     } else if (bits == 8) {                                                                                \
-        __asm__(BP_FC_VR_LOOP(BP_FC_ASM_INPUT("uxtb16"), "4", m) BP_FC_V_OPERANDS);                         \
+        __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("uxtb16"), "4", view) BP_FC_V_OPERANDS);                       \
     } else if (bits == 4) {                                                                                \
-        __asm__(BP_FC_VR_LOOP(BP_FC_S2_IN4, "2", m) BP_FC_V_OPERANDS);                                      \
+        __asm__(BP_FC_V_LOOP(BP_FC_S2_IN4, "2", view) BP_FC_V_OPERANDS);                                    \
     } else {                                                                                               \
-        __asm__(BP_FC_VR_LOOP(BP_FC_S2_IN2, "1", m) BP_FC_V_OPERANDS);                                      \
+        __asm__(BP_FC_V_LOOP(BP_FC_S2_IN2, "1", view) BP_FC_V_OPERANDS);                                    \
     }
-        if (rnd) {
-            if (sh == 4) {
-                BP_FC_VR("0xF0F0F0F0")
-            } else {
-                BP_FC_VR("0xC0C0C0C0")
-            }
-        } else if (bits == 8 && sgn) {
-            __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("sxtb16"), "4") BP_FC_V_OPERANDS);
-        } else if (bits == 8) {
-            __asm__(BP_FC_V_LOOP(BP_FC_ASM_INPUT("uxtb16"), "4") BP_FC_V_OPERANDS);
-        } else if (bits == 4) {
-            __asm__(BP_FC_V_LOOP(BP_FC_S2_IN4, "2") BP_FC_V_OPERANDS);
+        if (!rnd) {
+            BP_FC_V("and %[ww], %[ww], %[mask]\n\t")
+        } else if (sh == 4) {
+            BP_FC_V(BP_FC_VR_VIEW("0xF0F0F0F0"))
         } else {
-            __asm__(BP_FC_V_LOOP(BP_FC_S2_IN2, "1") BP_FC_V_OPERANDS);
+            BP_FC_V(BP_FC_VR_VIEW("0xC0C0C0C0"))
         }
-#undef BP_FC_VR
-#undef BP_FC_VR_LOOP
-#undef BP_FC_VR_GROUP
-#undef BP_FC_VR_ROW
+#undef BP_FC_V
+#undef BP_FC_VR_VIEW
 #undef BP_FC_V_OPERANDS
 #undef BP_FC_V_LOOP
 #undef BP_FC_V_GROUP
@@ -464,41 +435,39 @@ static inline __attribute__((always_inline)) void dot_4rows_view(int32_t out[4],
 #undef BP_FC_S2_IN4
 
 // Four consecutive rows of 8-bit codes at any view (dot_4rows_view), specialised by input width and
-// signedness. Not inlined: the asm's 14 registers stay out of fc_other's register allocation.
-static __attribute__((noinline)) void fc_dot_view(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
-                                                  const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
-    if (bits == 8 && sgn) {
-        dot_4rows_view(out, x, w, w_row, k, 8, 1, sh, 0);
-    } else if (bits == 8) {
-        dot_4rows_view(out, x, w, w_row, k, 8, 0, sh, 0);
-    } else if (bits == 4) {
-        dot_4rows_view(out, x, w, w_row, k, 4, 0, sh, 0);
-    } else {
-        dot_4rows_view(out, x, w, w_row, k, 2, 0, sh, 0);
+// signedness, and for the rounded 4/2-bit views (rnd, a constant) by view too (sh: the AND immediate).
+static inline __attribute__((always_inline)) void fc_dot_view_any(int32_t out[4], const uint8_t *x, int32_t bits,
+                                                                  int32_t sgn, const uint8_t *w, int32_t w_row,
+                                                                  int32_t k, int32_t sh, const int rnd) {
+#define BP_FC_VIEW(s)                                                                                      \
+    if (bits == 8 && sgn) {                                                                                \
+        dot_4rows_view(out, x, w, w_row, k, 8, 1, s, rnd);                                                 \
+    } else if (bits == 8) {                                                                                \
+        dot_4rows_view(out, x, w, w_row, k, 8, 0, s, rnd);                                                 \
+    } else if (bits == 4) {                                                                                \
+        dot_4rows_view(out, x, w, w_row, k, 4, 0, s, rnd);                                                 \
+    } else {                                                                                               \
+        dot_4rows_view(out, x, w, w_row, k, 2, 0, s, rnd);                                                 \
     }
+    if (!rnd) {
+        BP_FC_VIEW(sh)
+    } else if (sh == 4) {
+        BP_FC_VIEW(4)
+    } else {
+        BP_FC_VIEW(6)
+    }
+#undef BP_FC_VIEW
 }
 
-// fc_dot_view for the rounded 4/2-bit views: specialised by view too (sh: the AND immediate).
+// The floor (fc_dot_view) and rounded (fc_dot_view_r) instances. Not inlined: the asm's 14 registers
+// stay out of fc_other's register allocation.
+static __attribute__((noinline)) void fc_dot_view(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                                  const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
+    fc_dot_view_any(out, x, bits, sgn, w, w_row, k, sh, 0);
+}
 static __attribute__((noinline)) void fc_dot_view_r(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
                                                     const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
-    {
-#define BP_FC_VIEW_R(s)                                                                                    \
-    if (bits == 8 && sgn) {                                                                                \
-        dot_4rows_view(out, x, w, w_row, k, 8, 1, s, 1);                                                   \
-    } else if (bits == 8) {                                                                                \
-        dot_4rows_view(out, x, w, w_row, k, 8, 0, s, 1);                                                   \
-    } else if (bits == 4) {                                                                                \
-        dot_4rows_view(out, x, w, w_row, k, 4, 0, s, 1);                                                   \
-    } else {                                                                                               \
-        dot_4rows_view(out, x, w, w_row, k, 2, 0, s, 1);                                                   \
-    }
-        if (sh == 4) {
-            BP_FC_VIEW_R(4)
-        } else {
-            BP_FC_VIEW_R(6)
-        }
-#undef BP_FC_VIEW_R
-    }
+    fc_dot_view_any(out, x, bits, sgn, w, w_row, k, sh, 1);
 }
 
 // W8A8 with five consecutive weight rows: one more row per unpacked input word (29.5 instructions per
@@ -802,17 +771,17 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
     }
 }
 
-static __attribute__((noinline)) void fc_other(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
-                                               int32_t in_features, int32_t out_features, const uint8_t *input,
-                                               const uint8_t *filter, const int32_t *bias, void *output) {
-    fc_other_impl(q, rq, batches, in_features, out_features, input, filter, bias, output, 0);
-}
-
-static __attribute__((noinline)) void fc_other_r(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
-                                                 int32_t in_features, int32_t out_features, const uint8_t *input,
-                                                 const uint8_t *filter, const int32_t *bias, void *output) {
-    fc_other_impl(q, rq, batches, in_features, out_features, input, filter, bias, output, 1);
-}
+// The floor (fc_other) and rounded (fc_other_r) instances, each out of line.
+#define BP_FC_OTHER(name, rnd)                                                                             \
+    static __attribute__((noinline)) void name(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches, \
+                                               int32_t in_features, int32_t out_features,                  \
+                                               const uint8_t *input, const uint8_t *filter,                \
+                                               const int32_t *bias, void *output) {                        \
+        fc_other_impl(q, rq, batches, in_features, out_features, input, filter, bias, output, rnd);       \
+    }
+BP_FC_OTHER(fc_other, 0)
+BP_FC_OTHER(fc_other_r, 1)
+#undef BP_FC_OTHER
 
 bp_status_t bp_fully_connected(const bp_quant_t *q,
                                const bp_requant_t *rq,
