@@ -216,7 +216,7 @@ def test_qemu_dies_with_a_killed_parent(qemu_elf: Path) -> None:
 
 def test_emulate_cli_prints_url_and_stops_on_ctrl_c(qemu_elf: Path) -> None:
     cli = subprocess.Popen(
-        [sys.executable, "-m", "bitpath", "emulate", "--elf", str(qemu_elf)],
+        [sys.executable, "-X", "faulthandler", "-m", "bitpath", "emulate", "--elf", str(qemu_elf)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -229,7 +229,15 @@ def test_emulate_cli_prints_url_and_stops_on_ctrl_c(qemu_elf: Path) -> None:
         with Client(url) as d:
             assert d.name() == "bitpath-qemu_f405"
         cli.send_signal(signal.SIGINT)
-        assert cli.wait(timeout=15) == 0
+        try:
+            code = cli.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # Say where it hangs: SIGABRT makes faulthandler print every thread's stack to stderr.
+            cli.send_signal(signal.SIGABRT)
+            _, err = cli.communicate(timeout=15)
+            pytest.fail(f"`bitpath emulate` still running 15 s after SIGINT (SIGINT in this process: "
+                        f"{signal.getsignal(signal.SIGINT)!r}); its stderr:\n{err}")
+        assert code == 0
     finally:
         if cli.poll() is None:
             cli.kill()
