@@ -134,7 +134,10 @@ def register(app: typer.Typer) -> None:
         except (EmulatorError, b.BuildError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
-        # Ctrl-C (or SIGTERM) at any moment after the URL is printed stops QEMU: handler and try first.
+        # Ctrl-C (or SIGTERM) at any moment after the URL is printed stops QEMU: handlers and try first.
+        # SIGINT explicitly too: a process started from a background job inherits SIGINT ignored, and
+        # Python then installs no KeyboardInterrupt handler (`kill -INT` would do nothing).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         try:
             typer.echo(emu.url)

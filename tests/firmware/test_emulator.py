@@ -214,12 +214,18 @@ def test_qemu_dies_with_a_killed_parent(qemu_elf: Path) -> None:
     assert gone(qemu_pid)
 
 
-def test_emulate_cli_prints_url_and_stops_on_ctrl_c(qemu_elf: Path) -> None:
+# inherited: SIGINT as the CLI's parent leaves it; "ignored" is what a background job of a
+# non-interactive shell passes on (CI runners, `cmd &` in scripts), where Python installs no
+# KeyboardInterrupt handler by itself.
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_emulate_cli_prints_url_and_stops_on_ctrl_c(qemu_elf: Path, sigint: str) -> None:
+    disposition = signal.SIG_DFL if sigint == "default" else signal.SIG_IGN
     cli = subprocess.Popen(
         [sys.executable, "-X", "faulthandler", "-m", "bitpath", "emulate", "--elf", str(qemu_elf)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
     )
     try:
         assert cli.stdout is not None and cli.stderr is not None
