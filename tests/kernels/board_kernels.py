@@ -1,7 +1,7 @@
 """Run single kernel calls on the emulated board's kernel-test firmware (firmware/ktest).
 
 Each function takes the same arguments as its twin in bitpath.ref.ops, packs the operands the way
-the firmware stores them, sends one `k <hex>%` case and returns the unpacked result, so a test
+the firmware stores them, sends one `k` case and returns the unpacked result, so a test
 compares the board's kernels (DSP variants on the Cortex-M4) with numpy in one line. The case bytes
 travel PackBits-compressed and base64-encoded (firmware/ktest/ktest.c says why).
 """

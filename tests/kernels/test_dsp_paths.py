@@ -595,7 +595,8 @@ def test_conv_packed_2bit_requantized(stored: int, kind: str, rnd: bool, ob: int
 # The packed 2-bit conv, the first-layer conv (conv_c1) and the depthwise groups check the layer once
 # ((|bias| + K * xmax * wmax) * 2^j <= INT32_MAX per channel, and j <= 16 - view where the weights are
 # int16 times 2^j) and otherwise take their general path; the FC requantization checks each value (the
-# W8/W8R conv loops keep bp_requant for s < 33: the "w8" group checks them next to the lifted ones). Modes: "small" biases; "edge": each lifted channel's |bias| at its limit
+# W8/W8R conv loops keep bp_requant for s < 33: the "w8" group checks them next to the lifted ones).
+# Modes: "small" biases; "edge": each lifted channel's |bias| at its limit
 # (accumulators near 2^31 after the lift, multipliers so small that the outputs stay inside the range);
 # "over": one channel's bias one past its limit, one so far past it that any lift would overflow: the
 # refusal; "wide" (conv_c1, depthwise): one j = 33 - s past 16 - view, the refusal of int16 overflow.

@@ -97,9 +97,15 @@ def view_copy(ir: IR, layer: str) -> np.ndarray:
     return pack(codes.reshape(-1, meta["row_len"]), 2, True)
 
 
+def copied_view(w_stored: int, w_view: int) -> bool:
+    """Whether a path reading ``w_view`` of ``w_stored``-bit storage gets a 2-bit copy, in a layer whose op
+    is in COPY_OPS (the path-selection ILP counts the copy's flash with this same rule)."""
+    return w_view == 2 and w_stored > 2
+
+
 def copies_view(op: str, w_stored: int, w_view: int) -> bool:
     """Whether codegen gives a path reading ``w_view`` of ``w_stored``-bit storage its own 2-bit copy."""
-    return op in COPY_OPS and w_view == 2 and w_stored > 2
+    return op in COPY_OPS and copied_view(w_stored, w_view)
 
 
 def _net_context(ir: IR, p: Plan, prefix: str, view_copies: bool = True) -> dict:
@@ -161,9 +167,10 @@ def _net_context(ir: IR, p: Plan, prefix: str, view_copies: bool = True) -> dict
                     if copy_name is None:
                         copy_name = f"{prefix}_w_{len(weights)}"
                         packed2 = view_copy(ir, lname)
+                        rounding = "rounded" if ent["w_round"] else "floor"
                         weights.append({"name": copy_name, "layer": lname, "bytes": _c_bytes(packed2),
                                         "size": packed2.size, "stored": 2, "is_copy": True,
-                                        "of": f"{ent['w_stored']}-bit codes, {'rounded' if ent['w_round'] else 'floor'}"})
+                                        "of": f"{ent['w_stored']}-bit codes, {rounding}"})
                     ent.update(w_stored=2, w_view=2, w_round=0, weights=copy_name)
                 ent["bias"] = pool.ref("bias", ir.arrays[f"bias:{lname}:{pi}"])
                 if fmts[lname].bits != 32:
@@ -267,4 +274,5 @@ def render(ir: IR, out_dir: str | Path, name: str | None = None, prefix: str = "
     tmp.replace(target)
     all_w = net["weights"] + (ctrl["weights"] if ctrl else [])
     weight_bytes = sum(w["size"] for w in all_w)
-    return Generated(target, ir_hash, ctx["arena_bytes"], weight_bytes, p, sum(w["size"] for w in all_w if w["is_copy"]))
+    copy_bytes = sum(w["size"] for w in all_w if w["is_copy"])
+    return Generated(target, ir_hash, ctx["arena_bytes"], weight_bytes, p, copy_bytes)

@@ -18,9 +18,9 @@ width they run at); for the whole table: flash of the weights (nested storage) `
 the activation arena (every tensor sized for the widest path, as codegen plans it; the sum of the
 tensors alive at each step, scratch included) ``<= ram``. Paths are forced to differ pairwise.
 
-Flash also counts codegen's 2-bit view copies (``bitpath.codegen.copies_view``): a conv2d or fully
-connected layer stored wider than 2 bits that some path reads at a 2-bit view carries that view
-packed at 2 bits as well (``c[l]``, at least every such ``x``), and the measured cost of that option
+Flash also counts codegen's 2-bit view copies (the rule of ``bitpath.codegen.copies_view``): a
+conv2d or fully connected layer stored wider than 2 bits that some path reads at a 2-bit view
+carries that view packed at 2 bits as well (``c[l]``, at least every such ``x``), and the measured cost of that option
 is the copy's kernel.
 """
 
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pulp
 
+from bitpath.codegen import COPY_OPS, copied_view
 from bitpath.ref.packing import row_bytes
 
 
@@ -63,10 +64,10 @@ class Layer:
     g_out: str  # width group written ("logits" for the output layer)
     options: list[Option]
     flash: dict[int, int]  # weight bytes per stored width
-    copies: bool = False  # a 2-bit view of wider storage adds a 2-bit copy (flash[2] bytes): conv2d and FC
+    copies: bool = False  # the op gets codegen's 2-bit view copies (conv2d, FC): flash[2] bytes when one is read
 
     def copied(self, o: Option) -> bool:
-        return self.copies and o.w == 2 and o.stored > 2
+        return self.copies and copied_view(o.stored, o.w)
 
 
 @dataclass
@@ -151,7 +152,6 @@ class Problem:
     @classmethod
     def from_ir(cls, ir, src: dict, sens: dict | None = None, default_sens: float | None = None) -> Problem:
         """Build the problem for an IR from a cost source (``costs.source``) and a sensitivity table."""
-        from bitpath.codegen import copies_view
         from bitpath.codegen.plan import plan
         from bitpath.ir import WEIGHTED
 
@@ -181,7 +181,7 @@ class Problem:
                     continue
                 opts.append(Option(e["stored"], e["w"], e["a_in"], e["a_out"], float(e["cost"]), sv))
             layers.append(Layer(name, group(n["inputs"][0]), group(name), opts, flash,
-                                copies=copies_view(n["op"], 8, 2)))
+                                copies=n["op"] in COPY_OPS))
         group_cost: dict[str, dict[int, float]] = {}
         per_step: dict[str, list[dict[int, float]]] = {}
         for n in ir.graph:
