@@ -53,6 +53,18 @@ static const combo_t COMBOS[] = {
     {"w4a4-o32-r", 4, 8, 4, 32, 1, 0, 1, 1},
 };
 
+// Max pool cases: the default CNN's three pools (2x2, stride 2) at every activation width, and a 3x3
+// stride-2 pad-1 window (the loop over clipped windows). name: a<bits> unsigned, s8 signed 8-bit.
+typedef struct {
+    int32_t h, w, c, k, pad;
+} pool_shape_t;
+typedef struct {
+    const char *name;
+    int32_t bits, is_signed;
+} pool_combo_t;
+static const pool_shape_t POOL_SHAPES[] = {{28, 28, 16, 2, 0}, {14, 14, 32, 2, 0}, {7, 7, 64, 2, 0}, {32, 32, 16, 3, 1}};
+static const pool_combo_t POOL_COMBOS[] = {{"a8", 8, 0}, {"s8", 8, 1}, {"a4", 4, 0}, {"a2", 2, 0}};
+
 #define IN_MAX (32 * 32 * 32)
 #define OUT_MAX (32 * 32 * 32)
 static uint8_t g_in[IN_MAX];
@@ -104,6 +116,54 @@ static bp_status_t run(const shape_t *s, const combo_t *c) {
     const bp_dims_t f = {s->cout, 3, 3, s->cin};
     const bp_context_t ctx = {g_scratch, (int32_t)sizeof g_scratch};
     return bp_conv2d(&ctx, &win, &q, &rq, &in, g_in, &f, _bp_flash_start, g_bias, &out, g_out);
+}
+
+static bp_status_t run_pool(const pool_shape_t *s, const pool_combo_t *c, int32_t oh, int32_t ow) {
+    const bp_window_t win = {2, 2, s->pad, s->pad, s->pad, s->pad};
+    const bp_act_t fmt = {c->bits, c->is_signed};
+    const bp_dims_t in = {1, s->h, s->w, s->c}, out = {1, oh, ow, s->c};
+    return bp_max_pool2d(&win, &fmt, s->k, s->k, &in, g_in, &out, g_out);
+}
+
+// Prints m-kbench-[pool,HxWxC kxk/2[pN],combo,values,count] per case; values = window inputs read.
+static void pools(uint32_t overhead) {
+    for (size_t si = 0; si < sizeof POOL_SHAPES / sizeof POOL_SHAPES[0]; si++) {
+        const pool_shape_t *s = &POOL_SHAPES[si];
+        const int32_t oh = (s->h + 2 * s->pad - s->k) / 2 + 1, ow = (s->w + 2 * s->pad - s->k) / 2 + 1;
+        for (size_t ci = 0; ci < sizeof POOL_COMBOS / sizeof POOL_COMBOS[0]; ci++) {
+            const pool_combo_t *c = &POOL_COMBOS[ci];
+            bp_status_t st = run_pool(s, c, oh, ow); // warm-up (and the status check)
+            const uint32_t a = hal_cycles();
+            st |= run_pool(s, c, oh, ow);
+            const uint32_t b = hal_cycles();
+            put("m-kbench-[pool,");
+            put_u((uint32_t)s->h);
+            put("x");
+            put_u((uint32_t)s->w);
+            put("x");
+            put_u((uint32_t)s->c);
+            put(" ");
+            put_u((uint32_t)s->k);
+            put("x");
+            put_u((uint32_t)s->k);
+            put("/2");
+            if (s->pad) {
+                put("p");
+                put_u((uint32_t)s->pad);
+            }
+            put(",");
+            put(c->name);
+            put(",");
+            put_u((uint32_t)(oh * ow * s->c * s->k * s->k));
+            put(",");
+            if (st != BP_OK) {
+                put("error]\r\n");
+            } else {
+                put_u(b - a - overhead);
+                put("]\r\n");
+            }
+        }
+    }
 }
 
 int main(void) {
@@ -168,6 +228,9 @@ int main(void) {
             }
         }
     }
+#ifndef KBENCH_ONLY_SHAPE
+    pools(overhead);
+#endif
     put("m-kbench-done\r\nm-init-done\r\nm-ready\r\n");
     for (;;) {
         (void)hal_uart_getc();

@@ -18,6 +18,13 @@ SHAPES = {  # (op, shape) -> MACs, computed here from the shapes of the fast-ker
     ("fc", "1x1x256->64"): 256 * 64,
     ("fc", "1x1x1024->128"): 1024 * 128,
 }
+POOLS = {  # max pool (op, shape) -> window inputs read, the "MACs" column of a pool row
+    ("pool", "28x28x16 2x2/2"): 14 * 14 * 16 * 4,
+    ("pool", "14x14x32 2x2/2"): 7 * 7 * 32 * 4,
+    ("pool", "7x7x64 2x2/2"): 3 * 3 * 64 * 4,
+    ("pool", "32x32x16 3x3/2p1"): 16 * 16 * 16 * 9,
+}
+POOL_COMBOS = {"a8", "s8", "a4", "a2"}
 COMBOS = {"w8a8", "w4a8-s4", "w4a8-v8", "w4a4", "w2a8", "w2a2", "w2a8-s2", "w2a2-s2"}
 ROUNDED = {"w4a8-v8-r", "w4a4-r", "w2a8-r", "w2a2-r"}  # the rounded views (w_round) of the floor combos
 FC_ONLY = {"w8a8-o32", "w4a4-o32", "w4a4-o32-r"}  # int32 outputs, as a model's logits layer runs
@@ -30,9 +37,9 @@ def test_kbench_reports_every_case() -> None:
     got = {(r.op, r.shape, r.combo): r for r in res.rows}
     assert set(got) == {
         (op, shape, c) for (op, shape) in SHAPES for c in COMBOS | ROUNDED | (FC_ONLY if op == "fc" else set())
-    }
+    } | {(op, shape, c) for (op, shape) in POOLS for c in POOL_COMBOS}
     for (op, shape, _combo), row in got.items():
-        assert row.macs == SHAPES[op, shape]
+        assert row.macs == {**SHAPES, **POOLS}[op, shape]
         assert row.count is not None and row.count > row.macs // 8  # ran, and was timed
     rounded = [key for key in got if kbench.floor_combo(key[2])]
     assert len(rounded) == len(SHAPES) * len(ROUNDED) + 3  # every rounded row has its floor row

@@ -62,7 +62,7 @@ def floor_combo(combo: str) -> str | None:
     return combo[: -len(ROUNDED_SUFFIX)] if combo.endswith(ROUNDED_SUFFIX) else None
 
 
-_ROW = re.compile(r"m-kbench-\[(conv|dw|fc),([^,]+),([^,]+),(\d+),(\d+|error)\]")
+_ROW = re.compile(r"m-kbench-\[(conv|dw|fc|pool),([^,]+),([^,]+),(\d+),(\d+|error)\]")
 
 
 def parse(lines: list[str]) -> KbenchResult:
