@@ -25,9 +25,10 @@
 // 2-bit path interleaves its four byte patches the same way (IL4()), so one LDM reads a group of 4
 // values of all four pixels; its asm covers every whole group (7-group runs, then a TBB entry for the
 // rest), and with every shift >= 33 (or lifted to 33: acc << (33 - s) where |bias| + 6K leaves the
-// headroom, bp_rq_lift) it requantizes by SMMLA/ASR/USAT like conv_c1: in the same asm
-// as the dot product for whole groups and USAT outputs (dot_4x1_packed_requant), and with a one-pixel
-// asm (dot_1x1_packed_sum) for the last block of an image whose pixel count is 1 mod 4.
+// headroom, bp_rq_lift) it requantizes by SMMLA/ASR/USAT like conv_c1: a whole 4-pixel block
+// (every channel's dot product, requantization and output bytes) in one asm function for whole groups,
+// 6K <= 32767 and USAT outputs (bp_pk_blk_*), and with a one-pixel asm (dot_1x1_packed_sum) for the
+// last block of an image whose pixel count is 1 mod 4.
 //
 // Rounded views (bp_quant_t.w_round, w_view < w_stored): the codes sit top-aligned in their bytes
 // (8-bit codes as they are, 4-bit storage as x16 nibble planes), so one QADD8 of 2^(sh-1) per byte
@@ -534,8 +535,7 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         register uint32_t x3 __asm__("r3");
         uint32_t f0, f1, f2, f3, w;
 // The offset-code word of 4 weights from 8-bit codes: load, (rnd: the QADD8 of the round constant,
-// `round`, empty for the floor view), >> 6 & 3, ^ 2. Shared with dot_4x1_packed_requant and
-// dot_1x1_packed_sum.
+// `round`, empty for the floor view), >> 6 & 3, ^ 2. Shared with dot_1x1_packed_sum.
 #define BP_PK_WORD(round)                                                                                  \
     "ldr %[w], [%[wp]], #4\n\t" round "and %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t"
 // The group's LDM and weight word: W8 (8-bit codes), S2 (2-bit storage), W8R (rounded view of 8-bit
@@ -655,131 +655,6 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
 }
 
 #ifdef BP_HAVE_DSP
-// The per-block operands of dot_4x1_packed_requant, read and advanced by the asm: -2*sum(x) of the
-// four pixels, the next output channel's bias, multiplier and shift, and the USAT width (0: 2 bits,
-// 1: 4 bits, 2: 8 bits).
-typedef struct {
-    int32_t xneg[4];
-    const int32_t *bias, *mult, *shift;
-    uint32_t usat;
-} bp_pk_chan_t;
-
-// One output channel of a 4-pixel block in one asm block, for whole groups only (K % 4 == 0, so wp
-// ends on the next row) and at most 255 runs. The dot product: first the rem (0..6) groups after the
-// whole runs (a TBB entry per count, its first group with SMUAD; entry 0 zeroes the sums), then the
-// 7-group runs of dot_4x1_packed up to `end` (col + 16 * groups, pushed). No flush: 255 runs and the
-// rem groups are 256 periods of at most 252 per 16-bit half (< 65536). Then, per pixel, acc = sum +
-// bias + xneg, SMMLA with 2^(s-33), ASR by s - 32 and USAT (a TBB on P->usat); the four output values
-// come back as the bytes of one word (pixel j at bits 8j). Bias, multiplier and shift come from P's
-// pointers, which the asm advances. Only the channel loop is left in C: GCC no longer reloads the
-// bias, -2*sum(x), multiplier, shift and width around a tail asm and a runs asm per channel.
-static inline __attribute__((always_inline)) uint32_t dot_4x1_packed_requant(bp_pk_chan_t *P, const uint8_t *col,
-                                                                             const uint8_t **pwp, uint32_t rem,
-                                                                             const uint8_t *end, const int s2,
-                                                                             const int rnd) {
-    const uint8_t *cp = col, *wp = *pwp;
-    const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
-    register uint32_t x0 __asm__("r0") = rem;
-    register uint32_t x1 __asm__("r1") = (uint32_t)(uintptr_t)end;
-    register uint32_t x2 __asm__("r2") = (uint32_t)(uintptr_t)P;
-    register uint32_t x3 __asm__("r3");
-    uint32_t f0, f1, f2, f3, w, s01, s23;
-#define BP_PK_USAT(b)                                                                                      \
-    "usat %[x0], #" #b ", %[x0]\n\tusat %[x1], #" #b ", %[x1]\n\tusat %[x2], #" #b ", %[x2]\n\t"        \
-    "usat %[x3], #" #b ", %[x3]\n\t"
-// PUSH, ZERO (entry 0: zero sums), TAILX (the tail's pixels 2-3 sums), EXTR (a run's extraction), POP
-// (before the requantization: cp = P, the sums in s01 and s23) and C23 (s23's constraint) differ
-// between the floor/S2 blocks (BP_PK_REQ) and the rounded view (BP_PK_REQ_R), see below.
-#define BP_PK_REQ_(W, PUSH, ZERO, TAILX, EXTR, POP, C23)                                                   \
-    __asm__ volatile(PUSH                                                                                  \
-                     "tbb [pc, %[x0]]\n"                                                                   \
-                     ".Lqt%=:\n\t.byte (.Lqe0%= - .Lqt%=) / 2, (.Lqe1%= - .Lqt%=) / 2, (.Lqe2%= - .Lqt%=) / 2\n\t" \
-                     ".byte (.Lqe3%= - .Lqt%=) / 2, (.Lqe4%= - .Lqt%=) / 2, (.Lqe5%= - .Lqt%=) / 2\n\t"          \
-                     ".byte (.Lqe6%= - .Lqt%=) / 2\n\t"                                                       \
-                     ".p2align 1\n"                                                                        \
-                     ".Lqe0%=:\n\t" ZERO "b .Lqc%=\n"                                                           \
-                     /* a shift s < 33 (out of line): acc <<= j = 33 - s, s = 33 (bp_rq_lift) */           \
-                     ".Lqj%=:\n\trsb %[f3], %[f3], #0\n\tlsl %[x0], %[x0], %[f3]\n\tlsl %[x1], %[x1], %[f3]\n\t"      \
-                     "lsl %[x2], %[x2], %[f3]\n\tlsl %[x3], %[x3], %[f3]\n\tmov %[f3], #0\n\tmov %[f2], #33\n\t"     \
-                     "b .Lqk%=\n"                                                                          \
-                     ".Lqe1%=:\n\t" BP_PK_FIRST(W) "b .Lqx%=\n"                                             \
-                     ".Lqe2%=:\n\t" BP_PK_FIRST(W) "b .Lq6%=\n"                                             \
-                     ".Lqe3%=:\n\t" BP_PK_FIRST(W) "b .Lq5%=\n"                                             \
-                     ".Lqe4%=:\n\t" BP_PK_FIRST(W) "b .Lq4%=\n"                                             \
-                     ".Lqe5%=:\n\t" BP_PK_FIRST(W) "b .Lq3%=\n"                                             \
-                     ".Lqe6%=:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) ".Lq3%=:\n\t" BP_PK_NEXT(W)              \
-                     ".Lq4%=:\n\t" BP_PK_NEXT(W) ".Lq5%=:\n\t" BP_PK_NEXT(W) ".Lq6%=:\n\t" BP_PK_NEXT(W)   \
-                     ".Lqx%=:\n\t"                                                                        \
-                     "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtb16 %[s01], %[x0], ror #8\n\t"              \
-                     "pkhbt %[x1], %[f2], %[f3], lsl #16\n\t" TAILX                                        \
-                     ".Lqc%=:\n\tldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbeq .Lqd%=\n"                         \
-                     ".Lqr%=:\n\t" BP_PK_FIRST(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W) BP_PK_NEXT(W)    \
-                         BP_PK_NEXT(W) BP_PK_NEXT(W) EXTR                                                   \
-                     "ldr %[x0], [sp]\n\tcmp %[cp], %[x0]\n\tbne .Lqr%=\n"                                   \
-                     /* requantize: cp = P from here on */                                                 \
-                     ".Lqd%=:\n\t" POP                                                                    \
-                     "ldr %[f0], [%[cp], #16]\n\tldr %[w], [%[f0]], #4\n\tstr %[f0], [%[cp], #16]\n\t"          \
-                     "ldrd %[x0], %[x1], [%[cp]]\n\tldrd %[x2], %[x3], [%[cp], #8]\n\t"                       \
-                     "add %[x0], %[x0], %[w]\n\tadd %[x1], %[x1], %[w]\n\t"                                   \
-                     "add %[x2], %[x2], %[w]\n\tadd %[x3], %[x3], %[w]\n\t"                                   \
-                     "uxtah %[x0], %[x0], %[s01]\n\tadd %[x1], %[x1], %[s01], lsr #16\n\t"                      \
-                     "uxtah %[x2], %[x2], %[s23]\n\tadd %[x3], %[x3], %[s23], lsr #16\n\t"                      \
-                     "ldr %[f0], [%[cp], #20]\n\tldr %[f1], [%[f0]], #4\n\tstr %[f0], [%[cp], #20]\n\t"         \
-                     "ldr %[f0], [%[cp], #24]\n\tldr %[f2], [%[f0]], #4\n\tstr %[f0], [%[cp], #24]\n\t"         \
-                     "subs %[f3], %[f2], #33\n\tbmi .Lqj%=\n"                                             \
-                     ".Lqk%=:\n\tmov %[w], #1\n\tlsl %[f3], %[w], %[f3]\n\tsub %[f2], %[f2], #32\n\t"          \
-                     "smmla %[x0], %[x0], %[f1], %[f3]\n\tsmmla %[x1], %[x1], %[f1], %[f3]\n\t"                 \
-                     "smmla %[x2], %[x2], %[f1], %[f3]\n\tsmmla %[x3], %[x3], %[f1], %[f3]\n\t"                 \
-                     "asr %[x0], %[x0], %[f2]\n\tasr %[x1], %[x1], %[f2]\n\t"                                   \
-                     "asr %[x2], %[x2], %[f2]\n\tasr %[x3], %[x3], %[f2]\n\t"                                   \
-                     "ldr %[f0], [%[cp], #28]\n\t"                                                           \
-                     "tbb [pc, %[f0]]\n"                                                                   \
-                     ".Lut%=:\n\t.byte (.Lu2%= - .Lut%=) / 2, (.Lu4%= - .Lut%=) / 2, (.Lu8%= - .Lut%=) / 2\n\t"  \
-                     ".p2align 1\n"                                                                        \
-                     ".Lu2%=:\n\t" BP_PK_USAT(2) "b .Lup%=\n"                                              \
-                     ".Lu4%=:\n\t" BP_PK_USAT(4) "b .Lup%=\n"                                              \
-                     ".Lu8%=:\n\t" BP_PK_USAT(8)                                                          \
-                     ".Lup%=:\n\torr %[x0], %[x0], %[x1], lsl #8\n\torr %[x0], %[x0], %[x2], lsl #16\n\t"       \
-                     "orr %[x0], %[x0], %[x3], lsl #24\n\t"                                                   \
-                     : [s01] "=&r"(s01), [s23] C23(s23), [cp] "+r"(cp), [wp] "+r"(wp), [x0] "+&r"(x0),       \
-                       [x1] "+&r"(x1), [x2] "+&r"(x2), [x3] "=&r"(x3), [f0] "=&r"(f0), [f1] "=&r"(f1),      \
-                       [f2] "=&r"(f2), [f3] "=&r"(f3), [w] "=&r"(w)                                          \
-                     : [aux] "r"(aux)                                                                      \
-                     : "cc", "memory")
-#define BP_PK_REQ(W)                                                                                       \
-    BP_PK_REQ_(W, "push {%[x1], %[x2]}\n\t", "mov %[s01], #0\n\tmov %[s23], #0\n\t",                           \
-               "uxtb16 %[s23], %[x1], ror #8\n", BP_PK_EXTRACT, "ldr %[cp], [sp, #4]\n\tadd sp, sp, #8\n\t", "=&r")
-// The rounded view: s23's register holds the round constant 0x20202020 for the QADD8 of each weight
-// word (one instruction per group more than the floor block, not two as in BP_PK_W8R), and the sums
-// of pixels 2 and 3 live in a stack slot below the pushed end and P ([sp, #8]): two more
-// instructions per run of 7 groups (LDR and STR around their UXTAB16), reloaded into s23 for the
-// requantization.
-#define BP_PK_W8Q BP_PK_LDM BP_PK_WORD("qadd8 %[w], %[w], %[s23]\n\t")
-#define BP_PK_REQ_R                                                                                        \
-    BP_PK_REQ_(BP_PK_W8Q, "sub sp, sp, #4\n\tpush {%[x1], %[x2]}\n\t",                                        \
-               "mov %[s01], #0\n\tmov %[x1], #0\n\tstr %[x1], [sp, #8]\n\t",                                  \
-               "uxtb16 %[x1], %[x1], ror #8\n\tstr %[x1], [sp, #8]\n",                                          \
-               "pkhbt %[x0], %[f0], %[f1], lsl #16\n\tuxtab16 %[s01], %[s01], %[x0], ror #8\n\t"               \
-               "pkhbt %[x1], %[f2], %[f3], lsl #16\n\tldr %[x2], [sp, #8]\n\t"                                 \
-               "uxtab16 %[x2], %[x2], %[x1], ror #8\n\tstr %[x2], [sp, #8]\n\t",                               \
-               "ldr %[cp], [sp, #4]\n\tldr %[s23], [sp, #8]\n\tadd sp, sp, #12\n\t", "+&r")
-    if (s2) {
-        BP_PK_REQ(BP_PK_S2);
-    } else if (rnd) {
-        s23 = 0x20202020u; // the round constant until the requantization
-        BP_PK_REQ_R;
-    } else {
-        BP_PK_REQ(BP_PK_W8);
-    }
-#undef BP_PK_REQ_R
-#undef BP_PK_W8Q
-#undef BP_PK_REQ_
-#undef BP_PK_REQ
-#undef BP_PK_USAT
-    *pwp = wp;
-    return x0;
-}
-
 // One pixel (the last block of an image whose pixel count is 1 mod 4): its patch is pixel 0 of the
 // IL4() layout, one word per group at col + 16 * g. Returns sum(x * w') over the whole groups (k & ~3
 // values) without the offset correction: the rem groups after the whole runs, then the runs up to
@@ -840,6 +715,167 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const ui
 #undef BP_PK_W8R
 #undef BP_PK_W8
 #undef BP_PK_WORD
+
+#ifdef BP_HAVE_DSP
+// One 4-pixel block of the packed 2-bit path in one asm function (bp_pk_blk_*): every output
+// channel's dot product, requantization, output packing and byte stores, for K % 4 == 0,
+// 6K <= 32767, a bias and USAT outputs (2, 4 or 8 bits, whole bytes). The C caller fills a
+// bp_pk_blk_t; the function copies its first 72 bytes to its own stack frame and keeps every
+// pointer and count there, because the dot product holds all 14 registers: r0-r3 the four pixels'
+// words of a group (one LDM), r4-r7 the four fields, r8 the weight word, r9 cp, r10 wp, r11 aux,
+// r12 / lr the packed sums of pixels 0-1 / 2-3. Per channel:
+// - cp = col; the sums start at the seeds, -2*sum(x) of each pixel modulo 2^16 in its 16-bit half,
+//   so that the halves end at sum(x*w) modulo 2^16, exact once sign-extended since |sum(x*w)| <=
+//   6K <= 32767 (the lanes wrap independently: no flush, whatever the number of runs);
+// - `ldr pc` to the entry of the rem (1-6) groups after the whole runs (as the TBB entries of
+//   dot_4x1_packed: the first group with SMUAD, then the chain), or straight to the runs;
+// - the 7-group runs, two per loop iteration: an odd run count enters at the second, and the end
+//   pointer (in the frame) is compared once per two runs;
+// - acc = bias + SXTAH / ASR #16 of the sums, SMMLA with 2^(s-33), ASR by s - 32 (s < 33: acc <<
+//   33 - s and s = 33 out of line, bp_rq_lift checked by the caller);
+// - `ldr pc` to the output width's code: 8 bits store the four bytes at once; 2 and 4 bits OR the
+//   four pixels' values into one word (pixel j at bit 8j) and shift it into an accumulator, acc =
+//   (acc >> obits) | (word << (8 - obits)), so that channel t of a byte ends at bits 8j + obits*t:
+//   stored as four bytes every 8 / obits channels.
+// Entry addresses (Thumb bit set) come from a table at the end, indexed by the caller: ti for the
+// rem groups (3-8: 1-6 groups; rem == 0: ri), ri for the runs (0: none, 1: odd count, 2: even),
+// pi for the output width (9-11: 2/4/8 bits). The rows of pixels missing from the last block point
+// at pixel 0's row: their patches repeat pixel 0, so the same values are stored there.
+// The rounded view (kind 2): lr holds 0x20202020 for the QADD8 during the dot product, and the sums
+// of pixels 2-3 live in the frame ([sp, #64]), reloaded into lr for the requantization.
+typedef struct {
+    const int32_t *bias, *mult, *shift; // advanced by the asm
+    const uint8_t *end, *col;           // the end of the runs (col + 16 * groups), the patches
+    uint32_t seed01, seed23;            // -2*sum(x) of pixels 0 1, 2 3 in 16-bit halves
+    uint32_t ent[3];                    // set by the asm: the entry addresses
+    int32_t n;                          // channels left
+    uint32_t acc;                       // sub-byte outputs: the word being packed (start 0)
+    uint8_t *orow[4];                   // the four pixels' output rows, advanced per byte
+    uint32_t s23, pad;                  // the rounded view's pixels 2-3 sums
+    const uint8_t *wp;                  // weights (rows follow each other)
+    uint32_t aux;                       // g_s2_off or 0x03030303
+    uint32_t ti, ri, pi;                // entry indices
+} bp_pk_blk_t;
+
+void bp_pk_blk_s2(bp_pk_blk_t *b);
+void bp_pk_blk_w8(bp_pk_blk_t *b);
+void bp_pk_blk_w8r(bp_pk_blk_t *b);
+
+// kind: 0 2-bit storage (LDRB + table), 1 8-bit codes (LDR, AND lsr #6, EOR), 2 rounded 8-bit codes.
+__asm__(
+    ".macro bp_pkb_word kind\n"
+    ".if \\kind == 0\n\tldrb r8, [r10], #1\n\tldr r8, [r11, r8, lsl #2]\n"
+    ".else\n\tldr r8, [r10], #4\n"
+    ".if \\kind == 2\n\tqadd8 r8, r8, lr\n.endif\n"
+    "\tand r8, r11, r8, lsr #6\n\teor r8, r8, #0x02020202\n.endif\n"
+    ".endm\n"
+    ".macro bp_pkb_first kind\n"
+    "\tldmia r9!, {r0, r1, r2, r3}\n\tbp_pkb_word \\kind\n"
+    "\tsmuad r4, r0, r8\n\tsmuad r5, r1, r8\n\tsmuad r6, r2, r8\n\tsmuad r7, r3, r8\n"
+    ".endm\n"
+    ".macro bp_pkb_next kind\n"
+    "\tldmia r9!, {r0, r1, r2, r3}\n\tbp_pkb_word \\kind\n"
+    "\tsmlad r4, r0, r8, r4\n\tsmlad r5, r1, r8, r5\n\tsmlad r6, r2, r8, r6\n\tsmlad r7, r3, r8, r7\n"
+    ".endm\n"
+    ".macro bp_pkb_extr kind\n"
+    "\tpkhbt r0, r4, r5, lsl #16\n\tuxtab16 r12, r12, r0, ror #8\n\tpkhbt r1, r6, r7, lsl #16\n"
+    ".if \\kind == 2\n\tldr r2, [sp, #64]\n\tuxtab16 r2, r2, r1, ror #8\n\tstr r2, [sp, #64]\n"
+    ".else\n\tuxtab16 lr, lr, r1, ror #8\n.endif\n"
+    ".endm\n"
+    ".macro bp_pkb_run kind\n"
+    "\tbp_pkb_first \\kind\n\tbp_pkb_next \\kind\n\tbp_pkb_next \\kind\n\tbp_pkb_next \\kind\n"
+    "\tbp_pkb_next \\kind\n\tbp_pkb_next \\kind\n\tbp_pkb_next \\kind\n\tbp_pkb_extr \\kind\n"
+    ".endm\n"
+    // the start of a channel: cp, the seeds, then the rem groups' entry
+    ".macro bp_pkb_chan kind\n"
+    "\tldr r9, [sp, #16]\n"
+    ".if \\kind == 2\n\tldr r12, [sp, #20]\n\tldr r0, [sp, #24]\n\tstr r0, [sp, #64]\n\tmov lr, #0x20202020\n"
+    ".else\n\tldrd r12, lr, [sp, #20]\n.endif\n"
+    "\tldr pc, [sp, #28]\n"
+    ".endm\n"
+    // the packing of 2- or 4-bit outputs: r0-r3 the four pixels' values of this channel
+    ".macro bp_pkb_pack name, kind, b, m\n"
+    ".L\\name\\()_pk\\b:\n"
+    "\tusat r0, #\\b, r0\n\tusat r1, #\\b, r1\n\tusat r2, #\\b, r2\n\tusat r3, #\\b, r3\n"
+    "\torr r0, r0, r1, lsl #8\n\torr r0, r0, r2, lsl #16\n\torr r0, r0, r3, lsl #24\n"
+    "\tldrd r4, r5, [sp, #40]\n\tlsr r5, r5, #\\b\n\torr r5, r5, r0, lsl #(8 - \\b)\n"
+    "\tsub r4, r4, #1\n\ttst r4, #\\m\n\tbne .L\\name\\()_keep\\b\n"
+    "\tadd r9, sp, #48\n\tldmia r9, {r0, r1, r2, r3}\n"
+    "\tstrb r5, [r0], #1\n\tlsr r5, r5, #8\n\tstrb r5, [r1], #1\n\tlsr r5, r5, #8\n"
+    "\tstrb r5, [r2], #1\n\tlsr r5, r5, #8\n\tstrb r5, [r3], #1\n\tstmia r9, {r0, r1, r2, r3}\n"
+    "\tcmp r4, #0\n\tbeq .L\\name\\()_exit\n\tmov r5, #0\n"
+    ".L\\name\\()_keep\\b:\n"
+    "\tstrd r4, r5, [sp, #40]\n"
+    "\tbp_pkb_chan \\kind\n"
+    ".endm\n"
+    ".macro bp_pkb_func name, kind\n"
+    "\t.section .text.\\name,\"ax\",%progbits\n"
+    "\t.p2align 2\n\t.global \\name\n\t.type \\name, %function\n\t.thumb\n\t.thumb_func\n"
+    "\\name:\n"
+    "\tpush {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\tsub sp, sp, #72\n"
+    "\tldmia r0!, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n"
+    "\tstmia sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n"
+    "\tldmia r0!, {r1, r2, r3, r4, r5, r6}\n\tadd r7, sp, #48\n\tstmia r7, {r1, r2, r3, r4, r5, r6}\n"
+    "\tldmia r0, {r1, r2, r3, r4, r5}\n\tmov r10, r1\n\tmov r11, r2\n"
+    "\tadr r6, .L\\name\\()_tab\n"
+    "\tldr r3, [r6, r3, lsl #2]\n\tldr r4, [r6, r4, lsl #2]\n\tldr r5, [r6, r5, lsl #2]\n"
+    "\tstr r3, [sp, #28]\n\tstr r4, [sp, #32]\n\tstr r5, [sp, #36]\n"
+    "\tbp_pkb_chan \\kind\n"
+    // the rem groups: entry r does its first group with SMUAD, then the chain up to .Lqx
+    ".L\\name\\()_qe1:\n\tbp_pkb_first \\kind\n\tb .L\\name\\()_qx\n"
+    ".L\\name\\()_qe2:\n\tbp_pkb_first \\kind\n\tb .L\\name\\()_q6\n"
+    ".L\\name\\()_qe3:\n\tbp_pkb_first \\kind\n\tb .L\\name\\()_q5\n"
+    ".L\\name\\()_qe4:\n\tbp_pkb_first \\kind\n\tb .L\\name\\()_q4\n"
+    ".L\\name\\()_qe5:\n\tbp_pkb_first \\kind\n\tb .L\\name\\()_q3\n"
+    ".L\\name\\()_qe6:\n\tbp_pkb_first \\kind\n\tbp_pkb_next \\kind\n"
+    ".L\\name\\()_q3:\n\tbp_pkb_next \\kind\n"
+    ".L\\name\\()_q4:\n\tbp_pkb_next \\kind\n"
+    ".L\\name\\()_q5:\n\tbp_pkb_next \\kind\n"
+    ".L\\name\\()_q6:\n\tbp_pkb_next \\kind\n"
+    ".L\\name\\()_qx:\n\tbp_pkb_extr \\kind\n\tldr pc, [sp, #32]\n"
+    // the runs, two per iteration
+    ".L\\name\\()_ra:\n\tbp_pkb_run \\kind\n"
+    ".L\\name\\()_rb:\n\tbp_pkb_run \\kind\n"
+    "\tldr r0, [sp, #12]\n\tcmp r9, r0\n\tbne .L\\name\\()_ra\n"
+    // requantization: acc = bias + the sign-extended sums
+    ".L\\name\\()_done:\n"
+    ".if \\kind == 2\n\tldr lr, [sp, #64]\n.endif\n"
+    "\tldmia sp, {r4, r5, r6}\n\tldr r8, [r4], #4\n\tldr r9, [r5], #4\n\tldr r7, [r6], #4\n"
+    "\tstmia sp, {r4, r5, r6}\n"
+    "\tsxtah r0, r8, r12\n\tadd r1, r8, r12, asr #16\n\tsxtah r2, r8, lr\n\tadd r3, r8, lr, asr #16\n"
+    "\tsubs r6, r7, #33\n\tbmi .L\\name\\()_lift\n"
+    ".L\\name\\()_k:\n\tmov r5, #1\n\tlsl r6, r5, r6\n\tsub r7, r7, #32\n"
+    "\tsmmla r0, r0, r9, r6\n\tsmmla r1, r1, r9, r6\n\tsmmla r2, r2, r9, r6\n\tsmmla r3, r3, r9, r6\n"
+    "\tasr r0, r0, r7\n\tasr r1, r1, r7\n\tasr r2, r2, r7\n\tasr r3, r3, r7\n"
+    "\tldr pc, [sp, #36]\n"
+    // a shift s < 33: acc <<= 33 - s, s = 33 (bp_rq_lift, checked by the caller)
+    ".L\\name\\()_lift:\n\trsb r6, r6, #0\n\tlsl r0, r0, r6\n\tlsl r1, r1, r6\n\tlsl r2, r2, r6\n"
+    "\tlsl r3, r3, r6\n\tmov r6, #0\n\tmov r7, #33\n\tb .L\\name\\()_k\n"
+    // 8-bit outputs: one byte per pixel and channel
+    ".L\\name\\()_pk8:\n"
+    "\tusat r0, #8, r0\n\tusat r1, #8, r1\n\tusat r2, #8, r2\n\tusat r3, #8, r3\n"
+    "\tadd r9, sp, #48\n\tldmia r9, {r4, r5, r6, r7}\n"
+    "\tstrb r0, [r4], #1\n\tstrb r1, [r5], #1\n\tstrb r2, [r6], #1\n\tstrb r3, [r7], #1\n"
+    "\tstmia r9, {r4, r5, r6, r7}\n"
+    "\tldr r4, [sp, #40]\n\tsubs r4, r4, #1\n\tstr r4, [sp, #40]\n\tbeq .L\\name\\()_exit\n"
+    "\tbp_pkb_chan \\kind\n"
+    "\tbp_pkb_pack \\name, \\kind, 2, 3\n"
+    "\tbp_pkb_pack \\name, \\kind, 4, 1\n"
+    ".L\\name\\()_exit:\n\tadd sp, sp, #72\n\tpop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n"
+    "\t.p2align 2\n"
+    ".L\\name\\()_tab:\n"
+    "\t.word .L\\name\\()_done + 1, .L\\name\\()_rb + 1, .L\\name\\()_ra + 1\n"
+    "\t.word .L\\name\\()_qe1 + 1, .L\\name\\()_qe2 + 1, .L\\name\\()_qe3 + 1\n"
+    "\t.word .L\\name\\()_qe4 + 1, .L\\name\\()_qe5 + 1, .L\\name\\()_qe6 + 1\n"
+    "\t.word .L\\name\\()_pk2 + 1, .L\\name\\()_pk4 + 1, .L\\name\\()_pk8 + 1\n"
+    "\t.size \\name, . - \\name\n"
+    "\t.text\n"
+    ".endm\n"
+    "\t.syntax unified\n"
+    "\tbp_pkb_func bp_pk_blk_s2, 0\n"
+    "\tbp_pkb_func bp_pk_blk_w8, 1\n"
+    "\tbp_pkb_func bp_pk_blk_w8r, 2\n");
+#endif
 
 // The K % 4 values of pixel 0 after the whole groups of dot_1x1_packed_sum.
 static inline __attribute__((always_inline)) int32_t dot_1x1_packed_rest(const uint8_t *col, const uint8_t *wrow,
@@ -972,31 +1008,30 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                     // conv_c1). Scalars only (constant indices), so that nothing but the spills around
                     // the dot asm goes through memory.
                     const int32_t xn0 = xneg[0], xn1 = xneg[1], xn2 = xneg[2], xn3 = xneg[3];
-                    // the asm paths (dot_4x1_packed_requant, dot_1x1_packed_sum): the groups after the
-                    // whole runs, the end of the runs
-                    const int32_t groups = k >> 2, rem = groups % 7, short_k = groups / 7 <= 255 && (k & 3) == 0;
+                    // the asm paths (bp_pk_blk_*, dot_1x1_packed_sum): the groups after the whole
+                    // runs, the end of the runs
+                    const int32_t groups = k >> 2, rem = groups % 7;
                     const uint8_t *k_end = col8[0] + 16 * groups;
-                    (void)rem, (void)short_k, (void)k_end; // the host build has no asm
+                    (void)rem, (void)k_end; // the host build has no asm
 #ifdef BP_HAVE_DSP
-                    if (fast > 1 && short_k && bias && np > 1) {
-                        // the whole channel in asm (dot_4x1_packed_requant); rows follow each other
-                        bp_pk_chan_t P = {{xn0, xn1, xn2, xn3}, bias, rq->multiplier, rq->shift,
-                                          fast == 2 ? 0u : fast == 4 ? 1u : 2u};
-                        const uint8_t *wp = filter;
-                        for (int32_t o = 0; o < cout; o += per) {
-                            uint32_t bytes = 0; // pixel j's output byte at bits 8j..8j+7
-                            for (int32_t t = 0, pos = 0; t < per; t++, pos += obits) {
-                                bytes |= dot_4x1_packed_requant(&P, col8[0], &wp, (uint32_t)rem, k_end, s2, rnd) << pos;
-                            }
-                            const int32_t at = (o * obits) >> 3;
-                            orow[0][at] = (uint8_t)bytes;
-                            orow[1][at] = (uint8_t)(bytes >> 8);
-                            if (np > 2) {
-                                orow[2][at] = (uint8_t)(bytes >> 16);
-                            }
-                            if (np > 3) {
-                                orow[3][at] = (uint8_t)(bytes >> 24);
-                            }
+                    // bp_pk_blk_*: whole groups, and |sum(x*w)| <= 6K fits the sign-extended 16-bit sums
+                    // (K > 5461 takes the loop below: dot_4x1_packed and the requantization in C)
+                    if (fast > 1 && (k & 3) == 0 && k * 6 <= 32767 && bias && np > 1) {
+                        // the whole block in one asm function (bp_pk_blk_*)
+                        const int32_t runs = groups / 7;
+                        const uint32_t ri = runs == 0 ? 0u : (runs & 1) ? 1u : 2u;
+                        bp_pk_blk_t B = {bias, rq->multiplier, rq->shift, k_end, col8[0],
+                                         ((uint32_t)xn0 & 0xFFFFu) | ((uint32_t)xn1 << 16),
+                                         ((uint32_t)xn2 & 0xFFFFu) | ((uint32_t)xn3 << 16), {0, 0, 0}, cout, 0u,
+                                         {orow[0], orow[1], orow[np > 2 ? 2 : 0], orow[np > 3 ? 3 : 0]}, 0u, 0u,
+                                         filter, s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u,
+                                         rem ? 2u + (uint32_t)rem : ri, ri, fast == 2 ? 9u : fast == 4 ? 10u : 11u};
+                        if (s2) {
+                            bp_pk_blk_s2(&B);
+                        } else if (rnd) {
+                            bp_pk_blk_w8r(&B);
+                        } else {
+                            bp_pk_blk_w8(&B);
                         }
                         continue;
                     }
