@@ -701,6 +701,163 @@ static __attribute__((noinline)) void fc_dot_s2(int32_t out[4], const uint8_t *x
     }
 }
 
+// Packed 2-bit rows: unsigned 2-bit inputs and 2-bit weights (stored at 2 bits, or the 2-bit view of
+// 8-bit codes, floor or rounded), as in conv2d's packed path (bp_conv2d.c, file comment): two
+// products per 16-bit half of SMLAD. Each input byte | x3 | x2 | x1 | x0 | becomes the bytes
+// | x2 | x3 | x0 | x1 | (one table load, shared by the four rows), each group of four weights the
+// offset codes w' = w + 2 as the bytes | w3' | w2' | w1' | w0' |, so that bits 8..15 of SMLAD's sum
+// collect x0*w0' + x1*w1' + x2*w2' + x3*w3' (at most 36 per SMLAD; the field below gains at most 18).
+// After a run of 7 groups that field is <= 252 and nothing has carried into it: it is added to the
+// row's sum and the run starts over. sum(x*w) = sum(x*w') - 2*sum(x); the K % 4 tail is exact C.
+enum { PK_S2 = 0, PK_W8 = 1, PK_W8R = 2 }; // weights: 2-bit storage, 2-bit view of 8-bit codes, rounded
+
+#define PK_SPREAD(b) \
+    ((((b) >> 2) & 3u) | (((b) & 3u) << 8) | ((((b) >> 6) & 3u) << 16) | ((((b) >> 4) & 3u) << 24))
+#define PK_OFF(b) \
+    ((((b) & 3u) | ((((b) >> 2) & 3u) << 8) | ((((b) >> 4) & 3u) << 16) | ((((b) >> 6) & 3u) << 24)) ^ 0x02020202u)
+#define PK_R4(f, n) f(n), f((n) + 1u), f((n) + 2u), f((n) + 3u)
+#define PK_R16(f, n) PK_R4(f, n), PK_R4(f, (n) + 4u), PK_R4(f, (n) + 8u), PK_R4(f, (n) + 12u)
+#define PK_R64(f, n) PK_R16(f, n), PK_R16(f, (n) + 16u), PK_R16(f, (n) + 32u), PK_R16(f, (n) + 48u)
+static const uint32_t g_pk_spread[256] = {PK_R64(PK_SPREAD, 0u), PK_R64(PK_SPREAD, 64u), PK_R64(PK_SPREAD, 128u),
+                                          PK_R64(PK_SPREAD, 192u)};
+static const uint32_t g_pk_off[256] = {PK_R64(PK_OFF, 0u), PK_R64(PK_OFF, 64u), PK_R64(PK_OFF, 128u),
+                                       PK_R64(PK_OFF, 192u)};
+
+// The offset-code word of weights 4g..4g+3 of a row.
+static inline __attribute__((always_inline)) uint32_t pk_word(const uint8_t *w, int32_t g, const int kind) {
+    if (kind == PK_S2) {
+        return g_pk_off[w[g]];
+    }
+    uint32_t v = bp_load32(w + 4 * g);
+    if (kind == PK_W8R) {
+        v = bp_qadd8(v, BP_VIEW_RC(6));
+    }
+    return ((v >> 6) & 0x03030303u) ^ 0x02020202u;
+}
+
+// sum(x) over the first 4 * groups values of a packed unsigned 2-bit row.
+static inline int32_t pk_xsum(const uint8_t *x, int32_t groups) {
+    uint32_t sum = 0;
+    for (int32_t g = 0; g < groups; g++) {
+        sum = bp_add_bytes(g_pk_spread[x[g]], sum);
+    }
+    return (int32_t)sum;
+}
+
+#ifdef BP_HAVE_DSP
+// `runs` (1..64) runs of 7 groups of four rows in one asm loop: per group, the input byte's spread
+// word (LDRB, LDR), then per row the weight word (S2: LDRB and the offset table; W8: LDR, AND of
+// (w >> 6) with aux = 0x03030303, EOR; W8R: LDR, QADD8 of aux = 0x20202020, LSR, AND, EOR) and one
+// SMLAD (SMUAD for the run's first group). After a run, PKHBT + UXTAB16 ror 8 add the four middle
+// fields to the 16-bit halves of two sums kept on the stack beside the loop's end (the loop takes 14
+// registers): a half gains at most 252 per run, so 64 runs cannot carry out of it. The sums come
+// back in the halves of s[0] (rows 0, 1) and s[1] (rows 2, 3).
+#define BP_FCP_FIRST(a) "smuad %[" a "], %[xs], %[w]\n\t"
+#define BP_FCP_NEXT(a) "smlad %[" a "], %[xs], %[w], %[" a "]\n\t"
+#define BP_FCP_S2(p, a, MUL) "ldrb %[w], [%[" p "]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t" MUL(a)
+#define BP_FCP_W8(p, a, MUL)                                                                               \
+    "ldr %[w], [%[" p "]], #4\n\tand %[w], %[aux], %[w], lsr #6\n\teor %[w], %[w], #0x02020202\n\t" MUL(a)
+#define BP_FCP_W8R(p, a, MUL)                                                                              \
+    "ldr %[w], [%[" p "]], #4\n\tqadd8 %[w], %[w], %[aux]\n\tlsr %[w], %[w], #6\n\t"                          \
+    "and %[w], %[w], #0x03030303\n\teor %[w], %[w], #0x02020202\n\t" MUL(a)
+#define BP_FCP_GROUP(ROW, MUL)                                                                             \
+    "ldrb %[xs], [%[xp]], #1\n\tldr %[xs], [%[tab], %[xs], lsl #2]\n\t" ROW("p0", "a0", MUL)                \
+    ROW("p1", "a1", MUL) ROW("p2", "a2", MUL) ROW("p3", "a3", MUL)
+#define BP_FCP_RUNS(ROW)                                                                                   \
+    __asm__ volatile("push {%[end]}\n\tmovs %[w], #0\n\tpush {%[w]}\n\tpush {%[w]}\n"                      \
+                     "1:\n\t" BP_FCP_GROUP(ROW, BP_FCP_FIRST) BP_FCP_GROUP(ROW, BP_FCP_NEXT)               \
+                     BP_FCP_GROUP(ROW, BP_FCP_NEXT) BP_FCP_GROUP(ROW, BP_FCP_NEXT)                         \
+                     BP_FCP_GROUP(ROW, BP_FCP_NEXT) BP_FCP_GROUP(ROW, BP_FCP_NEXT)                         \
+                     BP_FCP_GROUP(ROW, BP_FCP_NEXT)                                                        \
+                     "pkhbt %[xs], %[a0], %[a1], lsl #16\n\tldr %[w], [sp]\n\t"                           \
+                     "uxtab16 %[w], %[w], %[xs], ror #8\n\tstr %[w], [sp]\n\t"                             \
+                     "pkhbt %[xs], %[a2], %[a3], lsl #16\n\tldr %[w], [sp, #4]\n\t"                       \
+                     "uxtab16 %[w], %[w], %[xs], ror #8\n\tstr %[w], [sp, #4]\n\t"                         \
+                     "ldr %[w], [sp, #8]\n\tcmp %[xp], %[w]\n\tbne 1b\n\t"                                 \
+                     "ldr %[a0], [sp]\n\tldr %[a1], [sp, #4]\n\tadd sp, sp, #12\n\t"                       \
+                     : [xp] "+r"(xp), [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3),          \
+                       [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [xs] "=&r"(xs),     \
+                       [w] "=&r"(w), [end] "+r"(end)                                                       \
+                     : [tab] "r"(g_pk_spread), [aux] "r"(aux)                                              \
+                     : "cc", "memory")
+static inline __attribute__((always_inline)) void fc_packed2_runs(uint32_t s[2], const uint8_t *xp,
+                                                                  const uint8_t *const wp[4], int32_t runs,
+                                                                  const int kind) {
+    const uint8_t *p0 = wp[0], *p1 = wp[1], *p2 = wp[2], *p3 = wp[3];
+    const uint8_t *end = xp + 7 * runs;
+    const uint32_t aux = kind == PK_S2 ? (uint32_t)(uintptr_t)g_pk_off : kind == PK_W8 ? 0x03030303u : 0x20202020u;
+    uint32_t a0, a1, a2, a3, xs, w;
+    if (kind == PK_S2) {
+        BP_FCP_RUNS(BP_FCP_S2);
+    } else if (kind == PK_W8) {
+        BP_FCP_RUNS(BP_FCP_W8);
+    } else {
+        BP_FCP_RUNS(BP_FCP_W8R);
+    }
+    (void)a2, (void)a3, (void)xs, (void)w;
+    s[0] = a0, s[1] = a1;
+}
+#endif
+
+// Four rows of the packed path: whole runs in asm (on ARMv7E-M), the groups after them and K % 4 in C.
+// xsum: sum(x) over the first 4 * (k / 4) inputs (pk_xsum, once per input row).
+static inline __attribute__((always_inline)) void fc_packed2_impl(int32_t out[4], const uint8_t *x,
+                                                                  const uint8_t *const wrow[4], int32_t k,
+                                                                  int32_t xsum, const int kind) {
+    const int32_t groups = k >> 2;
+    const uint8_t *w0 = wrow[0], *w1 = wrow[1], *w2 = wrow[2], *w3 = wrow[3];
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, g = 0;
+#ifdef BP_HAVE_DSP
+    const int32_t wb = kind == PK_S2 ? 1 : 4; // weight bytes per group
+    for (int32_t runs = groups / 7; runs > 0;) {
+        const int32_t n = runs < 64 ? runs : 64;
+        const uint8_t *const wp[4] = {w0 + g * wb, w1 + g * wb, w2 + g * wb, w3 + g * wb};
+        uint32_t sum[2];
+        fc_packed2_runs(sum, x + g, wp, n, kind);
+        s0 += (int32_t)(sum[0] & 0xFFFFu), s1 += (int32_t)(sum[0] >> 16);
+        s2 += (int32_t)(sum[1] & 0xFFFFu), s3 += (int32_t)(sum[1] >> 16);
+        g += 7 * n, runs -= n;
+    }
+#endif
+    while (g < groups) { // at most 7 SMLADs per field before extraction
+        const int32_t end = groups - g > 7 ? g + 7 : groups;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (; g < end; g++) {
+            const uint32_t xs = g_pk_spread[x[g]];
+            a0 = bp_smlad(xs, pk_word(w0, g, kind), a0);
+            a1 = bp_smlad(xs, pk_word(w1, g, kind), a1);
+            a2 = bp_smlad(xs, pk_word(w2, g, kind), a2);
+            a3 = bp_smlad(xs, pk_word(w3, g, kind), a3);
+        }
+        s0 += (a0 >> 8) & 0xFF, s1 += (a1 >> 8) & 0xFF, s2 += (a2 >> 8) & 0xFF, s3 += (a3 >> 8) & 0xFF;
+    }
+    s0 -= 2 * xsum, s1 -= 2 * xsum, s2 -= 2 * xsum, s3 -= 2 * xsum;
+    for (int32_t i = groups * 4; i < k; i++) {
+        const int32_t xv = bp_read(x, i, 2, 0);
+        if (kind == PK_S2) {
+            s0 += xv * bp_read(w0, i, 2, 1), s1 += xv * bp_read(w1, i, 2, 1);
+            s2 += xv * bp_read(w2, i, 2, 1), s3 += xv * bp_read(w3, i, 2, 1);
+        } else {
+            const int r = kind == PK_W8R;
+            s0 += xv * bp_view((int8_t)w0[i], 8, 2, r), s1 += xv * bp_view((int8_t)w1[i], 8, 2, r);
+            s2 += xv * bp_view((int8_t)w2[i], 8, 2, r), s3 += xv * bp_view((int8_t)w3[i], 8, 2, r);
+        }
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+// One out-of-line instance per weight kind.
+static __attribute__((noinline)) void fc_packed2(int32_t out[4], const uint8_t *x, const uint8_t *const wrow[4],
+                                                 int32_t k, int32_t xsum, int kind) {
+    if (kind == PK_S2) {
+        fc_packed2_impl(out, x, wrow, k, xsum, PK_S2);
+    } else if (kind == PK_W8) {
+        fc_packed2_impl(out, x, wrow, k, xsum, PK_W8);
+    } else {
+        fc_packed2_impl(out, x, wrow, k, xsum, PK_W8R);
+    }
+}
+
 // Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
 // planes) or the portable loop. Out of line, so that its register allocation does not depend on
 // the W8A8 path.
@@ -722,12 +879,16 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
     const int fast_s2 = q->w_stored == 2 && (q->in.bits == 8 || !q->in.is_signed) &&
                         (int64_t)in_features * xmax * 2 <= INT32_MAX;
 
+    // unsigned 2-bit inputs, 2-bit weights stored at 2 bits or viewed from 8-bit codes: packed SMLAD
+    const int packed2 = q->in.bits == 2 && !q->in.is_signed && q->w_view == 2 && (q->w_stored == 2 || q->w_stored == 8);
+
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *x = input + (int64_t)b * in_row;
         uint8_t *orow = (uint8_t *)output + (int64_t)b * out_row;
         if (out_row > 0 && q->out.bits != 8) { // sub-byte values are ORed into their bytes (bp_write)
             bp_clear_row(orow, out_row);
         }
+        const int32_t xsum = packed2 ? pk_xsum(x, in_features >> 2) : 0;
         for (int32_t o = 0; o < out_features; o += 4) {
             const uint8_t *const w0 = filter + (ptrdiff_t)o * w_row;
             int32_t acc[4];
@@ -737,7 +898,9 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
             for (int32_t j = 0; j < 4; j++) {
                 wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
             }
-            if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
+            if (packed2) {
+                fc_packed2(acc, x, wrow, in_features, xsum, q->w_stored == 2 ? PK_S2 : rnd ? PK_W8R : PK_W8);
+            } else if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
                 (rnd ? fc_dot_view_r : fc_dot_view)(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features,
                                                     8 - q->w_view);
             } else if (fast) {
