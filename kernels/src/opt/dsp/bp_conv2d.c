@@ -276,6 +276,77 @@ static int32_t im2col_u2(uint8_t *col,
     return sum;
 }
 
+// One packed input word (4 groups of 4 values) into the interleaved patch: the spread of its bytes at
+// cp, cp + 16, cp + 32 and cp + 48; returns the sum of its 16 values added to sum.
+static inline __attribute__((always_inline)) uint32_t u2_word(uint8_t *cp, uint32_t b, uint32_t sum) {
+    const uint32_t v0 = g_u2_spread[b & 0xFFu], v1 = g_u2_spread[(b >> 8) & 0xFFu];
+    const uint32_t v2 = g_u2_spread[(b >> 16) & 0xFFu], v3 = g_u2_spread[b >> 24];
+    memcpy(cp, &v0, sizeof v0);
+    memcpy(cp + 16, &v1, sizeof v1);
+    memcpy(cp + 32, &v2, sizeof v2);
+    memcpy(cp + 48, &v3, sizeof v3);
+    return bp_add_bytes(v0, bp_add_bytes(v1, bp_add_bytes(v2, bp_add_bytes(v3, sum))));
+}
+
+// im2col_u2 for Cin % 16 == 0 (every tap is Cin / 16 whole words) and the nbuild (1 or 4) first
+// pixels of a block at once: pixel j is p + j (p + 0 for j >= np, whose results are dropped), p at
+// (oy, ox). Every tap is read a word at a time, in the padding too (zero words), and the windows
+// whose columns are all inside the image read each kernel row as one run of words. xneg[j] =
+// -2*sum(x) of pixel j's patch. One call per block: the setup is shared by its pixels.
+static __attribute__((noinline)) void im2col_u2_w16(uint8_t *col, const uint8_t *img, const bp_dims_t *in,
+                                                    const bp_window_t *win, int32_t kh, int32_t kw, int32_t oy,
+                                                    int32_t ox, int32_t ow, int32_t np, int32_t nbuild,
+                                                    int32_t xneg[4]) {
+    const int32_t nw = in->c >> 4, ih = in->h, iw = in->w;
+    const ptrdiff_t px_bytes = (ptrdiff_t)nw * 4, row_bytes = (ptrdiff_t)iw * px_bytes;
+    int32_t cy = oy, cx = ox;
+    for (int32_t j = 0; j < nbuild; j++) {
+        if (j >= np) {
+            cy = oy, cx = ox;
+        } else if (j > 0 && ++cx == ow) {
+            cx = 0, cy++;
+        }
+        const int32_t iy0 = cy * win->stride_h - win->pad_top, ix0 = cx * win->stride_w - win->pad_left;
+        uint8_t *cp = col + 4 * j;
+        uint32_t sum = 0;
+        if (ix0 >= 0 && ix0 + kw <= iw) {
+            // every column inside: a kernel row is kw * nw contiguous words, or all padding
+            const int32_t run = kw * nw;
+            const uint8_t *p = img + (ptrdiff_t)iy0 * row_bytes + (ptrdiff_t)ix0 * px_bytes;
+            for (int32_t ky = 0, iy = iy0; ky < kh; ky++, iy++, p += row_bytes) {
+                if (iy >= 0 && iy < ih) {
+                    const uint8_t *q = p, *const end = p + 4 * run;
+                    do {
+                        sum = u2_word(cp, bp_load32(q), sum);
+                        q += 4, cp += 64;
+                    } while (q != end);
+                } else {
+                    for (int32_t c = 0; c < run; c++, cp += 64) {
+                        memset(cp, 0, 4), memset(cp + 16, 0, 4), memset(cp + 32, 0, 4), memset(cp + 48, 0, 4);
+                    }
+                }
+            }
+        } else {
+            for (int32_t ky = 0, iy = iy0; ky < kh; ky++, iy++) {
+                const int row_in = iy >= 0 && iy < ih;
+                const uint8_t *p = img + (ptrdiff_t)iy * row_bytes + (ptrdiff_t)ix0 * px_bytes;
+                for (int32_t kx = 0, ix = ix0; kx < kw; kx++, ix++, p += px_bytes) {
+                    if (row_in && ix >= 0 && ix < iw) {
+                        for (int32_t c = 0; c < nw; c++, cp += 64) {
+                            sum = u2_word(cp, bp_load32(p + 4 * c), sum);
+                        }
+                    } else {
+                        for (int32_t c = 0; c < nw; c++, cp += 64) {
+                            memset(cp, 0, 4), memset(cp + 16, 0, 4), memset(cp + 32, 0, 4), memset(cp + 48, 0, 4);
+                        }
+                    }
+                }
+            }
+        }
+        xneg[j] = -2 * (int32_t)sum;
+    }
+}
+
 // Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
 // values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
 // scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
@@ -729,17 +800,19 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const ui
 //   6K <= 32767 (the lanes wrap independently: no flush, whatever the number of runs);
 // - `ldr pc` to the entry of the rem (1-6) groups after the whole runs (as the TBB entries of
 //   dot_4x1_packed: the first group with SMUAD, then the chain), or straight to the runs;
-// - the 7-group runs, two per loop iteration: an odd run count enters at the second, and the end
-//   pointer (in the frame) is compared once per two runs;
+// - the 7-group runs, u per loop iteration (8 for 2-bit storage, 4 for 8-bit codes): runs % u of
+//   them enter at run u - runs % u, and the end pointer (in the frame) is compared once per u runs;
 // - acc = bias + SXTAH / ASR #16 of the sums, SMMLA with 2^(s-33), ASR by s - 32 (s < 33: acc <<
 //   33 - s and s = 33 out of line, bp_rq_lift checked by the caller);
 // - `ldr pc` to the output width's code: 8 bits store the four bytes at once; 2 and 4 bits OR the
 //   four pixels' values into one word (pixel j at bit 8j) and shift it into an accumulator, acc =
 //   (acc >> obits) | (word << (8 - obits)), so that channel t of a byte ends at bits 8j + obits*t:
-//   stored as four bytes every 8 / obits channels.
+//   stored as four bytes when the marker bit the accumulator starts each byte with (0x80) leaves it
+//   (LSRS sets the carry at the byte's last channel). The loop ends when the bias pointer reaches
+//   bias + Cout (checked per output byte).
 // Entry addresses (Thumb bit set) come from a table at the end, indexed by the caller: ti for the
-// rem groups (3-8: 1-6 groups; rem == 0: ri), ri for the runs (0: none, 1: odd count, 2: even),
-// pi for the output width (9-11: 2/4/8 bits). The rows of pixels missing from the last block point
+// rem groups (9-14: 1-6 groups; rem == 0: ri), ri for the runs (0: none, 1 + (u - runs % u) % u:
+// the run to enter at), pi for the output width (15-17: 2/4/8 bits). The rows of pixels missing from the last block point
 // at pixel 0's row: their patches repeat pixel 0, so the same values are stored there.
 // The rounded view (kind 2): lr holds 0x20202020 for the QADD8 during the dot product, and the sums
 // of pixels 2-3 live in the frame ([sp, #64]), reloaded into lr for the requantization.
@@ -748,8 +821,8 @@ typedef struct {
     const uint8_t *end, *col;           // the end of the runs (col + 16 * groups), the patches
     uint32_t seed01, seed23;            // -2*sum(x) of pixels 0 1, 2 3 in 16-bit halves
     uint32_t ent[3];                    // set by the asm: the entry addresses
-    int32_t n;                          // channels left
-    uint32_t acc;                       // sub-byte outputs: the word being packed (start 0)
+    const int32_t *bias_end;            // bias + Cout
+    uint32_t acc;                       // sub-byte outputs: the word being packed (start: the marker 0x80)
     uint8_t *orow[4];                   // the four pixels' output rows, advanced per byte
     uint32_t s23, pad;                  // the rounded view's pixels 2-3 sums
     const uint8_t *wp;                  // weights (rows follow each other)
@@ -793,22 +866,30 @@ __asm__(
     ".else\n\tldrd r12, lr, [sp, #20]\n.endif\n"
     "\tldr pc, [sp, #28]\n"
     ".endm\n"
-    // the packing of 2- or 4-bit outputs: r0-r3 the four pixels' values of this channel
-    ".macro bp_pkb_pack name, kind, b, m\n"
+    // the packing of 2- or 4-bit outputs: r0-r3 the four pixels' values of this channel. The accumulator
+    // starts each byte at 0x80: that marker bit leaves it (LSRS: carry set) at the shift of the byte's
+    // last channel, and the data never reaches it (channel t's values sit at bits 8j + 8 - b(t+1)..).
+    ".macro bp_pkb_pack name, kind, b\n"
     ".L\\name\\()_pk\\b:\n"
     "\tusat r0, #\\b, r0\n\tusat r1, #\\b, r1\n\tusat r2, #\\b, r2\n\tusat r3, #\\b, r3\n"
     "\torr r0, r0, r1, lsl #8\n\torr r0, r0, r2, lsl #16\n\torr r0, r0, r3, lsl #24\n"
-    "\tldrd r4, r5, [sp, #40]\n\tlsr r5, r5, #\\b\n\torr r5, r5, r0, lsl #(8 - \\b)\n"
-    "\tsub r4, r4, #1\n\ttst r4, #\\m\n\tbne .L\\name\\()_keep\\b\n"
+    "\tldr r5, [sp, #44]\n\tlsrs r5, r5, #\\b\n\torr r5, r5, r0, lsl #(8 - \\b)\n"
+    "\tbcs .L\\name\\()_st\\b\n"
+    "\tstr r5, [sp, #44]\n"
+    "\tbp_pkb_chan \\kind\n"
+    ".L\\name\\()_st\\b:\n"
     "\tadd r9, sp, #48\n\tldmia r9, {r0, r1, r2, r3}\n"
     "\tstrb r5, [r0], #1\n\tlsr r5, r5, #8\n\tstrb r5, [r1], #1\n\tlsr r5, r5, #8\n"
     "\tstrb r5, [r2], #1\n\tlsr r5, r5, #8\n\tstrb r5, [r3], #1\n\tstmia r9, {r0, r1, r2, r3}\n"
-    "\tcmp r4, #0\n\tbeq .L\\name\\()_exit\n\tmov r5, #0\n"
-    ".L\\name\\()_keep\\b:\n"
-    "\tstrd r4, r5, [sp, #40]\n"
+    "\tmov r5, #0x80\n\tstr r5, [sp, #44]\n"
+    "\tldr r0, [sp, #40]\n\tcmp r4, r0\n\tbeq .L\\name\\()_exit\n"
     "\tbp_pkb_chan \\kind\n"
     ".endm\n"
-    ".macro bp_pkb_func name, kind\n"
+    // run i of the unrolled runs loop
+    ".macro bp_pkb_runl name, kind, i\n"
+    ".L\\name\\()_r\\i:\n\tbp_pkb_run \\kind\n"
+    ".endm\n"
+    ".macro bp_pkb_func name, kind, u\n"
     "\t.section .text.\\name,\"ax\",%progbits\n"
     "\t.p2align 2\n\t.global \\name\n\t.type \\name, %function\n\t.thumb\n\t.thumb_func\n"
     "\\name:\n"
@@ -833,10 +914,14 @@ __asm__(
     ".L\\name\\()_q5:\n\tbp_pkb_next \\kind\n"
     ".L\\name\\()_q6:\n\tbp_pkb_next \\kind\n"
     ".L\\name\\()_qx:\n\tbp_pkb_extr \\kind\n\tldr pc, [sp, #32]\n"
-    // the runs, two per iteration
-    ".L\\name\\()_ra:\n\tbp_pkb_run \\kind\n"
-    ".L\\name\\()_rb:\n\tbp_pkb_run \\kind\n"
-    "\tldr r0, [sp, #12]\n\tcmp r9, r0\n\tbne .L\\name\\()_ra\n"
+    // the runs, u (4 or 8) per iteration: runs % u of them enter at run u - runs % u
+    "\tbp_pkb_runl \\name, \\kind, 0\n\tbp_pkb_runl \\name, \\kind, 1\n"
+    "\tbp_pkb_runl \\name, \\kind, 2\n\tbp_pkb_runl \\name, \\kind, 3\n"
+    ".if \\u == 8\n"
+    "\tbp_pkb_runl \\name, \\kind, 4\n\tbp_pkb_runl \\name, \\kind, 5\n"
+    "\tbp_pkb_runl \\name, \\kind, 6\n\tbp_pkb_runl \\name, \\kind, 7\n"
+    ".endif\n"
+    "\tldr r0, [sp, #12]\n\tcmp r9, r0\n\tbne .L\\name\\()_r0\n"
     // requantization: acc = bias + the sign-extended sums
     ".L\\name\\()_done:\n"
     ".if \\kind == 2\n\tldr lr, [sp, #64]\n.endif\n"
@@ -854,17 +939,23 @@ __asm__(
     // 8-bit outputs: one byte per pixel and channel
     ".L\\name\\()_pk8:\n"
     "\tusat r0, #8, r0\n\tusat r1, #8, r1\n\tusat r2, #8, r2\n\tusat r3, #8, r3\n"
-    "\tadd r9, sp, #48\n\tldmia r9, {r4, r5, r6, r7}\n"
-    "\tstrb r0, [r4], #1\n\tstrb r1, [r5], #1\n\tstrb r2, [r6], #1\n\tstrb r3, [r7], #1\n"
-    "\tstmia r9, {r4, r5, r6, r7}\n"
-    "\tldr r4, [sp, #40]\n\tsubs r4, r4, #1\n\tstr r4, [sp, #40]\n\tbeq .L\\name\\()_exit\n"
+    "\tadd r9, sp, #48\n\tldmia r9, {r5, r6, r7, r8}\n"
+    "\tstrb r0, [r5], #1\n\tstrb r1, [r6], #1\n\tstrb r2, [r7], #1\n\tstrb r3, [r8], #1\n"
+    "\tstmia r9, {r5, r6, r7, r8}\n"
+    "\tldr r0, [sp, #40]\n\tcmp r4, r0\n\tbeq .L\\name\\()_exit\n"
     "\tbp_pkb_chan \\kind\n"
-    "\tbp_pkb_pack \\name, \\kind, 2, 3\n"
-    "\tbp_pkb_pack \\name, \\kind, 4, 1\n"
+    "\tbp_pkb_pack \\name, \\kind, 2\n"
+    "\tbp_pkb_pack \\name, \\kind, 4\n"
     ".L\\name\\()_exit:\n\tadd sp, sp, #72\n\tpop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n"
     "\t.p2align 2\n"
     ".L\\name\\()_tab:\n"
-    "\t.word .L\\name\\()_done + 1, .L\\name\\()_rb + 1, .L\\name\\()_ra + 1\n"
+    "\t.word .L\\name\\()_done + 1\n"
+    "\t.word .L\\name\\()_r0 + 1, .L\\name\\()_r1 + 1, .L\\name\\()_r2 + 1, .L\\name\\()_r3 + 1\n"
+    ".if \\u == 8\n"
+    "\t.word .L\\name\\()_r4 + 1, .L\\name\\()_r5 + 1, .L\\name\\()_r6 + 1, .L\\name\\()_r7 + 1\n"
+    ".else\n"
+    "\t.word .L\\name\\()_done + 1, .L\\name\\()_done + 1, .L\\name\\()_done + 1, .L\\name\\()_done + 1\n"
+    ".endif\n"
     "\t.word .L\\name\\()_qe1 + 1, .L\\name\\()_qe2 + 1, .L\\name\\()_qe3 + 1\n"
     "\t.word .L\\name\\()_qe4 + 1, .L\\name\\()_qe5 + 1, .L\\name\\()_qe6 + 1\n"
     "\t.word .L\\name\\()_pk2 + 1, .L\\name\\()_pk4 + 1, .L\\name\\()_pk8 + 1\n"
@@ -872,9 +963,9 @@ __asm__(
     "\t.text\n"
     ".endm\n"
     "\t.syntax unified\n"
-    "\tbp_pkb_func bp_pk_blk_s2, 0\n"
-    "\tbp_pkb_func bp_pk_blk_w8, 1\n"
-    "\tbp_pkb_func bp_pk_blk_w8r, 2\n");
+    "\tbp_pkb_func bp_pk_blk_s2, 0, 8\n"
+    "\tbp_pkb_func bp_pk_blk_w8, 1, 4\n"
+    "\tbp_pkb_func bp_pk_blk_w8r, 2, 4\n");
 #endif
 
 // The K % 4 values of pixel 0 after the whole groups of dot_1x1_packed_sum.
@@ -980,6 +1071,23 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
         for (int32_t j = 0; j < 4; j++) {
             col8[j] = (uint8_t *)buf + 4 * j; // interleaved: IL4()
         }
+#ifdef BP_HAVE_DSP
+        // bp_pk_blk_* (the blocks of 2-4 pixels): whole groups, a bias, USAT outputs, and |sum(x*w)| <=
+        // 6K fits the sign-extended 16-bit sums (K > 5461 takes the loop below: dot_4x1_packed and
+        // the requantization in C). Set up once; per block only the seeds and the rows change.
+        const int blk = fast > 1 && (k & 3) == 0 && k * 6 <= 32767 && bias;
+        bp_pk_blk_t B;
+        if (blk) {
+            const int32_t groups = k >> 2, rem = groups % 7, runs = groups / 7;
+            const int32_t u = s2 ? 8 : 4; // runs per loop iteration
+            const uint32_t ri = runs == 0 ? 0u : 1u + (uint32_t)((u - runs % u) % u);
+            const bp_pk_blk_t b0 = {bias, rq->multiplier, rq->shift, col8[0] + 16 * groups, col8[0], 0u, 0u,
+                                    {0, 0, 0}, bias + cout, 0x80u, {NULL, NULL, NULL, NULL}, 0u, 0u,
+                                    filter, s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u,
+                                    rem ? 8u + (uint32_t)rem : ri, ri, fast == 2 ? 15u : fast == 4 ? 16u : 17u};
+            B = b0;
+        }
+#endif
         for (int32_t n = 0; n < input_dims->n; n++) {
             const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
             for (int32_t p = 0; p < npix; p += 4) {
@@ -990,10 +1098,38 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                 // Missing pixels of the last block repeat its first one; their results are dropped. A
                 // block of one pixel in the fast loop (dot_1x1_packed_sum) builds that pixel's patch only.
                 const int32_t nbuild = (BP_PK_ONE && fast && np == 1) ? 1 : 4;
+                if ((cin & 15) == 0) {
+                    // every tap whole words: the block's patches in one call (im2col_u2_w16)
+                    im2col_u2_w16(col8[0], img, input_dims, win, kh, kw, p / ow, p % ow, ow, np, nbuild, xneg);
+                }
+#ifdef BP_HAVE_DSP
+                if (blk && np > 1) {
+                    // the whole block in one asm function; the rows of missing pixels are pixel 0's
+                    for (int32_t j = 0; (cin & 15) && j < 4; j++) {
+                        const int32_t pp = p + (j < np ? j : 0);
+                        xneg[j] = -2 * im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
+                    }
+                    uint8_t *const o0 = (uint8_t *)output + ((int64_t)n * npix + p) * out_row;
+                    B.seed01 = ((uint32_t)xneg[0] & 0xFFFFu) | ((uint32_t)xneg[1] << 16);
+                    B.seed23 = ((uint32_t)xneg[2] & 0xFFFFu) | ((uint32_t)xneg[3] << 16);
+                    B.orow[0] = o0, B.orow[1] = o0 + out_row;
+                    B.orow[2] = np > 2 ? o0 + 2 * out_row : o0, B.orow[3] = np > 3 ? o0 + 3 * out_row : o0;
+                    if (s2) {
+                        bp_pk_blk_s2(&B);
+                    } else if (rnd) {
+                        bp_pk_blk_w8r(&B);
+                    } else {
+                        bp_pk_blk_w8(&B);
+                    }
+                    continue;
+                }
+#endif
                 for (int32_t j = 0; j < nbuild; j++) {
                     const int32_t pp = p + (j < np ? j : 0);
                     row[j] = (int64_t)n * npix + pp;
-                    xneg[j] = -2 * im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
+                    if (cin & 15) {
+                        xneg[j] = -2 * im2col_u2(col8[j], img, input_dims, in_row, win, kh, kw, pp / ow, pp % ow);
+                    }
                     if (out_row > 0 && j < np) {
                         orow[j] = (uint8_t *)output + row[j] * out_row;
                         if (!fast && per == 1 && obits < 8) {
@@ -1014,27 +1150,6 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
                     const uint8_t *k_end = col8[0] + 16 * groups;
                     (void)rem, (void)k_end; // the host build has no asm
 #ifdef BP_HAVE_DSP
-                    // bp_pk_blk_*: whole groups, and |sum(x*w)| <= 6K fits the sign-extended 16-bit sums
-                    // (K > 5461 takes the loop below: dot_4x1_packed and the requantization in C)
-                    if (fast > 1 && (k & 3) == 0 && k * 6 <= 32767 && bias && np > 1) {
-                        // the whole block in one asm function (bp_pk_blk_*)
-                        const int32_t runs = groups / 7;
-                        const uint32_t ri = runs == 0 ? 0u : (runs & 1) ? 1u : 2u;
-                        bp_pk_blk_t B = {bias, rq->multiplier, rq->shift, k_end, col8[0],
-                                         ((uint32_t)xn0 & 0xFFFFu) | ((uint32_t)xn1 << 16),
-                                         ((uint32_t)xn2 & 0xFFFFu) | ((uint32_t)xn3 << 16), {0, 0, 0}, cout, 0u,
-                                         {orow[0], orow[1], orow[np > 2 ? 2 : 0], orow[np > 3 ? 3 : 0]}, 0u, 0u,
-                                         filter, s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u,
-                                         rem ? 2u + (uint32_t)rem : ri, ri, fast == 2 ? 9u : fast == 4 ? 10u : 11u};
-                        if (s2) {
-                            bp_pk_blk_s2(&B);
-                        } else if (rnd) {
-                            bp_pk_blk_w8r(&B);
-                        } else {
-                            bp_pk_blk_w8(&B);
-                        }
-                        continue;
-                    }
                     if (np == 1) {
                         // one pixel: dot_1x1_packed_sum (the other three are not built)
                         for (int32_t o = 0; o < cout; o += per) {
