@@ -173,8 +173,32 @@ def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     assert hyp["relative_costs"] == {"w8a8": 1.0, "alt": 0.1}
     if hyp["best_within_loss"] is not None:
         assert hyp["best_within_loss"]["cost"] <= 20.0 + 100.0 + 1000.0
+    # the baseline on equal terms: the plain cascade (cheapest -> reference, one threshold), fitted by the
+    # same knob on the same calibration images, scored on the report's images like the controller
+    cc = c["calibrated_cascade"]
+    assert cc["final"] == 0 and [st["path"] for st in cc["stages"]] == [1]
+    assert len(set(cc["stages"][0]["threshold"])) == 1
+    assert cc["calibration_accuracy"] >= info["train"]["calibration_reference_accuracy"] - 0.05 - 1e-12
+    thr = cc["stages"][0]["threshold"][0]
+    cheap_logits = np.array([r.run(xi, path=1) for xi in x[:60]], dtype=np.int64)
+    top2 = np.sort(cheap_logits, axis=1)
+    kept = (top2[:, -1] - top2[:, -2]) >= thr
+    assert rep["calibrated_cascade"]["escalated"] == pytest.approx(1.0 - kept.mean())
+    assert rep["calibrated_cascade"]["cost"] == pytest.approx(np.where(kept, 620.0, 1620.0).mean())
     files = D.write_report(rep, tmp_path / "rep")
-    assert "escalating controller alt -> w8a8" in files["md"].read_text()
+    md = files["md"].read_text()
+    assert "escalating controller alt -> w8a8" in md and "cascade fitted like the controller (alt -> w8a8" in md
+
+
+def test_calibrated_cascade_is_the_controller_when_the_controller_is_a_cascade(tmp_path, monkeypatch) -> None:
+    # two paths and one threshold for all classes: the controller's search space is the cascade's, so
+    # the same knob on the same images must pick the same rule
+    ir, x, y = labelled_two_paths(240)
+    monkeypatch.setattr(D, "measure_costs", lambda ir_, work, images, log=None: dict(FAKE_COSTS))
+    new, _ = D.fit(ir, x, y, val=1, cfg=C.ControllerConfig(), reference=0, max_loss_pp=1.0, target_cost=None,
+                   work=tmp_path, log=lambda s: None, kind="escalate", per_class=False)
+    c = new.header["controller"]
+    assert c["calibrated_cascade"]["stages"] == c["stages"] and c["calibrated_cascade"]["final"] == c["final"]
 
 
 @pytest.mark.emulator

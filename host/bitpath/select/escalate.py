@@ -195,10 +195,12 @@ def chains(path_costs: Sequence[float], length: int = 2) -> list[tuple[int, ...]
 
 
 def sweep(logits: np.ndarray, y: np.ndarray, path_costs: Sequence[float], decision_cost: float, ref: int,
-          mus: Sequence[float] = MUS, per_class: bool = True, length: int = 2) -> list[Setting]:
-    """For each knob value, the best rule over every chain of up to ``length`` paths (fitted and scored
-    on the same images), keeping only settings that no cheaper-or-equal setting beats."""
-    cands_chains = chains(path_costs, length)
+          mus: Sequence[float] = MUS, per_class: bool = True, length: int = 2,
+          only: Sequence[tuple[int, ...]] | None = None) -> list[Setting]:
+    """For each knob value, the best rule over every chain of up to ``length`` paths (or the chains
+    ``only``), fitted and scored on the same images, keeping only settings that no cheaper-or-equal
+    setting beats."""
+    cands_chains = chains(path_costs, length) if only is None else [tuple(int(p) for p in ch) for ch in only]
     if not cands_chains:
         raise EscalateError("every path costs the same: there is no cheaper path to try first")
     ref_cost = float(path_costs[ref])
