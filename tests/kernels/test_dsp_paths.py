@@ -572,8 +572,10 @@ def packed_layers(stored: int, kind: str, ob: int, rnd: bool = False):
     cases += [(12, 3, Window.same(3, 2), (5, 6)), (16, 3, Window.same(3, 2), (6, 7)),
               (8, 3, Window(1, 1, 2, 2, 2, 2), (2, 3)), (1840, 1, Window(), (2, 2))]
     # 1x1 with K < 28 (no whole run: bp_pk_blk_* goes from the rem groups' entry straight to the
-    # requantization) and K = 28 (one run, no rem groups); 3x3 pixels = blocks of 4, 4, 1
-    cases += [(cin, 1, Window(), (3, 3)) for cin in (4, 12, 24, 28)]
+    # requantization) and K = 28 (one run, no rem groups); 3x3 pixels = blocks of 4, 4, 1. K = 112 (4
+    # runs) and 228 (8 runs + 1 group): the entries of the unrolled runs loop at runs % 8 == 4 and 0
+    # (the other residues come from the 3x3 cases above)
+    cases += [(cin, 1, Window(), (3, 3)) for cin in (4, 12, 24, 28, 112, 228)]
     for cin, k, win, (h, w) in cases:
         bias, mult, shift, out, lo_hi, cout = packed_case(rng, kind, ob, cin, k)
         q = LayerQuant(ActFormat(2), out, stored, 2, *lo_hi, w_round=rnd)
