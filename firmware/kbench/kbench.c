@@ -93,6 +93,30 @@ static void put_u(uint32_t v) {
     put(buf + i);
 }
 
+// "HxWxC" of a shape.
+static void put_hwc(int32_t h, int32_t w, int32_t c) {
+    put_u((uint32_t)h);
+    put("x");
+    put_u((uint32_t)w);
+    put("x");
+    put_u((uint32_t)c);
+}
+
+// The rest of a row after its shape: ",combo,macs,count]" (count "error" when the kernel refused).
+static void put_row_end(const char *combo, uint32_t macs, bp_status_t st, uint32_t count) {
+    put(",");
+    put(combo);
+    put(",");
+    put_u(macs);
+    put(",");
+    if (st != BP_OK) {
+        put("error]\r\n");
+    } else {
+        put_u(count);
+        put("]\r\n");
+    }
+}
+
 static uint32_t g_lcg = 12345u;
 static uint8_t rnd(void) {
     g_lcg = g_lcg * 1664525u + 1013904223u;
@@ -137,11 +161,7 @@ static void pools(uint32_t overhead) {
             st |= run_pool(s, c, oh, ow);
             const uint32_t b = hal_cycles();
             put("m-kbench-[pool,");
-            put_u((uint32_t)s->h);
-            put("x");
-            put_u((uint32_t)s->w);
-            put("x");
-            put_u((uint32_t)s->c);
+            put_hwc(s->h, s->w, s->c);
             put(" ");
             put_u((uint32_t)s->k);
             put("x");
@@ -151,17 +171,7 @@ static void pools(uint32_t overhead) {
                 put("p");
                 put_u((uint32_t)s->pad);
             }
-            put(",");
-            put(c->name);
-            put(",");
-            put_u((uint32_t)(oh * ow * s->c * s->k * s->k));
-            put(",");
-            if (st != BP_OK) {
-                put("error]\r\n");
-            } else {
-                put_u(b - a - overhead);
-                put("]\r\n");
-            }
+            put_row_end(c->name, (uint32_t)(oh * ow * s->c * s->k * s->k), st, b - a - overhead);
         }
     }
 }
@@ -208,24 +218,10 @@ int main(void) {
             st |= run(s, c);
             const uint32_t b = hal_cycles();
             put(s->op == OP_FC ? "m-kbench-[fc," : s->op == OP_DW ? "m-kbench-[dw," : "m-kbench-[conv,");
-            put_u((uint32_t)s->h);
-            put("x");
-            put_u((uint32_t)s->w);
-            put("x");
-            put_u((uint32_t)s->cin);
+            put_hwc(s->h, s->w, s->cin);
             put("->");
             put_u((uint32_t)s->cout);
-            put(",");
-            put(c->name);
-            put(",");
-            put_u(macs);
-            put(",");
-            if (st != BP_OK) {
-                put("error]\r\n");
-            } else {
-                put_u(b - a - overhead);
-                put("]\r\n");
-            }
+            put_row_end(c->name, macs, st, b - a - overhead);
         }
     }
 #ifndef KBENCH_ONLY_SHAPE

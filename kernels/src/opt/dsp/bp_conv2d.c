@@ -187,6 +187,18 @@ static const uint32_t g_u2_spread[256] = {U2_R256(U2_SPREAD)};
 // j starts at byte 4 * j): | p0: 4 bytes | p1 | p2 | p3 | per group, so that one pointer walks all 4.
 #define IL4(i) ((((i) & ~3) << 2) | ((i) & 3))
 
+// One packed input word (4 groups of 4 values) into the interleaved patch: the spread of its bytes at
+// cp, cp + 16, cp + 32 and cp + 48; returns the sum of its 16 values added to sum.
+static inline __attribute__((always_inline)) uint32_t u2_word(uint8_t *cp, uint32_t b, uint32_t sum) {
+    const uint32_t v0 = g_u2_spread[b & 0xFFu], v1 = g_u2_spread[(b >> 8) & 0xFFu];
+    const uint32_t v2 = g_u2_spread[(b >> 16) & 0xFFu], v3 = g_u2_spread[b >> 24];
+    memcpy(cp, &v0, sizeof v0);
+    memcpy(cp + 16, &v1, sizeof v1);
+    memcpy(cp + 32, &v2, sizeof v2);
+    memcpy(cp + 48, &v3, sizeof v3);
+    return bp_add_bytes(v0, bp_add_bytes(v1, bp_add_bytes(v2, bp_add_bytes(v3, sum))));
+}
+
 // Unpack a 2-bit unsigned patch to bytes | x2 | x3 | x0 | x1 | per group of 4 (tail natural), at the
 // IL4() positions from col; returns sum(x) over the whole patch. With Cin % 4 == 0 every packed input
 // byte is one group.
@@ -213,14 +225,7 @@ static int32_t im2col_u2(uint8_t *col,
             const uint8_t *p = img + ((ptrdiff_t)iy0 * in->w + ix0) * in_row;
             for (int32_t ky = 0; ky < kh; ky++, p += (ptrdiff_t)in->w * in_row) {
                 for (int32_t c = 0; c < run; c += 4, cp += 64) {
-                    const uint32_t b = bp_load32(p + c);
-                    const uint32_t v0 = g_u2_spread[b & 0xFFu], v1 = g_u2_spread[(b >> 8) & 0xFFu];
-                    const uint32_t v2 = g_u2_spread[(b >> 16) & 0xFFu], v3 = g_u2_spread[b >> 24];
-                    memcpy(cp, &v0, sizeof v0);
-                    memcpy(cp + 16, &v1, sizeof v1);
-                    memcpy(cp + 32, &v2, sizeof v2);
-                    memcpy(cp + 48, &v3, sizeof v3);
-                    sum = bp_add_bytes(v0, bp_add_bytes(v1, bp_add_bytes(v2, bp_add_bytes(v3, sum))));
+                    sum = u2_word(cp, bp_load32(p + c), sum);
                 }
             }
             return (int32_t)sum;
@@ -274,18 +279,6 @@ static int32_t im2col_u2(uint8_t *col,
         }
     }
     return sum;
-}
-
-// One packed input word (4 groups of 4 values) into the interleaved patch: the spread of its bytes at
-// cp, cp + 16, cp + 32 and cp + 48; returns the sum of its 16 values added to sum.
-static inline __attribute__((always_inline)) uint32_t u2_word(uint8_t *cp, uint32_t b, uint32_t sum) {
-    const uint32_t v0 = g_u2_spread[b & 0xFFu], v1 = g_u2_spread[(b >> 8) & 0xFFu];
-    const uint32_t v2 = g_u2_spread[(b >> 16) & 0xFFu], v3 = g_u2_spread[b >> 24];
-    memcpy(cp, &v0, sizeof v0);
-    memcpy(cp + 16, &v1, sizeof v1);
-    memcpy(cp + 32, &v2, sizeof v2);
-    memcpy(cp + 48, &v3, sizeof v3);
-    return bp_add_bytes(v0, bp_add_bytes(v1, bp_add_bytes(v2, bp_add_bytes(v3, sum))));
 }
 
 // im2col_u2 for Cin % 16 == 0 (every tap is Cin / 16 whole words) and the nbuild (1 or 4) first
