@@ -14,6 +14,14 @@
 // word of four 8-bit weights. Defined once (2 KiB of flash) in src/opt/dsp/bp_conv2d.c, read by the
 // conv2d and fully connected DSP kernels.
 extern const uint32_t bp_s2_pairs[512];
+// The packed 2-bit path (4 MACs per SMLAD, docs/kernels.md), also defined in bp_conv2d.c (1 KiB each)
+// and read by the conv2d and fully connected DSP kernels:
+// - bp_u2_spread[b]: the packed unsigned 2-bit inputs | x3 | x2 | x1 | x0 | of byte b as the bytes
+//   | x2 | x3 | x0 | x1 |;
+// - bp_s2_off[b]: the signed 2-bit codes | c3 | c2 | c1 | c0 | of stored byte b as the offset codes
+//   w' = w + 2 = c ^ 2, the bytes | w3' | w2' | w1' | w0' |.
+extern const uint32_t bp_u2_spread[256];
+extern const uint32_t bp_s2_off[256];
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>

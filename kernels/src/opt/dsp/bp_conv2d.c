@@ -181,7 +181,7 @@ static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
 #define U2_R16(f, n) U2_R4(f, n), U2_R4(f, (n) + 4u), U2_R4(f, (n) + 8u), U2_R4(f, (n) + 12u)
 #define U2_R64(f, n) U2_R16(f, n), U2_R16(f, (n) + 16u), U2_R16(f, (n) + 32u), U2_R16(f, (n) + 48u)
 #define U2_R256(f) U2_R64(f, 0u), U2_R64(f, 64u), U2_R64(f, 128u), U2_R64(f, 192u)
-static const uint32_t g_u2_spread[256] = {U2_R256(U2_SPREAD)};
+const uint32_t bp_u2_spread[256] = {U2_R256(U2_SPREAD)};
 
 // Byte position of element i of a patch when 4 patches are interleaved per group of 4 values (patch
 // j starts at byte 4 * j): | p0: 4 bytes | p1 | p2 | p3 | per group, so that one pointer walks all 4.
@@ -190,8 +190,8 @@ static const uint32_t g_u2_spread[256] = {U2_R256(U2_SPREAD)};
 // One packed input word (4 groups of 4 values) into the interleaved patch: the spread of its bytes at
 // cp, cp + 16, cp + 32 and cp + 48; returns the sum of its 16 values added to sum.
 static inline __attribute__((always_inline)) uint32_t u2_word(uint8_t *cp, uint32_t b, uint32_t sum) {
-    const uint32_t v0 = g_u2_spread[b & 0xFFu], v1 = g_u2_spread[(b >> 8) & 0xFFu];
-    const uint32_t v2 = g_u2_spread[(b >> 16) & 0xFFu], v3 = g_u2_spread[b >> 24];
+    const uint32_t v0 = bp_u2_spread[b & 0xFFu], v1 = bp_u2_spread[(b >> 8) & 0xFFu];
+    const uint32_t v2 = bp_u2_spread[(b >> 16) & 0xFFu], v3 = bp_u2_spread[b >> 24];
     memcpy(cp, &v0, sizeof v0);
     memcpy(cp + 16, &v1, sizeof v1);
     memcpy(cp + 32, &v2, sizeof v2);
@@ -238,7 +238,7 @@ static int32_t im2col_u2(uint8_t *col,
                 if (row_in && ix >= 0 && ix < in->w) {
                     const uint8_t *px = img + ((ptrdiff_t)iy * in->w + ix) * in_row;
                     for (int32_t c = 0; c < nb; c++, cp += 16) {
-                        const uint32_t v = g_u2_spread[px[c]];
+                        const uint32_t v = bp_u2_spread[px[c]];
                         memcpy(cp, &v, sizeof v);
                         sum = bp_add_bytes(v, sum);
                     }
@@ -387,7 +387,7 @@ static inline __attribute__((always_inline)) void dot_2x2_s4(int32_t out[2][2], 
 //   operands SXTB16 gives for an 8-bit weight word, so the SMLAD path's patch layout (x0 x2 x1 x3)
 //   and loop serve 2-bit storage with one byte load and two table loads per 4 weights (2 KiB; shared
 //   with the fully connected kernel, declared in bp_dsp.h).
-// - g_s2_off[b]: the offset codes w' = w + 2 = c ^ 2 as the bytes | w3' | w2' | w1' | w0' | of the
+// - bp_s2_off[b]: the offset codes w' = w + 2 = c ^ 2 as the bytes | w3' | w2' | w1' | w0' | of the
 //   packed 2-bit path (1 KiB).
 #define S2_V(c) ((((c) ^ 2u) - 2u) & 0xFFFFu) /* signed 2-bit code -> int16 bits */
 #define S2_C(b, j) (((b) >> (2u * (j))) & 3u)
@@ -397,7 +397,7 @@ static inline __attribute__((always_inline)) void dot_2x2_s4(int32_t out[2][2], 
 #define S2_OFF(b) \
     ((S2_C(b, 0u) ^ 2u) | ((S2_C(b, 1u) ^ 2u) << 8) | ((S2_C(b, 2u) ^ 2u) << 16) | ((S2_C(b, 3u) ^ 2u) << 24))
 const uint32_t bp_s2_pairs[512] = {U2_R256(S2_PAIR)};
-static const uint32_t g_s2_off[256] = {U2_R256(S2_OFF)};
+const uint32_t bp_s2_off[256] = {U2_R256(S2_OFF)};
 
 // Signed code i of a row of 2-bit codes.
 static inline int32_t s2_code(const uint8_t *wrow, int32_t i) {
@@ -568,7 +568,7 @@ static inline __attribute__((always_inline)) void dot_2x2_w8(int32_t out[2][2], 
 
 // Packed 2-bit dot products of 4 interleaved patches (IL4(), from col) with one weight row, without
 // the -2*sum(x) offset correction, added to out[0..3] (wrapping like int32 adds). The offset-code word of 4 weights is ((w >> 6) & 0x03030303) ^
-// 0x02020202 for 8-bit codes (s2 == 0) or g_s2_off[stored byte] for 2-bit storage (s2 == 1); four
+// 0x02020202 for 8-bit codes (s2 == 0) or bp_s2_off[stored byte] for 2-bit storage (s2 == 1); four
 // pixels share it. On ARMv7E-M every full run of 7 groups (28 values, the extraction period, see the
 // file comment) is one straight asm block, and so is the last run of 1 to 6 groups (f zeroed, then a
 // TBB into the same chain). Per group: one LDM of the four pixels' words (the IL4() layout puts them
@@ -592,7 +592,7 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         const int32_t groups = k4 >> 2, rem = groups % 7;
         int32_t runs = groups / 7;
         const uint8_t *cp = col, *wp = wrow;
-        const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
+        const uint32_t aux = s2 ? (uint32_t)(uintptr_t)bp_s2_off : 0x03030303u;
         register uint32_t x0 __asm__("r0") = 0;
         register uint32_t x1 __asm__("r1") = 0;
         register uint32_t x2 __asm__("r2");
@@ -695,7 +695,7 @@ static inline __attribute__((always_inline)) void dot_4x1_packed(int32_t out[4],
         int32_t f0 = 0, f1 = 0, f2 = 0, f3 = 0;
         for (; i < end; i += 4) {
             const uint32_t w8 = rnd ? bp_qadd8(bp_load32(wrow + i), 0x20202020u) : bp_load32(wrow + i);
-            const uint32_t w = s2 ? g_s2_off[wrow[i >> 2]] : ((w8 >> 6) & 0x03030303u) ^ 0x02020202u;
+            const uint32_t w = s2 ? bp_s2_off[wrow[i >> 2]] : ((w8 >> 6) & 0x03030303u) ^ 0x02020202u;
             const uint8_t *x = col + 4 * i;
             f0 = bp_smlad(bp_load32(x), w, f0);
             f1 = bp_smlad(bp_load32(x + 4), w, f1);
@@ -729,7 +729,7 @@ static inline __attribute__((always_inline)) int32_t dot_1x1_packed_sum(const ui
                                                                         uint32_t rem, const uint8_t *end,
                                                                         const int s2, const int rnd) {
     const uint8_t *cp = col, *wp = wrow;
-    const uint32_t aux = s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u;
+    const uint32_t aux = s2 ? (uint32_t)(uintptr_t)bp_s2_off : 0x03030303u;
     uint32_t x, w, f, sum, n = rem;
 #define BP_P1_W8 BP_PK_WORD("")
 #define BP_P1_S2 "ldrb %[w], [%[wp]], #1\n\tldr %[w], [%[aux], %[w], lsl #2]\n\t"
@@ -819,7 +819,7 @@ typedef struct {
     uint8_t *orow[4];                   // the four pixels' output rows, advanced per byte
     uint32_t s23, pad;                  // the rounded view's pixels 2-3 sums
     const uint8_t *wp;                  // weights (rows follow each other)
-    uint32_t aux;                       // g_s2_off or 0x03030303
+    uint32_t aux;                       // bp_s2_off or 0x03030303
     uint32_t ti, ri, pi;                // entry indices
 } bp_pk_blk_t;
 
@@ -1028,7 +1028,7 @@ static inline __attribute__((always_inline)) uint32_t pk_requant1(int32_t acc, i
 
 // The packed 2-bit path: unsigned 2-bit inputs times 2-bit weights, 4 byte patches of k4 values (the
 // same 4 * k4 bytes as the 2 int16 patches of the SMLAD path). `s2` (a constant at each call site):
-// weights stored at 2 bits (offset codes from g_s2_off, rows of ceil(k / 4) bytes) rather than 2-bit
+// weights stored at 2 bits (offset codes from bp_s2_off, rows of ceil(k / 4) bytes) rather than 2-bit
 // views of 8-bit codes (rows of k bytes).
 static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf, const bp_window_t *win,
                                                                     const bp_quant_t *q, const bp_requant_t *rq,
@@ -1076,7 +1076,7 @@ static inline __attribute__((always_inline)) void conv_packed2_impl(int16_t *buf
             const uint32_t ri = runs == 0 ? 0u : 1u + (uint32_t)((u - runs % u) % u);
             const bp_pk_blk_t b0 = {bias, rq->multiplier, rq->shift, col8[0] + 16 * groups, col8[0], 0u, 0u,
                                     {0, 0, 0}, bias + cout, 0x80u, {NULL, NULL, NULL, NULL}, 0u, 0u,
-                                    filter, s2 ? (uint32_t)(uintptr_t)g_s2_off : 0x03030303u,
+                                    filter, s2 ? (uint32_t)(uintptr_t)bp_s2_off : 0x03030303u,
                                     rem ? 8u + (uint32_t)rem : ri, ri, fast == 2 ? 15u : fast == 4 ? 16u : 17u};
             B = b0;
         }

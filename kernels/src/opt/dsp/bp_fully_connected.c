@@ -704,29 +704,18 @@ static __attribute__((noinline)) void fc_dot_s2(int32_t out[4], const uint8_t *x
 // Packed 2-bit rows: unsigned 2-bit inputs and 2-bit weights (stored at 2 bits, or the 2-bit view of
 // 8-bit codes, floor or rounded), as in conv2d's packed path (bp_conv2d.c, file comment): two
 // products per 16-bit half of SMLAD. Each input byte | x3 | x2 | x1 | x0 | becomes the bytes
-// | x2 | x3 | x0 | x1 | (one table load, shared by the four rows), each group of four weights the
-// offset codes w' = w + 2 as the bytes | w3' | w2' | w1' | w0' |, so that bits 8..15 of SMLAD's sum
-// collect x0*w0' + x1*w1' + x2*w2' + x3*w3' (at most 36 per SMLAD; the field below gains at most 18).
+// | x2 | x3 | x0 | x1 | (bp_u2_spread, shared by the four rows), each group of four weights the
+// offset codes w' = w + 2 as the bytes | w3' | w2' | w1' | w0' | (bp_s2_off for 2-bit storage), so
+// that bits 8..15 of SMLAD's sum collect x0*w0' + x1*w1' + x2*w2' + x3*w3' (at most 36 per SMLAD; the
+// field below gains at most 18).
 // After a run of 7 groups that field is <= 252 and nothing has carried into it: it is added to the
 // row's sum and the run starts over. sum(x*w) = sum(x*w') - 2*sum(x); the K % 4 tail is exact C.
 enum { PK_S2 = 0, PK_W8 = 1, PK_W8R = 2 }; // weights: 2-bit storage, 2-bit view of 8-bit codes, rounded
 
-#define PK_SPREAD(b) \
-    ((((b) >> 2) & 3u) | (((b) & 3u) << 8) | ((((b) >> 6) & 3u) << 16) | ((((b) >> 4) & 3u) << 24))
-#define PK_OFF(b) \
-    ((((b) & 3u) | ((((b) >> 2) & 3u) << 8) | ((((b) >> 4) & 3u) << 16) | ((((b) >> 6) & 3u) << 24)) ^ 0x02020202u)
-#define PK_R4(f, n) f(n), f((n) + 1u), f((n) + 2u), f((n) + 3u)
-#define PK_R16(f, n) PK_R4(f, n), PK_R4(f, (n) + 4u), PK_R4(f, (n) + 8u), PK_R4(f, (n) + 12u)
-#define PK_R64(f, n) PK_R16(f, n), PK_R16(f, (n) + 16u), PK_R16(f, (n) + 32u), PK_R16(f, (n) + 48u)
-static const uint32_t g_pk_spread[256] = {PK_R64(PK_SPREAD, 0u), PK_R64(PK_SPREAD, 64u), PK_R64(PK_SPREAD, 128u),
-                                          PK_R64(PK_SPREAD, 192u)};
-static const uint32_t g_pk_off[256] = {PK_R64(PK_OFF, 0u), PK_R64(PK_OFF, 64u), PK_R64(PK_OFF, 128u),
-                                       PK_R64(PK_OFF, 192u)};
-
 // The offset-code word of weights 4g..4g+3 of a row.
 static inline __attribute__((always_inline)) uint32_t pk_word(const uint8_t *w, int32_t g, const int kind) {
     if (kind == PK_S2) {
-        return g_pk_off[w[g]];
+        return bp_s2_off[w[g]];
     }
     uint32_t v = bp_load32(w + 4 * g);
     if (kind == PK_W8R) {
@@ -739,7 +728,7 @@ static inline __attribute__((always_inline)) uint32_t pk_word(const uint8_t *w, 
 static inline int32_t pk_xsum(const uint8_t *x, int32_t groups) {
     uint32_t sum = 0;
     for (int32_t g = 0; g < groups; g++) {
-        sum = bp_add_bytes(g_pk_spread[x[g]], sum);
+        sum = bp_add_bytes(bp_u2_spread[x[g]], sum);
     }
     return (int32_t)sum;
 }
@@ -778,14 +767,14 @@ static inline int32_t pk_xsum(const uint8_t *x, int32_t groups) {
                      : [xp] "+r"(xp), [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), [p3] "+r"(p3),          \
                        [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [xs] "=&r"(xs),     \
                        [w] "=&r"(w), [end] "+r"(end)                                                       \
-                     : [tab] "r"(g_pk_spread), [aux] "r"(aux)                                              \
+                     : [tab] "r"(bp_u2_spread), [aux] "r"(aux)                                              \
                      : "cc", "memory")
 static inline __attribute__((always_inline)) void fc_packed2_runs(uint32_t s[2], const uint8_t *xp,
                                                                   const uint8_t *const wp[4], int32_t runs,
                                                                   const int kind) {
     const uint8_t *p0 = wp[0], *p1 = wp[1], *p2 = wp[2], *p3 = wp[3];
     const uint8_t *end = xp + 7 * runs;
-    const uint32_t aux = kind == PK_S2 ? (uint32_t)(uintptr_t)g_pk_off : kind == PK_W8 ? 0x03030303u : 0x20202020u;
+    const uint32_t aux = kind == PK_S2 ? (uint32_t)(uintptr_t)bp_s2_off : kind == PK_W8 ? 0x03030303u : 0x20202020u;
     uint32_t a0, a1, a2, a3, xs, w;
     if (kind == PK_S2) {
         BP_FCP_RUNS(BP_FCP_S2);
@@ -823,7 +812,7 @@ static inline __attribute__((always_inline)) void fc_packed2_impl(int32_t out[4]
         const int32_t end = groups - g > 7 ? g + 7 : groups;
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         for (; g < end; g++) {
-            const uint32_t xs = g_pk_spread[x[g]];
+            const uint32_t xs = bp_u2_spread[x[g]];
             a0 = bp_smlad(xs, pk_word(w0, g, kind), a0);
             a1 = bp_smlad(xs, pk_word(w1, g, kind), a1);
             a2 = bp_smlad(xs, pk_word(w2, g, kind), a2);
