@@ -49,16 +49,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(args: list[str], log_dir: Path, timeout: int = 240) -> dict[int, dict[str, str]]:
-    """Run ``args`` under ``torch.distributed.run`` with two local processes; stdout/stderr per rank."""
+def _torchrun(args: list[str], log_dir: Path, timeout: int = 240, world: int = WORLD,
+              extra_env: dict[str, str] | None = None) -> dict[int, dict[str, str]]:
+    """Run ``args`` under ``torch.distributed.run`` with ``world`` local processes; stdout/stderr per rank."""
     env = {k: v for k, v in os.environ.items()
-           if k not in (*D.ENV_VARS, "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE", "GROUP_RANK")}
+           if k not in (*D.ENV_VARS, D.FORCE_VAR, "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE", "GROUP_RANK")}
     env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(WORLD), "--master-addr",
+    env.update(extra_env or {})
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(world), "--master-addr",
            "127.0.0.1", "--master-port", str(_free_port()), "--redirects", "3", "--log-dir", str(log_dir), *args]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE)
     logs: dict[int, dict[str, str]] = {}
-    for rank in range(WORLD):
+    for rank in range(world):
         for stream in ("stdout", "stderr"):
             found = sorted(log_dir.glob(f"**/attempt_0/{rank}/{stream}.log"))
             logs.setdefault(rank, {})[stream] = found[-1].read_text() if found else ""
@@ -192,6 +194,79 @@ def test_dist_env_parsing():
     assert D.device_for("cpu", two) == torch.device("cpu")
     with pytest.raises(ValueError, match="every process on one GPU"):
         D.device_for("cuda:0", two)
+    forced = D.from_env({"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", D.FORCE_VAR: "1"})
+    assert forced.enabled and forced.world_size == 1 and forced.is_main  # BITPATH_DDP=1: a group of one
+    assert not D.from_env({"WORLD_SIZE": "1", "RANK": "0", D.FORCE_VAR: "0"}).enabled
+    with pytest.raises(ValueError, match="needs torchrun's environment"):
+        D.from_env({D.FORCE_VAR: "1"})
+    with pytest.raises(ValueError, match="expected 1"):
+        D.from_env({"WORLD_SIZE": "1", "RANK": "0", D.FORCE_VAR: "yes"})
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU (NCCL)"))])
+def test_one_process_group_equals_plain_run(tmp_path, device):
+    """`BITPATH_DDP=1 torchrun --nproc-per-node 1`: the DDP path (gloo on the CPU, NCCL on a GPU) with one
+    process ends with the weights of the plain single-process run, bit for bit.
+
+    This is how a one-GPU machine runs the NCCL code path: NCCL refuses two processes on one GPU.
+    """
+    x, y = tiny_images(80, size=28)
+    xt, yt = tiny_images(24, size=28, seed=5)
+    data = tmp_path / "d.npz"
+    np.savez(data, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    args = ["-m", "bitpath", "train", "--dataset", "npz", "--data-dir", str(data), "--epochs-float", "1",
+            "--epochs-qat", "1", "--batch-size", "16", "--bn-batches", "2", "--device", device, "--no-progress"]
+    logs = _torchrun([*args, "--out", str(tmp_path / "ddp")], tmp_path / "logs", world=1,
+                     extra_env={D.FORCE_VAR: "1"})
+    lines = [ln for ln in logs[0]["stdout"].splitlines() if "trained weights sha256" in ln]
+    assert len(lines) == 1 and lines[0].startswith("rank 0/1:"), logs[0]["stdout"]  # the process-group path ran
+    env = {k: v for k, v in os.environ.items() if k not in (*D.ENV_VARS, D.FORCE_VAR)}
+    env["OMP_NUM_THREADS"] = "1"
+    r = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "plain")], env=env, capture_output=True,
+                       text=True, timeout=240, cwd=HERE)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "trained weights sha256" not in r.stdout  # no process group here
+    st = {run: torch.load(tmp_path / run / FINAL, map_location="cpu", weights_only=False) for run in ("ddp", "plain")}
+    assert st["ddp"]["world_size"] == st["plain"]["world_size"] == 1
+    ddp, plain = st["ddp"], st["plain"]
+    assert lines[0].split()[-1] == state_digest(ddp["float_model"], ddp["qnet"])  # the rank's digest is final.pt's
+    # The float stage is one model's loss either way. In QAT the DDP path sums the sampled paths' losses into
+    # one backward (one all-reduce) where one process runs a backward per path: the gradients are the same
+    # sums in another order, so the weights agree to float rounding, not bit for bit (docs/training.md).
+    for part in ("float_model", "qnet"):
+        assert ddp[part].keys() == plain[part].keys()
+        for k, v in ddp[part].items():
+            if not torch.is_tensor(v):
+                continue
+            if part == "float_model":  # exact on a GPU too: CUDA training runs deterministic algorithms
+                assert torch.equal(v, plain[part][k]), k
+            else:
+                assert torch.allclose(v.double(), plain[part][k].double(), rtol=1e-4, atol=1e-5), (part, k)
+    for name, m in plain["metrics"].items():
+        if name != "train_seconds":
+            assert ddp["metrics"][name] == m, name
+
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_training_is_repeatable(tmp_path):
+    """Two CUDA runs with the same seed end with the same weights, bit for bit (deterministic algorithms)."""
+    x, y = tiny_images(80, size=28)
+    xt, yt = tiny_images(24, size=28, seed=5)
+    data = tmp_path / "d.npz"
+    np.savez(data, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    env = {k: v for k, v in os.environ.items() if k not in (*D.ENV_VARS, D.FORCE_VAR)}
+    digests = []
+    for run in ("a", "b"):
+        r = subprocess.run([sys.executable, "-m", "bitpath", "train", "--dataset", "npz", "--data-dir", str(data),
+                            "--epochs-float", "2", "--epochs-qat", "1", "--batch-size", "16", "--bn-batches", "2",
+                            "--device", "cuda", "--no-progress", "--out", str(tmp_path / run)],
+                           env=env, capture_output=True, text=True, timeout=240, cwd=HERE)
+        assert r.returncode == 0, r.stderr[-3000:]
+        st = torch.load(tmp_path / run / FINAL, map_location="cpu", weights_only=False)
+        digests.append(state_digest(st["float_model"], st["qnet"]))
+    assert digests[0] == digests[1]
 
 
 def test_torchrun_cli_two_processes(tmp_path):

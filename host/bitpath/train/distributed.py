@@ -3,9 +3,11 @@
 ``torchrun --nproc-per-node N -m bitpath train ...`` starts N copies of the trainer with the
 variables ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` set. :func:`from_env` reads them; with no
 such variables, or a world size of 1, nothing here is used and training runs exactly as in a
-single process (no process group). With a world size above 1, :func:`setup` picks each process'
-device (``cuda:LOCAL_RANK`` on GPUs, else the CPU) and starts the process group with the backend
-that device needs: NCCL for CUDA, gloo for the CPU.
+single process (no process group). ``BITPATH_DDP=1`` beside a world size of 1 takes the
+multi-process path anyway (process group, DistributedDataParallel, collectives over one rank): that
+is how a machine with one GPU checks the NCCL code path, which needs one GPU per process. With a
+process group, :func:`setup` picks each process' device (``cuda:LOCAL_RANK`` on GPUs, else the
+CPU) and starts the group with the backend that device needs: NCCL for CUDA, gloo for the CPU.
 
 The trainer (``bitpath.train.trainer``) decides what is sharded; this module only holds the
 process-group plumbing and a few collective helpers that do nothing in a single process.
@@ -20,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 ENV_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+FORCE_VAR = "BITPATH_DDP"  # "1": use the process group even for one process (checks the DDP path on one GPU)
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,12 @@ class DistEnv:
     world_size: int = 1
     rank: int = 0
     local_rank: int = 0
+    force: bool = False  # a process group even for one process (BITPATH_DDP=1 under torchrun)
 
     @property
     def enabled(self) -> bool:
-        """True when there is more than one process (a process group is used)."""
-        return self.world_size > 1
+        """True when a process group is used: more than one process, or one with ``BITPATH_DDP=1``."""
+        return self.world_size > 1 or self.force
 
     @property
     def is_main(self) -> bool:
@@ -47,10 +51,16 @@ def from_env(environ=None) -> DistEnv:
     An already initialised default process group (started by the caller) takes precedence.
     """
     env = os.environ if environ is None else environ
+    force = env.get(FORCE_VAR, "0")
+    if force not in ("0", "1"):
+        raise ValueError(f"{FORCE_VAR}={force!r}: expected 1 (process group even for one process) or 0")
     if dist.is_available() and dist.is_initialized():
-        return DistEnv(dist.get_world_size(), dist.get_rank(), int(env.get("LOCAL_RANK", 0)))
+        return DistEnv(dist.get_world_size(), dist.get_rank(), int(env.get("LOCAL_RANK", 0)), force == "1")
     present = [k for k in ENV_VARS if k in env]
     if not present:
+        if force == "1":
+            raise ValueError(f"{FORCE_VAR}=1 needs torchrun's environment; start the run with "
+                             "`torchrun --nproc-per-node 1 -m bitpath train ...`")
         return DistEnv()
     try:
         world = int(env.get("WORLD_SIZE", 1))
@@ -63,7 +73,7 @@ def from_env(environ=None) -> DistEnv:
         raise ValueError(f"inconsistent torchrun environment WORLD_SIZE={world} RANK={rank} LOCAL_RANK={local}")
     if world > 1 and ("WORLD_SIZE" not in env or "RANK" not in env):
         raise ValueError("WORLD_SIZE and RANK must both be set for multi-process training; use torchrun")
-    return DistEnv(world, rank, local)
+    return DistEnv(world, rank, local, force == "1")
 
 
 def device_for(name: str, env: DistEnv) -> torch.device:

@@ -53,6 +53,20 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def deterministic_cuda() -> None:
+    """Make CUDA training repeatable: the same seed gives the same weights, bit for bit, on the same GPU.
+
+    cuDNN picks deterministic convolution algorithms (no benchmarking), cuBLAS gets a fixed workspace
+    (``CUBLAS_WORKSPACE_CONFIG``, read when its first handle is made, so this runs before any CUDA
+    work), and PyTorch's deterministic mode is on. Ops with no deterministic CUDA kernel warn
+    instead of failing. A different GPU model or library version may still give other last bits.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def atomic_save(obj, path: Path) -> None:
     """``torch.save`` to a temporary file in the same directory, then ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,6 +160,8 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self.out = Path(cfg.out)
         self.device = D.device_for(cfg.device, self.dist) if self.dist.enabled else pick_device(cfg.device)
+        if self.device.type == "cuda":
+            deterministic_cuda()
         D.setup(self.dist, self.device)
         self.ddp: nn.Module | None = None  # the DistributedDataParallel wrapper of the stage being trained
         if cfg.threads:
