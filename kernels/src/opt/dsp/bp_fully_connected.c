@@ -847,6 +847,212 @@ static __attribute__((noinline)) void fc_packed2(int32_t out[4], const uint8_t *
     }
 }
 
+// Whole blocks of four rows of the packed path in one call per input row (fc_packed2_rows: the asm
+// bp_fcp_rows on ARMv7E-M, its C twin elsewhere): the dot products, requantization, output packing and
+// stores, with no C between blocks. Needs K % 4 == 0, 6K <= 32767, a bias, and int32 outputs or
+// unsigned 2/4/8-bit outputs clamped to the format's whole range (USAT), and every shift >= 33 or one
+// whose lift to 33 is exact for every value bias + sum(x*w) can take (fcp_shifts_ok). Per block:
+// - the sums of rows 0-1 and 2-3 are 16-bit halves that start at the seed, -2*sum(x) modulo 2^16, and
+//   gain the four fields after each chunk of at most 7 groups (PKHBT + UXTAB16 ror 8, lanes wrap
+//   independently), so that they end at sum(x*w) modulo 2^16: exact once sign-extended, as |sum(x*w)|
+//   <= 6K <= 32767 (no limit on the number of runs);
+// - the groups % 7 groups first, entering the run's group chain at group 7 - rem with the fields at 0,
+//   then the whole runs;
+// - acc = bias + the sign-extended sum; per row, e = max(s - 33, 0) and acc <<= max(33 - s, 0) (USAT
+//   #5 of s - 33 gives e, e - (s - 33) the lift), SMMLA with 2^e, ASR by e + 1, USAT;
+// - 2-bit outputs: one byte per block; 4-bit: two; 8-bit: four; int32 outputs: bias + sum, no requant.
+// The rows after the last whole block (1-3) take fc_packed2.
+typedef struct {
+    const int32_t *bias;            // 0: this block's, advanced by 4 per block
+    const int32_t *bias_end;        // 4: bias + 4 * blocks
+    const int32_t *mult, *shift;    // 8, 12: advanced by 4 per block (not read for int32 outputs)
+    uint8_t *out;                   // 16: advanced per block (int32 outputs: 16 bytes)
+    uint32_t s23;                   // 20: the asm's sums of rows 2-3
+    const uint8_t *x;               // 24: the packed input row
+    const uint8_t *w;               // 28: row 0 of the block, advanced by 4 rows per block
+    int32_t w_row;                  // 32: bytes per weight row
+    uint32_t seed;                  // 36: -2*sum(x) modulo 2^16 in both halves
+    const uint8_t *end;             // 40: x + K / 4
+    const uint32_t *tab;            // 44: bp_u2_spread
+    uint32_t aux;                   // 48: bp_s2_off, 0x03030303 (floor view) or 0x20202020 (rounded)
+    uint32_t ent_dot, ent_out, ent_blk; // 52..60: entry indices (the asm replaces them by addresses)
+} bp_fcp_t;
+
+enum { FCP_O32 = 0, FCP_O2 = 1, FCP_O4 = 2, FCP_O8 = 3 };
+
+#ifdef BP_HAVE_DSP
+void bp_fcp_rows(bp_fcp_t *p);
+
+// Registers in the dot product: r0 the input pointer, r1-r4 the four rows' weight pointers, r5-r8 the
+// fields, r9 the spread input word, r10 the weight word, r11 the spread table, r12 aux, lr the sums of
+// rows 0-1; the sums of rows 2-3 and everything else live in the frame (a copy of bp_fcp_t at sp).
+// kind: 0 2-bit storage (LDRB + offset table), 1 8-bit codes (LDR, AND lsr #6, EOR), 2 rounded
+// (LDR, QADD8, LSR, AND, EOR).
+__asm__(
+    ".macro bp_fcq_row kind, p, a, op\n"
+    ".if \\kind == 0\n\tldrb r10, [\\p], #1\n\tldr r10, [r12, r10, lsl #2]\n"
+    ".elseif \\kind == 1\n\tldr r10, [\\p], #4\n\tand r10, r12, r10, lsr #6\n\teor r10, r10, #0x02020202\n"
+    ".else\n\tldr r10, [\\p], #4\n\tqadd8 r10, r10, r12\n\tlsr r10, r10, #6\n"
+    "\tand r10, r10, #0x03030303\n\teor r10, r10, #0x02020202\n.endif\n"
+    ".ifc \\op,first\n\tsmuad \\a, r9, r10\n.else\n\tsmlad \\a, r9, r10, \\a\n.endif\n"
+    ".endm\n"
+    ".macro bp_fcq_group name, kind, i, op\n"
+    ".L\\name\\()_g\\i:\n"
+    "\tldrb r9, [r0], #1\n\tldr r9, [r11, r9, lsl #2]\n"
+    "\tbp_fcq_row \\kind, r1, r5, \\op\n\tbp_fcq_row \\kind, r2, r6, \\op\n"
+    "\tbp_fcq_row \\kind, r3, r7, \\op\n\tbp_fcq_row \\kind, r4, r8, \\op\n"
+    ".endm\n"
+    // one kind's block: pointers, seeds, the rem groups' entry, the runs, then the shared requantization
+    ".macro bp_fcq_kind name, kind\n"
+    ".L\\name\\()_blk:\n"
+    "\tldrd r0, r1, [sp, #24]\n\tldrd r9, lr, [sp, #32]\n\tstr lr, [sp, #20]\n"
+    "\tadd r2, r1, r9\n\tadd r3, r2, r9\n\tadd r4, r3, r9\n\tldrd r11, r12, [sp, #44]\n"
+    "\tmovs r5, #0\n\tmovs r6, #0\n\tmovs r7, #0\n\tmovs r8, #0\n\tldr pc, [sp, #52]\n"
+    "\tbp_fcq_group \\name, \\kind, 0, first\n\tbp_fcq_group \\name, \\kind, 1, next\n"
+    "\tbp_fcq_group \\name, \\kind, 2, next\n\tbp_fcq_group \\name, \\kind, 3, next\n"
+    "\tbp_fcq_group \\name, \\kind, 4, next\n\tbp_fcq_group \\name, \\kind, 5, next\n"
+    "\tbp_fcq_group \\name, \\kind, 6, next\n"
+    "\tpkhbt r9, r5, r6, lsl #16\n\tuxtab16 lr, lr, r9, ror #8\n\tpkhbt r9, r7, r8, lsl #16\n"
+    "\tldr r10, [sp, #20]\n\tuxtab16 r10, r10, r9, ror #8\n\tstr r10, [sp, #20]\n"
+    "\tldr r10, [sp, #40]\n\tcmp r0, r10\n\tbne .L\\name\\()_g0\n"
+    "\tstr r4, [sp, #28]\n\tb .Lbp_fcq_acc\n"
+    ".endm\n"
+    // requantize row value A (multiplier M, shift S; r0, r1 scratch) to 0 .. 2^b - 1
+    ".macro bp_fcq_rq A, M, S, b\n"
+    "\tsub \\S, \\S, #33\n\tusat r0, #5, \\S\n\tsub \\S, r0, \\S\n\tlsl \\A, \\A, \\S\n"
+    "\tmov r1, #1\n\tlsl r1, r1, r0\n\tsmmla \\A, \\A, \\M, r1\n\tadd r0, r0, #1\n\tasr \\A, \\A, r0\n"
+    "\tusat \\A, #\\b, \\A\n"
+    ".endm\n"
+    // the end of a block: the next one (same kind) or the exit
+    ".macro bp_fcq_next\n"
+    "\tldrd r0, r1, [sp]\n\tcmp r0, r1\n\tbeq .Lbp_fcq_exit\n\tldr pc, [sp, #60]\n"
+    ".endm\n"
+    ".macro bp_fcq_out b\n"
+    ".Lbp_fcq_q\\b:\n"
+    "\tldrd r0, r1, [sp, #8]\n\tldmia r0!, {r9, r10, r11, r12}\n\tldmia r1!, {r2, r3, r4, lr}\n"
+    "\tstrd r0, r1, [sp, #8]\n"
+    "\tbp_fcq_rq r5, r9, r2, \\b\n\tbp_fcq_rq r6, r10, r3, \\b\n"
+    "\tbp_fcq_rq r7, r11, r4, \\b\n\tbp_fcq_rq r8, r12, lr, \\b\n"
+    "\tldr r0, [sp, #16]\n"
+    ".if \\b == 2\n"
+    "\torr r5, r5, r6, lsl #2\n\torr r5, r5, r7, lsl #4\n\torr r5, r5, r8, lsl #6\n\tstrb r5, [r0], #1\n"
+    ".elseif \\b == 4\n"
+    "\torr r5, r5, r6, lsl #4\n\torr r7, r7, r8, lsl #4\n\tstrb r5, [r0], #1\n\tstrb r7, [r0], #1\n"
+    ".else\n"
+    "\tstrb r5, [r0], #1\n\tstrb r6, [r0], #1\n\tstrb r7, [r0], #1\n\tstrb r8, [r0], #1\n"
+    ".endif\n"
+    "\tstr r0, [sp, #16]\n\tbp_fcq_next\n"
+    ".endm\n"
+    "\t.syntax unified\n"
+    "\t.section .text.bp_fcp_rows,\"ax\",%progbits\n"
+    "\t.p2align 2\n\t.global bp_fcp_rows\n\t.type bp_fcp_rows, %function\n\t.thumb\n\t.thumb_func\n"
+    "bp_fcp_rows:\n"
+    "\tpush {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\tsub sp, sp, #64\n"
+    "\tldmia r0!, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n"
+    "\tstmia sp, {r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12}\n"
+    "\tldmia r0, {r1, r2, r3, r4}\n\tadr.w r6, .Lbp_fcq_tab\n"
+    "\tldr r2, [r6, r2, lsl #2]\n\tldr r3, [r6, r3, lsl #2]\n\tldr r4, [r6, r4, lsl #2]\n"
+    "\tadd r5, sp, #48\n\tstmia r5, {r1, r2, r3, r4}\n\tbx r4\n"
+    "\tbp_fcq_kind bp_fcq_s2, 0\n"
+    "\tbp_fcq_kind bp_fcq_w8, 1\n"
+    "\tbp_fcq_kind bp_fcq_w8r, 2\n"
+    // acc = bias + the sign-extended sums (r5-r8), then the output format's code
+    ".Lbp_fcq_acc:\n"
+    "\tldr r0, [sp]\n\tldmia r0!, {r5, r6, r7, r8}\n\tstr r0, [sp]\n"
+    "\tsxtah r5, r5, lr\n\tadd r6, r6, lr, asr #16\n\tldr lr, [sp, #20]\n"
+    "\tsxtah r7, r7, lr\n\tadd r8, r8, lr, asr #16\n\tldr pc, [sp, #56]\n"
+    ".Lbp_fcq_o32:\n"
+    "\tldr r0, [sp, #16]\n\tstmia r0!, {r5, r6, r7, r8}\n\tstr r0, [sp, #16]\n\tbp_fcq_next\n"
+    "\tbp_fcq_out 2\n"
+    "\tbp_fcq_out 4\n"
+    "\tbp_fcq_out 8\n"
+    ".Lbp_fcq_exit:\n\tadd sp, sp, #64\n\tpop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n"
+    "\t.p2align 2\n"
+    ".Lbp_fcq_tab:\n"
+    "\t.word .Lbp_fcq_s2_blk + 1, .Lbp_fcq_w8_blk + 1, .Lbp_fcq_w8r_blk + 1\n"
+    "\t.word .Lbp_fcq_s2_g0 + 1, .Lbp_fcq_s2_g1 + 1, .Lbp_fcq_s2_g2 + 1, .Lbp_fcq_s2_g3 + 1\n"
+    "\t.word .Lbp_fcq_s2_g4 + 1, .Lbp_fcq_s2_g5 + 1, .Lbp_fcq_s2_g6 + 1\n"
+    "\t.word .Lbp_fcq_w8_g0 + 1, .Lbp_fcq_w8_g1 + 1, .Lbp_fcq_w8_g2 + 1, .Lbp_fcq_w8_g3 + 1\n"
+    "\t.word .Lbp_fcq_w8_g4 + 1, .Lbp_fcq_w8_g5 + 1, .Lbp_fcq_w8_g6 + 1\n"
+    "\t.word .Lbp_fcq_w8r_g0 + 1, .Lbp_fcq_w8r_g1 + 1, .Lbp_fcq_w8r_g2 + 1, .Lbp_fcq_w8r_g3 + 1\n"
+    "\t.word .Lbp_fcq_w8r_g4 + 1, .Lbp_fcq_w8r_g5 + 1, .Lbp_fcq_w8r_g6 + 1\n"
+    "\t.word .Lbp_fcq_o32 + 1, .Lbp_fcq_q2 + 1, .Lbp_fcq_q4 + 1, .Lbp_fcq_q8 + 1\n"
+    "\t.size bp_fcp_rows, . - bp_fcp_rows\n"
+    "\t.text\n");
+#else
+// The C twin of bp_fcp_rows: the same chunks, 16-bit lanes, lift and packing.
+static uint32_t fcp_lanes(uint32_t s, int32_t lo, int32_t hi) { // UXTAB16 of bits 8..15 of lo and hi
+    const uint32_t l = (s + (((uint32_t)lo >> 8) & 0xFFu)) & 0xFFFFu;
+    const uint32_t h = ((s >> 16) + (((uint32_t)hi >> 8) & 0xFFu)) & 0xFFFFu;
+    return l | (h << 16);
+}
+static int32_t fcp_sext16(uint32_t h) { return (int32_t)((h & 0xFFFFu) ^ 0x8000u) - 0x8000; }
+static void bp_fcp_rows(bp_fcp_t *p) {
+    const int kind = (int)p->ent_blk, fmt = (int)p->ent_out - 24;
+    const int32_t groups = (int32_t)(p->end - p->x), rem = groups % 7;
+    while (p->bias != p->bias_end) {
+        const uint8_t *const w0 = p->w, *const w1 = w0 + p->w_row, *const w2 = w1 + p->w_row,
+                             *const w3 = w2 + p->w_row;
+        uint32_t s01 = p->seed, s23 = p->seed;
+        for (int32_t g = 0, end = rem ? rem : 7; g < groups; end = g + 7) {
+            int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+            for (; g < end; g++) {
+                const uint32_t xs = p->tab[p->x[g]];
+                a0 = bp_smlad(xs, pk_word(w0, g, kind), a0);
+                a1 = bp_smlad(xs, pk_word(w1, g, kind), a1);
+                a2 = bp_smlad(xs, pk_word(w2, g, kind), a2);
+                a3 = bp_smlad(xs, pk_word(w3, g, kind), a3);
+            }
+            s01 = fcp_lanes(s01, a0, a1), s23 = fcp_lanes(s23, a2, a3);
+        }
+        p->w = w3 + p->w_row;
+        int32_t v[4] = {p->bias[0] + fcp_sext16(s01), p->bias[1] + fcp_sext16(s01 >> 16),
+                        p->bias[2] + fcp_sext16(s23), p->bias[3] + fcp_sext16(s23 >> 16)};
+        p->bias += 4;
+        if (fmt == FCP_O32) {
+            int32_t *const o = (int32_t *)(void *)p->out;
+            o[0] = v[0], o[1] = v[1], o[2] = v[2], o[3] = v[3];
+            p->out += 16;
+            continue;
+        }
+        for (int32_t j = 0; j < 4; j++) {
+            const int32_t d = p->shift[j] - 33, e = d < 0 ? 0 : d; // shifts <= 62
+            const int32_t a = (int32_t)((uint32_t)v[j] << (e - d));  // exact (fcp_shifts_ok)
+            const int32_t r = bp_smmla(a, p->mult[j], (int32_t)1 << e) >> (e + 1);
+            v[j] = fmt == FCP_O2 ? bp_usat2(r) : fmt == FCP_O4 ? bp_usat4(r) : bp_usat8(r);
+        }
+        p->mult += 4, p->shift += 4;
+        if (fmt == FCP_O2) {
+            *p->out++ = (uint8_t)(v[0] | v[1] << 2 | v[2] << 4 | v[3] << 6);
+        } else if (fmt == FCP_O4) {
+            *p->out++ = (uint8_t)(v[0] | v[1] << 4), *p->out++ = (uint8_t)(v[2] | v[3] << 4);
+        } else {
+            *p->out++ = (uint8_t)v[0], *p->out++ = (uint8_t)v[1], *p->out++ = (uint8_t)v[2], *p->out++ = (uint8_t)v[3];
+        }
+    }
+}
+#endif
+
+// Whether bp_fcp_rows may requantize rows 0 .. n-1: every shift >= 33, or 2 <= s < 33 with
+// (acc << (33 - s)) >> (33 - s) == acc for every acc in bias +- 6K (|bias| + 6K <= INT32_MAX, bp_check_acc).
+static int fcp_shifts_ok(const int32_t *bias, const int32_t *shift, int32_t n, int32_t k) {
+    const int32_t m = 6 * k;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t s = shift[j];
+        if (s >= 33) {
+            continue;
+        }
+        if (s < 2) {
+            return 0;
+        }
+        const int32_t lim = (int32_t)1 << (s - 2); // acc must lie in [-lim, lim)
+        if (bias[j] - m < -lim || bias[j] + m >= lim) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 // Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
 // planes) or the portable loop. Out of line, so that its register allocation does not depend on
 // the W8A8 path.
@@ -871,14 +1077,45 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
     // unsigned 2-bit inputs, 2-bit weights stored at 2 bits or viewed from 8-bit codes: packed SMLAD
     const int packed2 = q->in.bits == 2 && !q->in.is_signed && q->w_view == 2 && (q->w_stored == 2 || q->w_stored == 8);
 
+    // the packed path's whole blocks of four rows: one call per input row (bp_fcp_rows)
+    const int32_t obits = q->out.bits;
+    const int pkind = q->w_stored == 2 ? PK_S2 : rnd ? PK_W8R : PK_W8;
+    const int32_t blocks = packed2 && (in_features & 3) == 0 && in_features <= 5461 && bias != NULL &&
+                                   (obits == 32 || (!q->out.is_signed && q->act_min == 0 &&
+                                                    q->act_max == (1 << obits) - 1 &&
+                                                    fcp_shifts_ok(bias, rq->shift, out_features & ~3, in_features)))
+                               ? out_features >> 2
+                               : 0;
+    const int32_t done_bytes = obits < 8 ? blocks * (obits >> 1) : 0; // whole bytes the blocks store
+
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *x = input + (int64_t)b * in_row;
         uint8_t *orow = (uint8_t *)output + (int64_t)b * out_row;
         if (out_row > 0 && q->out.bits != 8) { // sub-byte values are ORed into their bytes (bp_write)
-            bp_clear_row(orow, out_row);
+            bp_clear_row(orow + done_bytes, out_row - done_bytes);
         }
         const int32_t xsum = packed2 ? pk_xsum(x, in_features >> 2) : 0;
-        for (int32_t o = 0; o < out_features; o += 4) {
+        if (blocks > 0) {
+            const int32_t groups = in_features >> 2, rem = groups % 7;
+            bp_fcp_t P = {bias,
+                          bias + 4 * blocks,
+                          obits == 32 ? NULL : rq->multiplier,
+                          obits == 32 ? NULL : rq->shift,
+                          obits == 32 ? (uint8_t *)((int32_t *)output + (ptrdiff_t)b * out_features) : orow,
+                          0u,
+                          x,
+                          filter,
+                          w_row,
+                          ((uint32_t)(-2 * xsum) & 0xFFFFu) * 0x10001u,
+                          x + groups,
+                          bp_u2_spread,
+                          pkind == PK_S2 ? (uint32_t)(uintptr_t)bp_s2_off : pkind == PK_W8 ? 0x03030303u : 0x20202020u,
+                          3u + 7u * (uint32_t)pkind + (rem ? 7u - (uint32_t)rem : 0u),
+                          24u + (uint32_t)(obits == 32 ? FCP_O32 : obits == 2 ? FCP_O2 : obits == 4 ? FCP_O4 : FCP_O8),
+                          (uint32_t)pkind};
+            bp_fcp_rows(&P);
+        }
+        for (int32_t o = 4 * blocks; o < out_features; o += 4) {
             const uint8_t *const w0 = filter + (ptrdiff_t)o * w_row;
             int32_t acc[4];
             const int32_t n = out_features - o < 4 ? out_features - o : 4;
@@ -888,7 +1125,7 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
                 wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
             }
             if (packed2) {
-                fc_packed2(acc, x, wrow, in_features, xsum, q->w_stored == 2 ? PK_S2 : rnd ? PK_W8R : PK_W8);
+                fc_packed2(acc, x, wrow, in_features, xsum, pkind);
             } else if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
                 (rnd ? fc_dot_view_r : fc_dot_view)(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features,
                                                     8 - q->w_view);
@@ -909,7 +1146,7 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
                 }
                 continue;
             }
-            const int32_t lo = q->act_min, hi = q->act_max, obits = q->out.bits;
+            const int32_t lo = q->act_min, hi = q->act_max;
             for (int32_t j = 0; j < n; j++) {
                 const int32_t v = fc_requant((bias ? bias[o + j] : 0) + acc[j], rq->multiplier[o + j],
                                              rq->shift[o + j], lo, hi);
