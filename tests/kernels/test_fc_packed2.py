@@ -7,6 +7,7 @@ output format, on the host (both C variants) and on the emulated board."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -70,4 +71,41 @@ def test_packed_2bit_fully_connected_sums() -> None:
 @pytest.mark.parametrize(("stored", "rnd"), KINDS)
 def test_packed_2bit_fully_connected_on_board(board, stored: int, rnd: bool) -> None:  # noqa: F811
     for case in packed_fc_cases(stored, rnd, ks=(3, 28, 29, 57, 197, 576), couts=(4, 7)):
+        _check(board, "fully_connected", *case)
+
+
+def lifted_fc_cases(board: bool = False) -> Iterator[tuple]:
+    """Shifts below 33 beside >= 33 with biases at, one past and far past the lift's limit (the
+    asm blocks take a layer only when every such lift is exact for any sum, the rest the C loop),
+    for every weight kind and unsigned output width, Cout with and without the 1-3 row tail."""
+    from test_dsp_paths import FOLD_MODES, _lift_requant
+
+    rng = np.random.default_rng(77)
+    for (stored, rnd), ob, mode in itertools.product(KINDS, (2, 4, 8), FOLD_MODES):
+        q = LayerQuant(ActFormat(2), ActFormat(ob), stored, 2, w_round=rnd)
+        for k, cout in ((28, 8), (57 * 4, 9)) if board else ((28, 8), (228, 9), (576, 12), (5460, 5)):
+            bias, m, s = _lift_requant(rng, cout, 6 * k, 2**ob - 1, mode, lifted=(2, 20, 29, 30, 31, 32))
+            yield rng.integers(0, 4, k), weights(rng, stored, rnd, (cout, k)), bias, m, s, q
+
+
+def test_packed_2bit_fully_connected_lifted() -> None:
+    for case in lifted_fc_cases():
+        compare("fully_connected", *case)
+
+
+def test_packed_2bit_fully_connected_k_limit() -> None:
+    # 6K <= 32767 (K <= 5461) takes the asm blocks; K = 5464 the C loop (sums past 16 bits)
+    rng = np.random.default_rng(5)
+    for (stored, rnd), k in itertools.product(KINDS, (5460, 5464)):
+        for out in (ActFormat(32, True), ActFormat(2)):
+            q = LayerQuant(ActFormat(2), out, stored, 2, w_round=rnd)
+            m, s = _dw_requant(rng, 6, "fast")
+            bias = rng.integers(-999, 999, 6)
+            compare("fully_connected", np.full(k, 3), np.full((6, k), W_BOTTOM[stored, rnd]), bias, m, s, q)
+            compare("fully_connected", rng.integers(0, 4, k), weights(rng, stored, rnd, (6, k)), bias, m, s, q)
+
+
+@pytest.mark.emulator
+def test_packed_2bit_fully_connected_lifted_on_board(board) -> None:  # noqa: F811
+    for case in lifted_fc_cases(board=True):
         _check(board, "fully_connected", *case)

@@ -725,9 +725,15 @@ static inline __attribute__((always_inline)) uint32_t pk_word(const uint8_t *w, 
 }
 
 // sum(x) over the first 4 * groups values of a packed unsigned 2-bit row.
+// Four bytes at a time: the 2-bit fields added in pairs (nibbles <= 6), then the nibbles (bytes <= 12).
 static inline int32_t pk_xsum(const uint8_t *x, int32_t groups) {
     uint32_t sum = 0;
-    for (int32_t g = 0; g < groups; g++) {
+    int32_t g = 0;
+    for (; g + 4 <= groups; g += 4) {
+        const uint32_t v = bp_load32(x + g), t = (v & 0x33333333u) + ((v >> 2) & 0x33333333u);
+        sum = bp_add_bytes((t & 0x0F0F0F0Fu) + ((t >> 4) & 0x0F0F0F0Fu), sum);
+    }
+    for (; g < groups; g++) {
         sum = bp_add_bytes(bp_u2_spread[x[g]], sum);
     }
     return (int32_t)sum;
@@ -1053,6 +1059,84 @@ static int fcp_shifts_ok(const int32_t *bias, const int32_t *shift, int32_t n, i
     return 1;
 }
 
+// Whether the packed path's whole blocks can take bp_fcp_rows: unsigned 2-bit inputs and 2-bit weights
+// (the caller), K % 4 == 0, 6K <= 32767, at least one block, a bias, int32 outputs or unsigned outputs
+// clamped to the format's range, and shifts that need no value-dependent lift (fcp_shifts_ok).
+static int fcp_layer_ok(const bp_quant_t *q, const bp_requant_t *rq, int32_t k, int32_t nout, const int32_t *bias) {
+    const int32_t obits = q->out.bits;
+    if ((k & 3) != 0 || k > 5461 || nout < 4 || bias == NULL) {
+        return 0;
+    }
+    if (obits == 32) {
+        return 1;
+    }
+    return !q->out.is_signed && q->act_min == 0 && q->act_max == (1 << obits) - 1 &&
+           fcp_shifts_ok(bias, rq->shift, nout & ~3, k);
+}
+
+// The packed layer where fcp_layer_ok holds: per input row, the whole blocks of four rows in one
+// bp_fcp_rows call, then the 1-3 rows after them through fc_packed2 (rows past the last one repeat it).
+static __attribute__((noinline)) void fc_packed_layer(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
+                                                      int32_t k, int32_t nout, const uint8_t *input,
+                                                      const uint8_t *filter, const int32_t *bias, void *output,
+                                                      int pkind) {
+    const int32_t obits = q->out.bits, in_row = bp_row_bytes(k, 2), w_row = bp_row_bytes(k, q->w_stored);
+    const int32_t out_row = obits == 32 ? 0 : bp_row_bytes(nout, obits);
+    const int32_t blocks = nout >> 2, groups = k >> 2, rem = groups % 7, o = 4 * blocks, n = nout - o;
+    const int32_t done = obits < 8 ? blocks * (obits >> 1) : 0; // whole bytes stored by the blocks
+    const int fmt = obits == 32 ? FCP_O32 : obits == 2 ? FCP_O2 : obits == 4 ? FCP_O4 : FCP_O8;
+    for (int32_t b = 0; b < batches; b++) {
+        const uint8_t *const x = input + (ptrdiff_t)b * in_row;
+        uint8_t *const orow = (uint8_t *)output + (ptrdiff_t)b * out_row;
+        int32_t *const o32 = (int32_t *)output + (ptrdiff_t)b * nout;
+        const int32_t xsum = pk_xsum(x, groups);
+        bp_fcp_t P = {bias,
+                      bias + o,
+                      obits == 32 ? NULL : rq->multiplier,
+                      obits == 32 ? NULL : rq->shift,
+                      obits == 32 ? (uint8_t *)o32 : orow,
+                      0u,
+                      x,
+                      filter,
+                      w_row,
+                      ((uint32_t)(-2 * xsum) & 0xFFFFu) * 0x10001u,
+                      x + groups,
+                      bp_u2_spread,
+                      pkind == PK_S2 ? (uint32_t)(uintptr_t)bp_s2_off : pkind == PK_W8 ? 0x03030303u : 0x20202020u,
+                      3u + 7u * (uint32_t)pkind + (rem ? 7u - (uint32_t)rem : 0u),
+                      24u + (uint32_t)fmt,
+                      (uint32_t)pkind};
+        bp_fcp_rows(&P);
+        if (n == 0) {
+            continue;
+        }
+        const uint8_t *wrow[4];
+        for (int32_t j = 0; j < 4; j++) {
+            wrow[j] = filter + (ptrdiff_t)(o + (j < n ? j : 0)) * w_row;
+        }
+        int32_t acc[4];
+        fc_packed2(acc, x, wrow, k, xsum, pkind);
+        if (obits == 32) {
+            for (int32_t j = 0; j < n; j++) {
+                o32[o + j] = bias[o + j] + acc[j];
+            }
+            continue;
+        }
+        if (obits != 8) { // sub-byte values are ORed into their bytes (bp_write)
+            bp_clear_row(orow + done, out_row - done);
+        }
+        for (int32_t j = 0; j < n; j++) {
+            const int32_t v = fc_requant(bias[o + j] + acc[j], rq->multiplier[o + j], rq->shift[o + j], q->act_min,
+                                         q->act_max);
+            if (obits == 8) {
+                orow[o + j] = (uint8_t)v;
+            } else {
+                bp_write(orow, o + j, obits, v);
+            }
+        }
+    }
+}
+
 // Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
 // planes) or the portable loop. Out of line, so that its register allocation does not depend on
 // the W8A8 path.
@@ -1077,45 +1161,14 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
     // unsigned 2-bit inputs, 2-bit weights stored at 2 bits or viewed from 8-bit codes: packed SMLAD
     const int packed2 = q->in.bits == 2 && !q->in.is_signed && q->w_view == 2 && (q->w_stored == 2 || q->w_stored == 8);
 
-    // the packed path's whole blocks of four rows: one call per input row (bp_fcp_rows)
-    const int32_t obits = q->out.bits;
-    const int pkind = q->w_stored == 2 ? PK_S2 : rnd ? PK_W8R : PK_W8;
-    const int32_t blocks = packed2 && (in_features & 3) == 0 && in_features <= 5461 && bias != NULL &&
-                                   (obits == 32 || (!q->out.is_signed && q->act_min == 0 &&
-                                                    q->act_max == (1 << obits) - 1 &&
-                                                    fcp_shifts_ok(bias, rq->shift, out_features & ~3, in_features)))
-                               ? out_features >> 2
-                               : 0;
-    const int32_t done_bytes = obits < 8 ? blocks * (obits >> 1) : 0; // whole bytes the blocks store
-
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *x = input + (int64_t)b * in_row;
         uint8_t *orow = (uint8_t *)output + (int64_t)b * out_row;
         if (out_row > 0 && q->out.bits != 8) { // sub-byte values are ORed into their bytes (bp_write)
-            bp_clear_row(orow + done_bytes, out_row - done_bytes);
+            bp_clear_row(orow, out_row);
         }
         const int32_t xsum = packed2 ? pk_xsum(x, in_features >> 2) : 0;
-        if (blocks > 0) {
-            const int32_t groups = in_features >> 2, rem = groups % 7;
-            bp_fcp_t P = {bias,
-                          bias + 4 * blocks,
-                          obits == 32 ? NULL : rq->multiplier,
-                          obits == 32 ? NULL : rq->shift,
-                          obits == 32 ? (uint8_t *)((int32_t *)output + (ptrdiff_t)b * out_features) : orow,
-                          0u,
-                          x,
-                          filter,
-                          w_row,
-                          ((uint32_t)(-2 * xsum) & 0xFFFFu) * 0x10001u,
-                          x + groups,
-                          bp_u2_spread,
-                          pkind == PK_S2 ? (uint32_t)(uintptr_t)bp_s2_off : pkind == PK_W8 ? 0x03030303u : 0x20202020u,
-                          3u + 7u * (uint32_t)pkind + (rem ? 7u - (uint32_t)rem : 0u),
-                          24u + (uint32_t)(obits == 32 ? FCP_O32 : obits == 2 ? FCP_O2 : obits == 4 ? FCP_O4 : FCP_O8),
-                          (uint32_t)pkind};
-            bp_fcp_rows(&P);
-        }
-        for (int32_t o = 4 * blocks; o < out_features; o += 4) {
+        for (int32_t o = 0; o < out_features; o += 4) {
             const uint8_t *const w0 = filter + (ptrdiff_t)o * w_row;
             int32_t acc[4];
             const int32_t n = out_features - o < 4 ? out_features - o : 4;
@@ -1125,7 +1178,7 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
                 wrow[j] = w0 + (ptrdiff_t)(j < n ? j : 0) * w_row;
             }
             if (packed2) {
-                fc_packed2(acc, x, wrow, in_features, xsum, pkind);
+                fc_packed2(acc, x, wrow, in_features, xsum, q->w_stored == 2 ? PK_S2 : rnd ? PK_W8R : PK_W8);
             } else if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
                 (rnd ? fc_dot_view_r : fc_dot_view)(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features,
                                                     8 - q->w_view);
@@ -1146,7 +1199,7 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
                 }
                 continue;
             }
-            const int32_t lo = q->act_min, hi = q->act_max;
+            const int32_t lo = q->act_min, hi = q->act_max, obits = q->out.bits;
             for (int32_t j = 0; j < n; j++) {
                 const int32_t v = fc_requant((bias ? bias[o + j] : 0) + acc[j], rq->multiplier[o + j],
                                              rq->shift[o + j], lo, hi);
@@ -1189,6 +1242,12 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
     if (q->w_stored == 8 && q->w_view == 8 && q->in.bits == 8 &&
         (int64_t)in_features * (q->in.is_signed ? 128 : 255) * 128 <= INT32_MAX) {
         fc_w8a8(q, rq, batches, in_features, out_features, input, filter, bias, output);
+        return BP_OK;
+    }
+    if (q->in.bits == 2 && !q->in.is_signed && q->w_view == 2 && (q->w_stored == 2 || q->w_stored == 8) &&
+        fcp_layer_ok(q, rq, in_features, out_features, bias)) { // the packed path's blocks in asm
+        fc_packed_layer(q, rq, batches, in_features, out_features, input, filter, bias, output,
+                        q->w_stored == 2 ? PK_S2 : q->w_round ? PK_W8R : PK_W8);
         return BP_OK;
     }
     if (q->w_round && q->w_view < q->w_stored) {
