@@ -70,7 +70,7 @@ def test_packed_2bit_fully_connected_sums() -> None:
 @pytest.mark.emulator
 @pytest.mark.parametrize(("stored", "rnd"), KINDS)
 def test_packed_2bit_fully_connected_on_board(board, stored: int, rnd: bool) -> None:  # noqa: F811
-    for case in packed_fc_cases(stored, rnd, ks=(3, 28, 29, 57, 197, 576), couts=(4, 7)):
+    for case in packed_fc_cases(stored, rnd, ks=(3, 28, 29, 32, 56, 57, 60, 197, 576), couts=(4, 7)):
         _check(board, "fully_connected", *case)
 
 
@@ -83,7 +83,7 @@ def lifted_fc_cases(board: bool = False) -> Iterator[tuple]:
     rng = np.random.default_rng(77)
     for (stored, rnd), ob, mode in itertools.product(KINDS, (2, 4, 8), FOLD_MODES):
         q = LayerQuant(ActFormat(2), ActFormat(ob), stored, 2, w_round=rnd)
-        for k, cout in ((28, 8), (57 * 4, 9)) if board else ((28, 8), (228, 9), (576, 12), (5460, 5)):
+        for k, cout in ((28, 8), (32, 4), (57 * 4, 9)) if board else ((28, 8), (228, 9), (576, 12), (5460, 5)):
             bias, m, s = _lift_requant(rng, cout, 6 * k, 2**ob - 1, mode, lifted=(2, 20, 29, 30, 31, 32))
             yield rng.integers(0, 4, k), weights(rng, stored, rnd, (cout, k)), bias, m, s, q
 

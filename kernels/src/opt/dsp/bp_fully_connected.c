@@ -873,7 +873,7 @@ typedef struct {
     const int32_t *bias_end;        // 4: bias + 4 * blocks
     const int32_t *mult, *shift;    // 8, 12: advanced by 4 per block (not read for int32 outputs)
     uint8_t *out;                   // 16: advanced per block (int32 outputs: 16 bytes)
-    uint32_t s23;                   // 20: the asm's sums of rows 2-3
+    uint32_t pad;                   // 20: unused
     const uint8_t *x;               // 24: the packed input row
     const uint8_t *w;               // 28: row 0 of the block, advanced by 4 rows per block
     int32_t w_row;                  // 32: bytes per weight row
@@ -889,39 +889,51 @@ enum { FCP_O32 = 0, FCP_O2 = 1, FCP_O4 = 2, FCP_O8 = 3 };
 #ifdef BP_HAVE_DSP
 void bp_fcp_rows(bp_fcp_t *p);
 
-// Registers in the dot product: r0 the input pointer, r1-r4 the four rows' weight pointers, r5-r8 the
-// fields, r9 the spread input word, r10 the weight word, r11 the spread table, r12 aux, lr the sums of
-// rows 0-1; the sums of rows 2-3 and everything else live in the frame (a copy of bp_fcp_t at sp).
-// kind: 0 2-bit storage (LDRB + offset table), 1 8-bit codes (LDR, AND lsr #6, EOR), 2 rounded
-// (LDR, QADD8, LSR, AND, EOR).
+// Registers in the dot product: r0 the input pointer, r1 row 0's weights and r1 + r3 row 1's, r2 row
+// 2's and r2 + r3 row 3's (r3 = w_row: rows 1 and 3 are read first, by register offset, then rows 0 and
+// 2 post-incremented), r4 the sums of rows 2-3, r5-r8 the fields, r9 the spread input word, r10 the
+// weight word, r11 the spread table, r12 aux, lr the sums of rows 0-1; the rest lives in the frame (a
+// copy of bp_fcp_t at sp). kind: 0 2-bit storage (LDRB + offset table), 1 8-bit codes (LDR, AND lsr
+// #6, EOR), 2 rounded (LDR, QADD8, LSR, AND, EOR). 2-bit storage has two copies of the 7-group chunk
+// per loop iteration (u = 2: one end compare per two chunks; an odd number of chunks enters the
+// second copy), the 8-bit codes one (u = 1).
 __asm__(
-    ".macro bp_fcq_row kind, p, a, op\n"
-    ".if \\kind == 0\n\tldrb r10, [\\p], #1\n\tldr r10, [r12, r10, lsl #2]\n"
-    ".elseif \\kind == 1\n\tldr r10, [\\p], #4\n\tand r10, r12, r10, lsr #6\n\teor r10, r10, #0x02020202\n"
-    ".else\n\tldr r10, [\\p], #4\n\tqadd8 r10, r10, r12\n\tlsr r10, r10, #6\n"
-    "\tand r10, r10, #0x03030303\n\teor r10, r10, #0x02020202\n.endif\n"
+    ".macro bp_fcq_row kind, p, post, a, op\n"
+    ".if \\kind == 0\n"
+    ".if \\post\n\tldrb r10, [\\p], #1\n.else\n\tldrb r10, [\\p, r3]\n.endif\n\tldr r10, [r12, r10, lsl #2]\n"
+    ".else\n"
+    ".if \\post\n\tldr r10, [\\p], #4\n.else\n\tldr r10, [\\p, r3]\n.endif\n"
+    ".if \\kind == 1\n\tand r10, r12, r10, lsr #6\n"
+    ".else\n\tqadd8 r10, r10, r12\n\tlsr r10, r10, #6\n\tand r10, r10, #0x03030303\n.endif\n"
+    "\teor r10, r10, #0x02020202\n"
+    ".endif\n"
     ".ifc \\op,first\n\tsmuad \\a, r9, r10\n.else\n\tsmlad \\a, r9, r10, \\a\n.endif\n"
     ".endm\n"
-    ".macro bp_fcq_group name, kind, i, op\n"
-    ".L\\name\\()_g\\i:\n"
+    ".macro bp_fcq_group name, kind, c, i, op\n"
+    ".L\\name\\()_\\c\\()g\\i:\n"
     "\tldrb r9, [r0], #1\n\tldr r9, [r11, r9, lsl #2]\n"
-    "\tbp_fcq_row \\kind, r1, r5, \\op\n\tbp_fcq_row \\kind, r2, r6, \\op\n"
-    "\tbp_fcq_row \\kind, r3, r7, \\op\n\tbp_fcq_row \\kind, r4, r8, \\op\n"
+    "\tbp_fcq_row \\kind, r1, 0, r6, \\op\n\tbp_fcq_row \\kind, r1, 1, r5, \\op\n"
+    "\tbp_fcq_row \\kind, r2, 0, r8, \\op\n\tbp_fcq_row \\kind, r2, 1, r7, \\op\n"
     ".endm\n"
-    // one kind's block: pointers, seeds, the rem groups' entry, the runs, then the shared requantization
-    ".macro bp_fcq_kind name, kind\n"
+    // one chunk of 7 groups (copy c) and the extraction of its fields into the 16-bit sums
+    ".macro bp_fcq_chunk name, kind, c\n"
+    "\tbp_fcq_group \\name, \\kind, \\c, 0, first\n\tbp_fcq_group \\name, \\kind, \\c, 1, next\n"
+    "\tbp_fcq_group \\name, \\kind, \\c, 2, next\n\tbp_fcq_group \\name, \\kind, \\c, 3, next\n"
+    "\tbp_fcq_group \\name, \\kind, \\c, 4, next\n\tbp_fcq_group \\name, \\kind, \\c, 5, next\n"
+    "\tbp_fcq_group \\name, \\kind, \\c, 6, next\n"
+    "\tpkhbt r9, r5, r6, lsl #16\n\tuxtab16 lr, lr, r9, ror #8\n"
+    "\tpkhbt r9, r7, r8, lsl #16\n\tuxtab16 r4, r4, r9, ror #8\n"
+    ".endm\n"
+    // one kind's block: pointers, seeds, the first chunk's entry, the chunks, then the shared requantization
+    ".macro bp_fcq_kind name, kind, u\n"
     ".L\\name\\()_blk:\n"
-    "\tldrd r0, r1, [sp, #24]\n\tldrd r9, lr, [sp, #32]\n\tstr lr, [sp, #20]\n"
-    "\tadd r2, r1, r9\n\tadd r3, r2, r9\n\tadd r4, r3, r9\n\tldrd r11, r12, [sp, #44]\n"
+    "\tldrd r0, r1, [sp, #24]\n\tldrd r3, r4, [sp, #32]\n\tmov lr, r4\n"
+    "\tadd r2, r1, r3, lsl #1\n\tadd r10, r1, r3, lsl #2\n\tstr r10, [sp, #28]\n\tldrd r11, r12, [sp, #44]\n"
     "\tmovs r5, #0\n\tmovs r6, #0\n\tmovs r7, #0\n\tmovs r8, #0\n\tldr pc, [sp, #52]\n"
-    "\tbp_fcq_group \\name, \\kind, 0, first\n\tbp_fcq_group \\name, \\kind, 1, next\n"
-    "\tbp_fcq_group \\name, \\kind, 2, next\n\tbp_fcq_group \\name, \\kind, 3, next\n"
-    "\tbp_fcq_group \\name, \\kind, 4, next\n\tbp_fcq_group \\name, \\kind, 5, next\n"
-    "\tbp_fcq_group \\name, \\kind, 6, next\n"
-    "\tpkhbt r9, r5, r6, lsl #16\n\tuxtab16 lr, lr, r9, ror #8\n\tpkhbt r9, r7, r8, lsl #16\n"
-    "\tldr r10, [sp, #20]\n\tuxtab16 r10, r10, r9, ror #8\n\tstr r10, [sp, #20]\n"
-    "\tldr r10, [sp, #40]\n\tcmp r0, r10\n\tbne .L\\name\\()_g0\n"
-    "\tstr r4, [sp, #28]\n\tb .Lbp_fcq_acc\n"
+    "\tbp_fcq_chunk \\name, \\kind, a\n"
+    ".if \\u == 2\n\tbp_fcq_chunk \\name, \\kind, b\n.endif\n"
+    "\tldr r10, [sp, #40]\n\tcmp r0, r10\n\tbne .L\\name\\()_ag0\n"
+    "\tb .Lbp_fcq_acc\n"
     ".endm\n"
     // requantize row value A (multiplier M, shift S; r0, r1 scratch) to 0 .. 2^b - 1
     ".macro bp_fcq_rq A, M, S, b\n"
@@ -959,14 +971,14 @@ __asm__(
     "\tldmia r0, {r1, r2, r3, r4}\n\tadr.w r6, .Lbp_fcq_tab\n"
     "\tldr r2, [r6, r2, lsl #2]\n\tldr r3, [r6, r3, lsl #2]\n\tldr r4, [r6, r4, lsl #2]\n"
     "\tadd r5, sp, #48\n\tstmia r5, {r1, r2, r3, r4}\n\tbx r4\n"
-    "\tbp_fcq_kind bp_fcq_s2, 0\n"
-    "\tbp_fcq_kind bp_fcq_w8, 1\n"
-    "\tbp_fcq_kind bp_fcq_w8r, 2\n"
+    "\tbp_fcq_kind bp_fcq_s2, 0, 2\n"
+    "\tbp_fcq_kind bp_fcq_w8, 1, 1\n"
+    "\tbp_fcq_kind bp_fcq_w8r, 2, 1\n"
     // acc = bias + the sign-extended sums (r5-r8), then the output format's code
     ".Lbp_fcq_acc:\n"
     "\tldr r0, [sp]\n\tldmia r0!, {r5, r6, r7, r8}\n\tstr r0, [sp]\n"
-    "\tsxtah r5, r5, lr\n\tadd r6, r6, lr, asr #16\n\tldr lr, [sp, #20]\n"
-    "\tsxtah r7, r7, lr\n\tadd r8, r8, lr, asr #16\n\tldr pc, [sp, #56]\n"
+    "\tsxtah r5, r5, lr\n\tadd r6, r6, lr, asr #16\n"
+    "\tsxtah r7, r7, r4\n\tadd r8, r8, r4, asr #16\n\tldr pc, [sp, #56]\n"
     ".Lbp_fcq_o32:\n"
     "\tldr r0, [sp, #16]\n\tstmia r0!, {r5, r6, r7, r8}\n\tstr r0, [sp, #16]\n\tbp_fcq_next\n"
     "\tbp_fcq_out 2\n"
@@ -976,12 +988,18 @@ __asm__(
     "\t.p2align 2\n"
     ".Lbp_fcq_tab:\n"
     "\t.word .Lbp_fcq_s2_blk + 1, .Lbp_fcq_w8_blk + 1, .Lbp_fcq_w8r_blk + 1\n"
-    "\t.word .Lbp_fcq_s2_g0 + 1, .Lbp_fcq_s2_g1 + 1, .Lbp_fcq_s2_g2 + 1, .Lbp_fcq_s2_g3 + 1\n"
-    "\t.word .Lbp_fcq_s2_g4 + 1, .Lbp_fcq_s2_g5 + 1, .Lbp_fcq_s2_g6 + 1\n"
-    "\t.word .Lbp_fcq_w8_g0 + 1, .Lbp_fcq_w8_g1 + 1, .Lbp_fcq_w8_g2 + 1, .Lbp_fcq_w8_g3 + 1\n"
-    "\t.word .Lbp_fcq_w8_g4 + 1, .Lbp_fcq_w8_g5 + 1, .Lbp_fcq_w8_g6 + 1\n"
-    "\t.word .Lbp_fcq_w8r_g0 + 1, .Lbp_fcq_w8r_g1 + 1, .Lbp_fcq_w8r_g2 + 1, .Lbp_fcq_w8r_g3 + 1\n"
-    "\t.word .Lbp_fcq_w8r_g4 + 1, .Lbp_fcq_w8r_g5 + 1, .Lbp_fcq_w8r_g6 + 1\n"
+    "\t.word .Lbp_fcq_s2_ag0 + 1, .Lbp_fcq_s2_ag1 + 1, .Lbp_fcq_s2_ag2 + 1, .Lbp_fcq_s2_ag3 + 1\n"
+    "\t.word .Lbp_fcq_s2_ag4 + 1, .Lbp_fcq_s2_ag5 + 1, .Lbp_fcq_s2_ag6 + 1\n"
+    "\t.word .Lbp_fcq_s2_bg0 + 1, .Lbp_fcq_s2_bg1 + 1, .Lbp_fcq_s2_bg2 + 1, .Lbp_fcq_s2_bg3 + 1\n"
+    "\t.word .Lbp_fcq_s2_bg4 + 1, .Lbp_fcq_s2_bg5 + 1, .Lbp_fcq_s2_bg6 + 1\n"
+    "\t.word .Lbp_fcq_w8_ag0 + 1, .Lbp_fcq_w8_ag1 + 1, .Lbp_fcq_w8_ag2 + 1, .Lbp_fcq_w8_ag3 + 1\n"
+    "\t.word .Lbp_fcq_w8_ag4 + 1, .Lbp_fcq_w8_ag5 + 1, .Lbp_fcq_w8_ag6 + 1\n"
+    "\t.word .Lbp_fcq_w8_ag0 + 1, .Lbp_fcq_w8_ag1 + 1, .Lbp_fcq_w8_ag2 + 1, .Lbp_fcq_w8_ag3 + 1\n"
+    "\t.word .Lbp_fcq_w8_ag4 + 1, .Lbp_fcq_w8_ag5 + 1, .Lbp_fcq_w8_ag6 + 1\n"
+    "\t.word .Lbp_fcq_w8r_ag0 + 1, .Lbp_fcq_w8r_ag1 + 1, .Lbp_fcq_w8r_ag2 + 1, .Lbp_fcq_w8r_ag3 + 1\n"
+    "\t.word .Lbp_fcq_w8r_ag4 + 1, .Lbp_fcq_w8r_ag5 + 1, .Lbp_fcq_w8r_ag6 + 1\n"
+    "\t.word .Lbp_fcq_w8r_ag0 + 1, .Lbp_fcq_w8r_ag1 + 1, .Lbp_fcq_w8r_ag2 + 1, .Lbp_fcq_w8r_ag3 + 1\n"
+    "\t.word .Lbp_fcq_w8r_ag4 + 1, .Lbp_fcq_w8r_ag5 + 1, .Lbp_fcq_w8r_ag6 + 1\n"
     "\t.word .Lbp_fcq_o32 + 1, .Lbp_fcq_q2 + 1, .Lbp_fcq_q4 + 1, .Lbp_fcq_q8 + 1\n"
     "\t.size bp_fcp_rows, . - bp_fcp_rows\n"
     "\t.text\n");
@@ -994,7 +1012,7 @@ static uint32_t fcp_lanes(uint32_t s, int32_t lo, int32_t hi) { // UXTAB16 of bi
 }
 static int32_t fcp_sext16(uint32_t h) { return (int32_t)((h & 0xFFFFu) ^ 0x8000u) - 0x8000; }
 static void bp_fcp_rows(bp_fcp_t *p) {
-    const int kind = (int)p->ent_blk, fmt = (int)p->ent_out - 24;
+    const int kind = (int)p->ent_blk, fmt = (int)p->ent_out - 45;
     const int32_t groups = (int32_t)(p->end - p->x), rem = groups % 7;
     while (p->bias != p->bias_end) {
         const uint8_t *const w0 = p->w, *const w1 = w0 + p->w_row, *const w2 = w1 + p->w_row,
@@ -1103,8 +1121,8 @@ static __attribute__((noinline)) void fc_packed_layer(const bp_quant_t *q, const
                       x + groups,
                       bp_u2_spread,
                       pkind == PK_S2 ? (uint32_t)(uintptr_t)bp_s2_off : pkind == PK_W8 ? 0x03030303u : 0x20202020u,
-                      3u + 7u * (uint32_t)pkind + (rem ? 7u - (uint32_t)rem : 0u),
-                      24u + (uint32_t)fmt,
+                      3u + 14u * (uint32_t)pkind + ((groups + 6) / 7 % 2 ? 7u : 0u) + (rem ? 7u - (uint32_t)rem : 0u),
+                      45u + (uint32_t)fmt,
                       (uint32_t)pkind};
         bp_fcp_rows(&P);
         if (n == 0) {
