@@ -288,8 +288,9 @@ def test_4bit_storage_rounded_views_on_board(board: Board, ib: int, signed: bool
 # The first-layer path of the DSP conv2d: one unsigned 8-bit input channel, 3x3, stride 1, unsigned
 # outputs with the full clamp, every shift >= 33. Pad 1 left and right with an even width >= 4 runs
 # the band asm (left pixel, pairs, right pixel, row after row; vertical padding as zeroed kernel rows),
-# with each output width and, at 4 and 2 bits, each bit position in the byte (16 channels); the other
-# geometries run the same arithmetic in C. Extreme multipliers, shifts 33 and 62, extreme codes.
+# with each output width and, at 4 and 2 bits, each bit position in the byte (16 channels: 4 groups
+# of 4 channels; 6: a group and 2 channels one at a time; 3: one at a time); the other geometries run
+# the same arithmetic in C. Extreme multipliers, shifts 33 and 62, extreme codes.
 _C1_CASES = (((28, 16), Window.same(3)), ((5, 4), Window.same(3)), ((3, 6), Window(1, 1, 2, 2, 1, 1)),
              ((6, 8), Window(1, 1, 0, 3, 1, 1)), ((5, 7), Window.same(3)), ((4, 9), Window()),
              ((4, 5), Window(1, 1, 2, 2, 2, 2)))
@@ -304,7 +305,7 @@ def test_conv_first_layer_on_board(board: Board, stored: int, view: int, rnd: bo
     q = LayerQuant(ActFormat(8), ActFormat(out_bits), stored, view, w_round=rnd)
     wlo, whi = ActFormat(stored, True).range
     for (h, w), win in _C1_CASES:
-        for cout in (16, 3):
+        for cout in (16, 3, 6):
             mult = rng.integers(2**30, 2**31, cout) * rng.choice(np.array([1, 1, -1]), cout)
             mult[:2] = [-(2**31), 2**31 - 1]
             shift = rng.integers(34 - 2 * (8 - view), 48 - 2 * (8 - view), cout).clip(33, 62)

@@ -1592,6 +1592,29 @@ static inline int32_t c1_offset(int32_t y, int32_t pt, int32_t h) {
     return (iy < 0 ? 0 : (iy > h - 3 ? h - 3 : iy)) - iy;
 }
 
+// The end of the band of output row y (offset d): the first row after it with another offset.
+static inline int32_t c1_band_end(int32_t y, int32_t d, int32_t pt, int32_t h, int32_t oh) {
+    int32_t y1 = y + 1;
+    while (y1 < oh && c1_offset(y1, pt, h) == d) {
+        y1++;
+    }
+    return y1;
+}
+
+// Output channel o's weights w (view codes times 2^j, f: its packed row) and constants k (bias times
+// 2^j, mult, round, shift): shifts below 33 lifted to s + j = 33 (c1_eligible checked it).
+static void c1_channel(const bp_quant_t *q, const bp_requant_t *rq, const uint8_t *f, const int32_t *bias, int32_t o,
+                       int32_t w[3][3], c1_consts_t *k) {
+    const int32_t j = bp_rq_j(rq->shift[o]), s = rq->shift[o] + j;
+    for (int32_t i = 0; i < 9; i++) {
+        w[i / 3][i % 3] = bp_read_weight(f, i, q->w_stored, q->w_view, q->w_round) * ((int32_t)1 << j);
+    }
+    k->bias = (bias ? bias[o] : 0) * ((int32_t)1 << j);
+    k->mult = rq->multiplier[o];
+    k->rnd = (int32_t)1 << (s - 33);
+    k->sh = s - 32;
+}
+
 // One band through the asm, specialised by output width and bit position (USAT's immediate, the
 // stores). Out of line, with the constants copied to its own frame: the asm's 14 registers leave
 // none for a base address, its memory operands are addressed from SP.
@@ -1618,13 +1641,226 @@ static __attribute__((noinline)) void c1_band_any(const uint8_t *p, ptrdiff_t rs
     }
 }
 
+// ---- Four output channels per pass (the bands of the asm geometry, cout / 4 groups) --------------
+//
+// The band above reads and splits each input word once per output channel. Here 4 consecutive
+// channels share that work: per pixel pair and kernel row one LDR and two UXTB16, then per channel
+// one LDRD of its (w0, w2) and (w1, 0) and the 4 MACs, into 8 accumulators (4 channels x 2 pixels).
+// With r0-r7 the accumulators, r8/r9 e and o, r10/r11 the weights, r12 the input position and lr the
+// row stride, every constant comes from a table that the asm copies to the bottom of its own stack
+// frame (c1_band4_t, 200 bytes) and reads SP-relative: LDM of the 8 biases, LDRD of the weights, LDM
+// (from lr, spare during the requantization) of each channel's mult, round and shift. The 4
+// channels' outputs of a pixel fill whole bytes (4 at 8 bits, 2 at 4 bits, 1 at 2 bits), each stored
+// once. The border pixels take the same per-channel table, one pixel for the 4 channels.
+// Per pixel pair about 113 instructions for 8 outputs (1 + 3 x 23 + 29 of requantization + 11-12
+// of stores + 3 of loop) against 2 x 4 x 17-18.5 for one channel at a time.
+
+// The table of a 4-channel band: the asm reads it at the offsets in the comments (Cortex-M, 4-byte
+// pointers); the portable C reads the fields.
+typedef struct {
+    int32_t bias[8];     // 0: per channel twice (pixels x and x + 1): LDM {r0-r7}
+    uint32_t w[3][4][2]; // 32: per kernel row of the rows read and channel: (w0, w2), (w1, 0)
+    int32_t rq[4][3];    // 128: per channel mult, 2^(s-33), s - 32: LDM {r8-r10}
+    ptrdiff_t rs;        // 176: the row stride, W } LDRD
+    const uint8_t *end;  // 180: the input position after the last pair of the current row }
+    uint8_t *op;         // 184: the next output } LDRD
+    ptrdiff_t opx;       // 188: bytes from one pixel to the next }
+    const uint8_t *p;    // 192: input column 0 of the first row read
+    int32_t rows;        // 196: rows left in the band
+} c1_band4_t;
+
+#ifdef BP_HAVE_DSP
+_Static_assert(sizeof(c1_band4_t) == 200 && offsetof(c1_band4_t, rq) == 128 && offsetof(c1_band4_t, rs) == 176 &&
+                   offsetof(c1_band4_t, op) == 184 && offsetof(c1_band4_t, rows) == 196,
+               "c1_band4_t: the asm's SP offsets");
+#else
+// The accumulators of the 4 channels for the left border pixel (kind 0: a[c][0]), a pixel pair
+// (kind 1: a[c][0], a[c][1]) or the right border pixel (kind 2: a[c][0]); p as in c1_edge / c1_pairs.
+static inline void c1_acc4(const uint8_t *p, ptrdiff_t rs, const c1_band4_t *t, int kind, int32_t a[4][2]) {
+    for (int32_t c = 0; c < 4; c++) {
+        a[c][0] = a[c][1] = t->bias[2 * c];
+    }
+    for (int32_t r = 0; r < 3; r++) {
+        const uint32_t x = bp_load32(p + r * rs), e = bp_uxtb16(x), o = bp_uxtb16_ror8(x);
+        for (int32_t c = 0; c < 4; c++) {
+            const uint32_t w02 = t->w[r][c][0], w1 = t->w[r][c][1];
+            if (kind == 0) {
+                a[c][0] = bp_smlabt(o, w02, bp_smlabb(e, w1, a[c][0]));
+            } else if (kind == 2) {
+                a[c][0] = bp_smlatb(o, w1, bp_smlatb(e, w02, a[c][0]));
+            } else {
+                a[c][0] = bp_smlabb(o, w1, bp_smlad(e, w02, a[c][0]));
+                a[c][1] = bp_smlatb(e, w1, bp_smlad(o, w02, a[c][1]));
+            }
+        }
+    }
+}
+
+// Requantize the 4 channels of pixel i (0, 1) of a and store their byte(s) at op.
+static inline void c1_store4(uint8_t *op, const c1_band4_t *t, int32_t a[4][2], int32_t i, int32_t bits) {
+    int32_t v[4];
+    for (int32_t c = 0; c < 4; c++) {
+        const c1_consts_t k = {0, t->rq[c][0], t->rq[c][1], t->rq[c][2], NULL, 0};
+        v[c] = c1_requant(a[c][i], &k, bits);
+    }
+    if (bits == 8) {
+        op[0] = (uint8_t)v[0], op[1] = (uint8_t)v[1], op[2] = (uint8_t)v[2], op[3] = (uint8_t)v[3];
+    } else if (bits == 4) {
+        op[0] = (uint8_t)(v[0] | v[1] << 4), op[1] = (uint8_t)(v[2] | v[3] << 4);
+    } else {
+        op[0] = (uint8_t)(v[0] | v[1] << 2 | v[2] << 4 | v[3] << 6);
+    }
+}
+#endif
+
+// A band of 4 channels (the geometry of c1_band: pad 1 left and right, even W >= 4), out of line.
+static __attribute__((noinline)) void c1_band4(c1_band4_t *t, const int32_t bits) {
+#ifdef BP_HAVE_DSP
+// one kernel row of a pair: the word at addr, e (r8) and o (r9), per channel its weights (LDRD at
+// SP + off) and 4 MACs into (r0, r1), (r2, r3), (r4, r5), (r6, r7)
+#define C4_MAC(off, a0, a1)                                                                                \
+    "ldrd r10, r11, [sp, #" #off "]\n\t"                                                                   \
+    "smlad " a0 ", r8, r10, " a0 "\n\t"                                                                    \
+    "smlad " a1 ", r9, r10, " a1 "\n\t"                                                                    \
+    "smlabb " a0 ", r9, r11, " a0 "\n\t"                                                                   \
+    "smlatb " a1 ", r8, r11, " a1 "\n\t"
+#define C4_LOAD(addr) "ldr r8, " addr "\n\tuxtb16 r9, r8, ror #8\n\tuxtb16 r8, r8\n\t"
+#define C4_ROW(addr, o0, o1, o2, o3)                                                                       \
+    C4_LOAD(addr) C4_MAC(o0, "r0", "r1") C4_MAC(o1, "r2", "r3") C4_MAC(o2, "r4", "r5") C4_MAC(o3, "r6", "r7")
+// one kernel row of a border pixel into r0, r2, r4, r6: left (w1 v0 + w2 v1) or right (w0 v2 + w1 v3)
+#define C4_EL(off, a)                                                                                      \
+    "ldrd r10, r11, [sp, #" #off "]\n\tsmlabb " a ", r8, r11, " a "\n\tsmlabt " a ", r9, r10, " a "\n\t"
+#define C4_ER(off, a)                                                                                      \
+    "ldrd r10, r11, [sp, #" #off "]\n\tsmlatb " a ", r8, r10, " a "\n\tsmlatb " a ", r9, r11, " a "\n\t"
+#define C4_EDGE(E)                                                                                         \
+    "ldm sp, {r0-r7}\n\t" C4_LOAD("[r12]") E(32, "r0") E(40, "r2") E(48, "r4") E(56, "r6")                 \
+        C4_LOAD("[r12, lr]") E(64, "r0") E(72, "r2") E(80, "r4") E(88, "r6")                               \
+            C4_LOAD("[r12, lr, lsl #1]") E(96, "r0") E(104, "r2") E(112, "r4") E(120, "r6")
+// requantization of one channel: its constants by LDM from lr (advancing), then one or two values
+#define C4_RQ1(b, a)                                                                                       \
+    "ldm lr!, {r8-r10}\n\tsmmla " a ", " a ", r8, r9\n\tasr " a ", " a ", r10\n\tusat " a ", #" #b ", " a "\n\t"
+#define C4_RQ2(b, a0, a1)                                                                                  \
+    "ldm lr!, {r8-r10}\n\t"                                                                                \
+    "smmla " a0 ", " a0 ", r8, r9\n\tsmmla " a1 ", " a1 ", r8, r9\n\t"                                     \
+    "asr " a0 ", " a0 ", r10\n\tasr " a1 ", " a1 ", r10\n\t"                                               \
+    "usat " a0 ", #" #b ", " a0 "\n\tusat " a1 ", #" #b ", " a1 "\n\t"
+#define C4_RQE(b) "add lr, sp, #128\n\t" C4_RQ1(b, "r0") C4_RQ1(b, "r2") C4_RQ1(b, "r4") C4_RQ1(b, "r6")
+#define C4_RQP(b)                                                                                          \
+    "add lr, sp, #128\n\t" C4_RQ2(b, "r0", "r1") C4_RQ2(b, "r2", "r3") C4_RQ2(b, "r4", "r5")             \
+        C4_RQ2(b, "r6", "r7")
+// the output position and step (r8, r9), its update
+#define C4_OP "ldrd r8, r9, [sp, #184]\n\t"
+#define C4_OPX1 "add r8, r8, r9\n\tstr r8, [sp, #184]\n\t"
+// stores of one pixel (r0, r2, r4, r6) and of a pair (and r1, r3, r5, r7) at 8, 4 and 2 bits
+#define C4_ST1_8 C4_OP "strb r0, [r8]\n\tstrb r2, [r8, #1]\n\tstrb r4, [r8, #2]\n\tstrb r6, [r8, #3]\n\t" C4_OPX1
+#define C4_ST2_8                                                                                           \
+    C4_OP "strb r0, [r8]\n\tstrb r2, [r8, #1]\n\tstrb r4, [r8, #2]\n\tstrb r6, [r8, #3]\n\tadd r8, r8, r9\n\t" \
+          "strb r1, [r8]\n\tstrb r3, [r8, #1]\n\tstrb r5, [r8, #2]\n\tstrb r7, [r8, #3]\n\t" C4_OPX1
+#define C4_ST1_4                                                                                           \
+    "orr r0, r0, r2, lsl #4\n\torr r4, r4, r6, lsl #4\n\t" C4_OP "strb r0, [r8]\n\tstrb r4, [r8, #1]\n\t" C4_OPX1
+#define C4_ST2_4                                                                                           \
+    "orr r0, r0, r2, lsl #4\n\torr r4, r4, r6, lsl #4\n\torr r1, r1, r3, lsl #4\n\torr r5, r5, r7, lsl #4\n\t" \
+        C4_OP "strb r0, [r8]\n\tstrb r4, [r8, #1]\n\tadd r8, r8, r9\n\tstrb r1, [r8]\n\tstrb r5, [r8, #1]\n\t" \
+            C4_OPX1
+#define C4_ST1_2                                                                                           \
+    "orr r0, r0, r2, lsl #2\n\torr r0, r0, r4, lsl #4\n\torr r0, r0, r6, lsl #6\n\t" C4_OP                 \
+    "strb r0, [r8]\n\t" C4_OPX1
+#define C4_ST2_2                                                                                           \
+    "orr r0, r0, r2, lsl #2\n\torr r0, r0, r4, lsl #4\n\torr r0, r0, r6, lsl #6\n\t"                      \
+    "orr r1, r1, r3, lsl #2\n\torr r1, r1, r5, lsl #4\n\torr r1, r1, r7, lsl #6\n\t" C4_OP                 \
+    "strb r0, [r8]\n\tstrb r1, [r8, r9]\n\tadd r8, r8, r9, lsl #1\n\tstr r8, [sp, #184]\n\t"
+// the copy of the table (r0) to SP, then per row: left pixel, pairs, right pixel
+#define C4_BAND(b, st1, st2)                                                                               \
+    do {                                                                                                   \
+        register c1_band4_t *tab __asm__("r0") = t;                                                        \
+        __asm__ volatile(                                                                                  \
+            "sub sp, sp, #200\n\t"                                                                         \
+            "mov r1, sp\n\t"                                                                               \
+            "ldm r0!, {r2-r12, lr}\n\tstm r1!, {r2-r12, lr}\n\t"                                           \
+            "ldm r0!, {r2-r12, lr}\n\tstm r1!, {r2-r12, lr}\n\t"                                           \
+            "ldm r0!, {r2-r12, lr}\n\tstm r1!, {r2-r12, lr}\n\t"                                           \
+            "ldm r0!, {r2-r12, lr}\n\tstm r1!, {r2-r12, lr}\n\t"                                           \
+            "ldm r0!, {r2, r3}\n\tstm r1!, {r2, r3}\n\t"                                                   \
+            "ldr r12, [sp, #192]\n\t"                                                                      \
+            "ldr lr, [sp, #176]\n\t"                                                                       \
+            "2:\n\t" C4_EDGE(C4_EL) C4_RQE(b) st1 "ldr lr, [sp, #176]\n\t"                                 \
+            "1:\n\t"                                                                                       \
+            "ldm sp, {r0-r7}\n\t" C4_ROW("[r12, lr]", 64, 72, 80, 88)                                      \
+                C4_ROW("[r12, lr, lsl #1]", 96, 104, 112, 120) C4_ROW("[r12], #2", 32, 40, 48, 56)         \
+                    C4_RQP(b) st2                                                                          \
+            "ldrd lr, r10, [sp, #176]\n\t"                                                                 \
+            "cmp r12, r10\n\t"                                                                             \
+            "bne 1b\n\t"                                                                                   \
+            "sub r12, r12, #2\n\t" C4_EDGE(C4_ER) C4_RQE(b) st1                                            \
+            "add r12, r12, #4\n\t"                                                                         \
+            "ldrd lr, r10, [sp, #176]\n\t"                                                                 \
+            "add r10, r10, lr\n\t"                                                                         \
+            "str r10, [sp, #180]\n\t"                                                                      \
+            "ldr r10, [sp, #196]\n\t"                                                                      \
+            "subs r10, r10, #1\n\t"                                                                        \
+            "str r10, [sp, #196]\n\t"                                                                      \
+            "bne 2b\n\t"                                                                                   \
+            "add sp, sp, #200\n\t"                                                                         \
+            : "+r"(tab)                                                                                    \
+            :                                                                                              \
+            : "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "r11", "r12", "lr", "cc",       \
+              "memory");                                                                                   \
+    } while (0)
+    if (bits == 8) {
+        C4_BAND(8, C4_ST1_8, C4_ST2_8);
+    } else if (bits == 4) {
+        C4_BAND(4, C4_ST1_4, C4_ST2_4);
+    } else {
+        C4_BAND(2, C4_ST1_2, C4_ST2_2);
+    }
+#undef C4_BAND
+#undef C4_ST2_2
+#undef C4_ST1_2
+#undef C4_ST2_4
+#undef C4_ST1_4
+#undef C4_ST2_8
+#undef C4_ST1_8
+#undef C4_OPX1
+#undef C4_OP
+#undef C4_RQP
+#undef C4_RQE
+#undef C4_RQ2
+#undef C4_RQ1
+#undef C4_EDGE
+#undef C4_ER
+#undef C4_EL
+#undef C4_ROW
+#undef C4_LOAD
+#undef C4_MAC
+#else
+    // The same arithmetic in portable C (bp_dsp.h), for the host build and its tests.
+    const ptrdiff_t rs = t->rs, opx = t->opx;
+    const int32_t npairs = (int32_t)(rs - 2) / 2;
+    int32_t a[4][2];
+    uint8_t *op = t->op;
+    for (const uint8_t *p = t->p; t->rows > 0; t->rows--, p += rs) {
+        c1_acc4(p, rs, t, 0, a);
+        c1_store4(op, t, a, 0, bits);
+        op += opx;
+        for (int32_t i = 0; i < npairs; i++, op += 2 * opx) {
+            c1_acc4(p + 2 * i, rs, t, 1, a);
+            c1_store4(op, t, a, 0, bits);
+            c1_store4(op + opx, t, a, 1, bits);
+        }
+        c1_acc4(p + (rs - 4), rs, t, 2, a);
+        c1_store4(op, t, a, 0, bits);
+        op += opx;
+    }
+#endif
+}
+
 static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_quant_t *q, const bp_requant_t *rq,
                                               const bp_dims_t *input_dims, const uint8_t *input,
                                               const bp_dims_t *filter_dims, const uint8_t *filter,
                                               const int32_t *bias, const bp_dims_t *output_dims, void *output) {
     const int32_t h = input_dims->h, width = input_dims->w, oh = output_dims->h, ow = output_dims->w;
-    const int32_t pt = win->pad_top, pl = win->pad_left, stored = q->w_stored, view = q->w_view;
-    const int32_t cout = filter_dims->n, bits = q->out.bits, w_row = bp_row_bytes(9, stored);
+    const int32_t pt = win->pad_top, pl = win->pad_left;
+    const int32_t cout = filter_dims->n, bits = q->out.bits, w_row = bp_row_bytes(9, q->w_stored);
     const ptrdiff_t rs = width, opx = bp_row_bytes(cout, bits);
     // The band asm: pad 1 left and right (ow == width), even width >= 4.
     const int banded = pl == 1 && win->pad_right == 1 && width >= 4 && (width & 1) == 0;
@@ -1634,31 +1870,52 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
     const int32_t x_hi = ow - 1 < width - 3 + pl ? ow - 1 : width - 3 + pl;
     const int32_t npairs = x_hi > x_lo ? (x_hi - x_lo + 1) >> 1 : 0;
     const int32_t x_end = x_lo + 2 * npairs;
+    // The band asm takes 4 channels at a time (c1_band4), the cout % 4 last ones one at a time.
+    const int32_t o4 = banded ? cout & ~3 : 0;
     for (int32_t n = 0; n < input_dims->n; n++) {
         const uint8_t *img = input + (ptrdiff_t)n * h * width;
         uint8_t *oimg = (uint8_t *)output + (ptrdiff_t)n * oh * ow * opx;
-        for (int32_t o = 0; o < cout; o++) {
-            // shifts below 33: weights and bias times 2^j, shift s + j = 33 (c1_eligible checked it)
-            const int32_t j = bp_rq_j(rq->shift[o]), s = rq->shift[o] + j;
-            int32_t w[3][3];
-            for (int32_t i = 0; i < 9; i++) {
-                w[i / 3][i % 3] = bp_read_weight(filter + (ptrdiff_t)o * w_row, i, stored, view, q->w_round) *
-                                  ((int32_t)1 << j);
+        for (int32_t o = 0; o < o4; o += 4) {
+            int32_t w[4][3][3];
+            c1_band4_t t;
+            for (int32_t c = 0; c < 4; c++) {
+                c1_consts_t k;
+                c1_channel(q, rq, filter + (ptrdiff_t)(o + c) * w_row, bias, o + c, w[c], &k);
+                t.bias[2 * c] = t.bias[2 * c + 1] = k.bias;
+                t.rq[c][0] = k.mult;
+                t.rq[c][1] = k.rnd;
+                t.rq[c][2] = k.sh;
             }
+            t.rs = rs;
+            t.opx = opx;
+            for (int32_t y = 0; y < oh;) {
+                const int32_t d = c1_offset(y, pt, h);
+                const int32_t y1 = c1_band_end(y, d, pt, h, oh);
+                for (int32_t c = 0; c < 4; c++) {
+                    for (int32_t i = 0; i < 3; i++) {
+                        const int32_t in = i + d >= 0 && i + d < 3;
+                        t.w[i][c][0] = in ? c1_pair(w[c][i + d][0], w[c][i + d][2]) : 0;
+                        t.w[i][c][1] = in ? c1_pair(w[c][i + d][1], 0) : 0;
+                    }
+                }
+                t.p = img + (ptrdiff_t)(y - pt + d) * rs;
+                t.end = t.p + (rs - 2);
+                t.op = oimg + ((o * bits) >> 3) + (ptrdiff_t)y * ow * opx;
+                t.rows = y1 - y;
+                c1_band4(&t, bits);
+                y = y1;
+            }
+        }
+        for (int32_t o = o4; o < cout; o++) {
+            int32_t w[3][3];
             c1_consts_t k;
-            k.bias = (bias ? bias[o] : 0) * ((int32_t)1 << j);
-            k.mult = rq->multiplier[o];
-            k.rnd = (int32_t)1 << (s - 33);
-            k.sh = s - 32;
+            c1_channel(q, rq, filter + (ptrdiff_t)o * w_row, bias, o, w, &k);
             const int32_t kq = (o * bits) & 7;
             uint8_t *ocol = oimg + ((o * bits) >> 3);
             for (int32_t y = 0; y < oh;) {
                 // the band: output rows y .. y1 - 1 with the same offset d
                 const int32_t d = c1_offset(y, pt, h);
-                int32_t y1 = y + 1;
-                while (y1 < oh && c1_offset(y1, pt, h) == d) {
-                    y1++;
-                }
+                const int32_t y1 = c1_band_end(y, d, pt, h, oh);
                 int32_t wr[3][3];
                 for (int32_t i = 0; i < 3; i++) {
                     for (int32_t kx = 0; kx < 3; kx++) {
