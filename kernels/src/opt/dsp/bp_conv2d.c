@@ -1357,16 +1357,19 @@ BP_CONV_IL(conv_il_w8v2r, 0, 6, 0, 1)
 // weights; the output rows with the same offset form a band. Horizontal padding of 1 on each side
 // (even widths >= 4): the border pixels read the word at column 0 (pixel 0 = w1 v0 + w2 v1, bottom
 // halves) or at column W - 4 (pixel W - 1 = w0 v[W-2] + w1 v[W-1], top halves). On ARMv7E-M a
-// whole band (left pixel, pairs, right pixel, row after row) is one asm block: 35 instructions per
-// pixel pair (9 loads, 6 UXTB16, 12 SMLAxy, 7 of requantization and stores, 3 of loop), about 2
-// instructions per MAC. Other horizontal geometries take the same arithmetic in C, row by row, with
-// the border columns through a loop over the valid taps.
+// whole band (left pixel, pairs, right pixel, row after row) is one asm block. Whole groups of 4
+// output channels run c1_band4 (below): per pixel pair the three input words are loaded and split
+// once for 4 channels x 2 pixels (113 instructions per pair and group, about 14 per output), and each
+// output byte is stored once. The cout % 4 last channels run the one-channel band c1_band (35
+// instructions per pixel pair). Other horizontal geometries take the same arithmetic in C, row by
+// row, with the border columns through a loop over the valid taps.
 //
 // Requantization (every shift s >= 33, as in bp_depthwise_conv2d.c): v = SMMLA(acc, M, 2^(s-33)) >>
 // (s - 32), then USAT #b; the path requires an unsigned output with the full clamp 0 .. 2^b - 1. A
 // shift s < 33 is lifted to 33 by weights and bias times 2^(33-s) where that fits (c1_eligible).
-// Sub-byte outputs: channel o lands at bit (o * b) % 8 of its byte; the first channel of each byte
-// stores the byte (clearing the rest), the others OR into it (the channels run in increasing order).
+// Sub-byte outputs: channel o lands at bit (o * b) % 8 of its byte. c1_band4 ORs its channels' fields
+// in a register; in the one-channel band the first channel of each byte stores the byte (clearing the
+// rest), the others OR into it (the channels run in increasing order).
 // Other cases (signed input or output, other clamps, shifts that cannot be lifted, int32 outputs,
 // H < 3) take the general paths.
 
