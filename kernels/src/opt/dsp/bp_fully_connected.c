@@ -865,7 +865,8 @@ static __attribute__((noinline)) void fc_packed2(int32_t out[4], const uint8_t *
 // - the groups % 7 groups first, entering the run's group chain at group 7 - rem with the fields at 0,
 //   then the whole runs;
 // - acc = bias + the sign-extended sum; per row, e = max(s - 33, 0) and acc <<= max(33 - s, 0) (USAT
-//   #5 of s - 33 gives e, e - (s - 33) the lift), SMMLA with 2^e, ASR by e + 1, USAT;
+//   #5 of s - 33 gives e, e - (s - 33) the lift), then ((SMMUL(acc, m) >> e) + 1) >> 1 (equal to
+//   SMMLA(acc, m, 2^e) >> (e + 1): the low e bits cannot carry into bit e), the last ASR in the USAT;
 // - 2-bit outputs: one byte per block; 4-bit: two; 8-bit: four; int32 outputs: bias + sum, no requant.
 // The rows after the last whole block (1-3) take fc_packed2.
 typedef struct {
@@ -935,11 +936,10 @@ __asm__(
     "\tldr r10, [sp, #40]\n\tcmp r0, r10\n\tbne .L\\name\\()_ag0\n"
     "\tb .Lbp_fcq_acc\n"
     ".endm\n"
-    // requantize row value A (multiplier M, shift S; r0, r1 scratch) to 0 .. 2^b - 1
+    // requantize row value A (multiplier M, shift S; r0 scratch) to 0 .. 2^b - 1
     ".macro bp_fcq_rq A, M, S, b\n"
     "\tsub \\S, \\S, #33\n\tusat r0, #5, \\S\n\tsub \\S, r0, \\S\n\tlsl \\A, \\A, \\S\n"
-    "\tmov r1, #1\n\tlsl r1, r1, r0\n\tsmmla \\A, \\A, \\M, r1\n\tadd r0, r0, #1\n\tasr \\A, \\A, r0\n"
-    "\tusat \\A, #\\b, \\A\n"
+    "\tsmmul \\A, \\A, \\M\n\tasr \\A, \\A, r0\n\tadd \\A, \\A, #1\n\tusat \\A, #\\b, \\A, asr #1\n"
     ".endm\n"
     // the end of a block: the next one (same kind) or the exit
     ".macro bp_fcq_next\n"
@@ -1042,7 +1042,7 @@ static void bp_fcp_rows(bp_fcp_t *p) {
         for (int32_t j = 0; j < 4; j++) {
             const int32_t d = p->shift[j] - 33, e = d < 0 ? 0 : d; // shifts <= 62
             const int32_t a = (int32_t)((uint32_t)v[j] << (e - d));  // exact (fcp_shifts_ok)
-            const int32_t r = bp_smmla(a, p->mult[j], (int32_t)1 << e) >> (e + 1);
+            const int32_t r = ((bp_smmla(a, p->mult[j], 0) >> e) + 1) >> 1; // = SMMLA(a, m, 2^e) >> (e + 1)
             v[j] = fmt == FCP_O2 ? bp_usat2(r) : fmt == FCP_O4 ? bp_usat4(r) : bp_usat8(r);
         }
         p->mult += 4, p->shift += 4;
@@ -1057,21 +1057,18 @@ static void bp_fcp_rows(bp_fcp_t *p) {
 }
 #endif
 
-// Whether bp_fcp_rows may requantize rows 0 .. n-1: every shift >= 33, or 2 <= s < 33 with
-// (acc << (33 - s)) >> (33 - s) == acc for every acc in bias +- 6K (|bias| + 6K <= INT32_MAX, bp_check_acc).
-static int fcp_shifts_ok(const int32_t *bias, const int32_t *shift, int32_t n, int32_t k) {
-    const int32_t m = 6 * k;
+// Whether bp_fcp_rows may requantize rows 0 .. n-1: every shift >= 33, or 2 <= s < 33 with |bias| + 6K
+// < 2^(s-2), so that (acc << (33 - s)) >> (33 - s) == acc for every acc = bias + sum(x*w), |sum| <= 6K
+// (|bias| + 6K <= INT32_MAX: bp_check_acc).
+static __attribute__((noinline)) int fcp_shifts_ok(const int32_t *bias, const int32_t *shift, int32_t n, int32_t k) {
+    const uint32_t m = 6u * (uint32_t)k;
     for (int32_t j = 0; j < n; j++) {
         const int32_t s = shift[j];
-        if (s >= 33) {
-            continue;
-        }
-        if (s < 2) {
-            return 0;
-        }
-        const int32_t lim = (int32_t)1 << (s - 2); // acc must lie in [-lim, lim)
-        if (bias[j] - m < -lim || bias[j] + m >= lim) {
-            return 0;
+        if (s < 33) {
+            const int32_t b = bias[j];
+            if (s < 2 || (((uint32_t)(b < 0 ? -b : b) + m) >> (s - 2)) != 0) {
+                return 0;
+            }
         }
     }
     return 1;
