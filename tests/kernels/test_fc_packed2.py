@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from kernel_check import compare
-from test_dsp_paths import _dw_requant, edge_codes
+from test_dsp_paths import FOLD_MODES, _dw_requant, _lift_requant, edge_codes
 from test_on_board import _check, board  # noqa: F401  (the emulated board fixture)
 
 from bitpath.ref.formats import ActFormat, LayerQuant
@@ -74,16 +74,14 @@ def test_packed_2bit_fully_connected_on_board(board, stored: int, rnd: bool) -> 
         _check(board, "fully_connected", *case)
 
 
-def lifted_fc_cases(board: bool = False) -> Iterator[tuple]:
+def lifted_fc_cases(on_board: bool = False) -> Iterator[tuple]:
     """Shifts below 33 beside >= 33 with biases at, one past and far past the lift's limit (the
     asm blocks take a layer only when every such lift is exact for any sum, the rest the C loop),
     for every weight kind and unsigned output width, Cout with and without the 1-3 row tail."""
-    from test_dsp_paths import FOLD_MODES, _lift_requant
-
     rng = np.random.default_rng(77)
     for (stored, rnd), ob, mode in itertools.product(KINDS, (2, 4, 8), FOLD_MODES):
         q = LayerQuant(ActFormat(2), ActFormat(ob), stored, 2, w_round=rnd)
-        for k, cout in ((28, 8), (32, 4), (57 * 4, 9)) if board else ((28, 8), (228, 9), (576, 12), (5460, 5)):
+        for k, cout in ((28, 8), (32, 4), (57 * 4, 9)) if on_board else ((28, 8), (228, 9), (576, 12), (5460, 5)):
             bias, m, s = _lift_requant(rng, cout, 6 * k, 2**ob - 1, mode, lifted=(2, 20, 29, 30, 31, 32))
             yield rng.integers(0, 4, k), weights(rng, stored, rnd, (cout, k)), bias, m, s, q
 
@@ -107,5 +105,5 @@ def test_packed_2bit_fully_connected_k_limit() -> None:
 
 @pytest.mark.emulator
 def test_packed_2bit_fully_connected_lifted_on_board(board) -> None:  # noqa: F811
-    for case in lifted_fc_cases(board=True):
+    for case in lifted_fc_cases(on_board=True):
         _check(board, "fully_connected", *case)
