@@ -20,6 +20,11 @@
 // in separate out-of-line functions (fc_other_r, fc_dot_view_r, dot_1x4_r), so the floor loops keep
 // their code.
 //
+// Unsigned 2-bit inputs with 2-bit weights (stored at 2 bits or viewed from 8-bit codes) take the packed
+// path: 4 MACs per SMLAD (fc_packed2). Where K % 4 == 0, 6K <= 32767, there is a bias and the outputs are
+// int32 or unsigned and clamped only by their width, all the whole blocks of four rows of an input row
+// run in one asm call, requantization and output bytes included (bp_fcp_rows, fc_packed_layer).
+//
 // W8A8 (8-bit inputs, full view of 8-bit codes) has its own out-of-line loop (fc_w8a8): asm blocks
 // of 4 or 5 weight rows sharing each unpacked input word, blocks of 5 first where they remove the
 // 1-3 row tail (out_features = 10: 5 + 5), and 8-bit outputs requantized with SMMLA and USAT/SSAT.
