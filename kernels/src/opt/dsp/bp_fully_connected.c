@@ -1067,11 +1067,16 @@ static void bp_fcp_rows(bp_fcp_t *p) {
 // (|bias| + 6K <= INT32_MAX: bp_check_acc).
 static __attribute__((noinline)) int fcp_shifts_ok(const int32_t *bias, const int32_t *shift, int32_t n, int32_t k) {
     const uint32_t m = 6u * (uint32_t)k;
-    for (int32_t j = 0; j < n; j++) {
-        const int32_t s = shift[j];
-        if (s < 33) {
-            const int32_t b = bias[j];
-            if (s < 2 || (((uint32_t)(b < 0 ? -b : b) + m) >> (s - 2)) != 0) {
+    for (int32_t j = 0; j < n; j += 4) { // n % 4 == 0; four rows of shifts >= 33 take one test each
+        if (shift[j] < 33 || shift[j + 1] < 33 || shift[j + 2] < 33 || shift[j + 3] < 33) {
+            // (|bias| + 6K) >> clamp(s - 2, 0, 31) == 0 for each row: s >= 33 passes (|bias| + 6K <=
+            // INT32_MAX), s < 2 fails (6K > 0)
+            uint32_t bad = 0;
+            for (int32_t i = j; i < j + 4; i++) {
+                const int32_t b = bias[i], t = shift[i] - 2;
+                bad |= ((uint32_t)(b < 0 ? -b : b) + m) >> (t < 0 ? 0 : t > 31 ? 31 : t);
+            }
+            if (bad) {
                 return 0;
             }
         }
