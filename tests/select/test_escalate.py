@@ -185,6 +185,11 @@ def test_fit_and_evaluate_on_a_tiny_ir(tmp_path, monkeypatch) -> None:
     kept = (top2[:, -1] - top2[:, -2]) >= thr
     assert rep["calibrated_cascade"]["escalated"] == pytest.approx(1.0 - kept.mean())
     assert rep["calibrated_cascade"]["cost"] == pytest.approx(np.where(kept, 620.0, 1620.0).mean())
+    # its whole knob sweep travels in the IR (the chosen rule is one of its settings) and is scored here too
+    assert {k: cc[k] for k in ("lam", "stages", "final")} in cc["sweep"]
+    assert len(rep["calibrated_cascade"]["sweep"]) == len(cc["sweep"])
+    vs = rep["calibrated_cascade"]["versus"]
+    assert vs is not None and vs["ahead"] + vs["tied"] + vs["behind"] == vs["compared"] >= 1
     files = D.write_report(rep, tmp_path / "rep")
     md = files["md"].read_text()
     assert "escalating controller alt -> w8a8" in md and "cascade fitted like the controller (alt -> w8a8" in md
@@ -199,6 +204,20 @@ def test_calibrated_cascade_is_the_controller_when_the_controller_is_a_cascade(t
                    work=tmp_path, log=lambda s: None, kind="escalate", per_class=False)
     c = new.header["controller"]
     assert c["calibrated_cascade"]["stages"] == c["stages"] and c["calibrated_cascade"]["final"] == c["final"]
+    # the same search space: the two knob sweeps are the same curve, so every setting ties
+    vs = D.evaluate(new, x[:80], y[:80], tmp_path, log=lambda s: None)["calibrated_cascade"]["versus"]
+    assert vs["tied"] == vs["compared"] >= 1 and vs["at_chosen_pp"] == pytest.approx(0.0)
+
+
+def test_versus_curve_at_equal_cost() -> None:
+    ours = [(1.0, 0.50), (2.0, 0.70), (3.0, 0.80)]
+    theirs = [(1.5, 0.60), (2.0, 0.72), (3.5, 0.95)]
+    vs = D.versus_curve(ours, theirs, (2.5, 0.75))
+    # cost 1.0: nothing of theirs that cheap (left out); 2.0: 0.70 - 0.72; 3.0: 0.80 - 0.72
+    assert vs["compared"] == 2 and (vs["ahead"], vs["tied"], vs["behind"]) == (1, 0, 1)
+    assert vs["min_pp"] == pytest.approx(-2.0) and vs["max_pp"] == pytest.approx(8.0)
+    assert vs["mean_pp"] == pytest.approx(3.0) and vs["at_chosen_pp"] == pytest.approx(3.0)
+    assert D.versus_curve([(1.0, 0.5)], theirs, (1.0, 0.5)) is None
 
 
 @pytest.mark.emulator

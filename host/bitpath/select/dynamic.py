@@ -295,7 +295,8 @@ def fit_escalate(ir: IR, x: np.ndarray, y: np.ndarray, *, reference: int, max_lo
         cpts = E.sweep(logits, y, pc, costs["controller"], reference, per_class=False, only=[(cheap, reference)])
         cop, _ = C.pick_operating(cpts, ref_accuracy=ref_acc, ref_cost=pc[reference], max_loss_pp=max_loss_pp,
                                   target_cost=target_cost, images="calibration")
-        cascade = {**cop.rule(), "calibration_accuracy": cop.accuracy, "calibration_cost": cop.cost}
+        cascade = {**cop.rule(), "calibration_accuracy": cop.accuracy, "calibration_cost": cop.cost,
+                   "sweep": [p.rule() for p in cpts]}  # every knob setting, so a report compares whole curves
     info = {
         "features": f"top-1/top-2 margin of the first path's logits, thresholds "
                     f"{'per predicted class' if per_class else 'shared by all classes'}",
@@ -397,6 +398,12 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         calibrated = {"first": int(cc["stages"][0]["path"]), "second": int(cc["final"]),
                       "threshold": int(cc["stages"][0]["threshold"][0]), "accuracy": sc.accuracy, "cost": sc.cost,
                       "escalated": sc.escalated}
+        if cc.get("sweep"):  # IRs fitted before stop 15 hold the chosen setting only
+            csw = [E.score(E.Setting(p["lam"], p["stages"], p["final"]), logits, y, pc, ctrl_cost)
+                   for p in cc["sweep"]]
+            calibrated["sweep"] = [{"lam": q.lam, "accuracy": q.accuracy, "cost": q.cost} for q in csw]
+            calibrated["versus"] = versus_curve([(q.cost, q.accuracy) for q in points],
+                                                [(q.cost, q.accuracy) for q in csw], (dyn_cost, acc))
     cascades = {}
     for second in range(k):
         if second != cheap:
@@ -453,6 +460,36 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
         log(f"controller on the emulated board: {n} images under `bp-path auto`")
         r["board_check"] = board_check(ir, x[:n], work, chosen[:n], logits[:n], log, progress)
     return r
+
+
+def versus_curve(ours: list[tuple[float, float]], theirs: list[tuple[float, float]],
+                 chosen: tuple[float, float | None]) -> dict | None:
+    """Our knob sweep against another curve at equal cost: at each of our settings, our accuracy minus
+    the best of theirs at no more cost (settings cheaper than all of theirs are left out).
+
+    ``chosen`` is our operating point (cost, accuracy); its accuracy None means: read it from
+    ``ours`` at that cost. Differences are in percentage points; ``ahead``/``tied``/``behind`` count
+    settings with a difference above, at (within 1e-9) or below zero."""
+    def best_at(curve, cost):
+        acc = [a for c, a in curve if c <= cost + 1e-9]
+        return max(acc) if acc else None
+
+    diffs = []
+    for c, a in ours:
+        b = best_at(theirs, c)
+        if b is not None:
+            diffs.append(100.0 * (a - b))
+    if not diffs:
+        return None
+    d = np.asarray(diffs)
+    cost, acc = chosen
+    if acc is None:
+        acc = best_at(ours, cost)
+    b = best_at(theirs, cost)
+    return {"compared": len(d), "ahead": int((d > 1e-9).sum()), "tied": int((np.abs(d) <= 1e-9).sum()),
+            "behind": int((d < -1e-9).sum()), "mean_pp": float(d.mean()), "min_pp": float(d.min()),
+            "max_pp": float(d.max()),
+            "at_chosen_pp": None if acc is None or b is None else 100.0 * (acc - b)}
 
 
 def _input_awareness(points: list, front: list, cascades: dict) -> dict | None:
@@ -552,6 +589,15 @@ def markdown(r: dict, command: str = "") -> str:
                                                           "none (every static path costs more)") + ".",
         f"- Generated controller in C on the host: {d['host_c_path_mismatches']} path choices differ from the numpy "
         f"reference over {r['images']:,} images."]
+    vs = (cc or {}).get("versus")
+    if vs:
+        chosen_txt = (f"; at the chosen setting {vs['at_chosen_pp']:+.2f} pp" if vs["at_chosen_pp"] is not None
+                      else "; the chosen setting is cheaper than every such cascade")
+        lines.append(f"- Against the cascade fitted like the controller, whole curves: both knob sweeps scored on "
+                     f"these images, at each of the controller's {vs['compared']} settings against the best such "
+                     f"cascade at no more cost: ahead at {vs['ahead']}, tied at {vs['tied']}, behind at "
+                     f"{vs['behind']}; mean {vs['mean_pp']:+.2f} pp (from {vs['min_pp']:+.2f} to "
+                     f"{vs['max_pp']:+.2f}){chosen_txt}.")
     ia = r.get("input_awareness")
     if ia:
         casc = (f"{100 * ia['best_cascade_accuracy']:.2f} %" if ia["best_cascade_accuracy"] is not None
@@ -603,6 +649,11 @@ def plot(r: dict, path: Path) -> None:
         cs = sorted((p["cost"] / ref_cost, 100 * p["accuracy"]) for p in pts)
         ax.plot(*zip(*cs, strict=True), ":", color=colors[j % len(colors)], alpha=0.8,
                 label=f"cascade {r['paths'][pts[0]['first']]} -> {name}" if pts else f"cascade -> {name}")
+    cal = (r.get("calibrated_cascade") or {}).get("sweep")
+    if cal:
+        cs = sorted((p["cost"] / ref_cost, 100 * p["accuracy"]) for p in cal)
+        ax.plot(*zip(*cs, strict=True), "-", color="tab:orange", alpha=0.8,
+                label="cascade fitted like the controller (knob sweep)")
     d = r["dynamic"]
     ax.scatter(d["relative_cost"], 100 * d["accuracy"], marker="*", s=160, color="tab:red", zorder=4,
                label="dynamic (chosen)")
