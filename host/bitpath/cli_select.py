@@ -367,7 +367,8 @@ def register(app: typer.Typer) -> None:
         stored: str = typer.Option("8,4,2", help="Stored (nested) weight widths the cost table measures."),
         flash: int = typer.Option(None, help="Flash budget for all weights, bytes."),
         ram: int = typer.Option(None, help="Peak activation RAM budget per path, bytes."),
-        epochs_qat: int = typer.Option(4, help="Multi-path QAT epochs of the fine-tuning."),
+        epochs_qat: int = typer.Option(None, help="Multi-path QAT epochs of the fine-tuning (default: the source "
+                                        "run's)."),
         lr_qat: float = typer.Option(None, help="QAT learning rate (default: the source run's)."),
         limit_train: int = typer.Option(None, help="Fine-tune on the first N training images only."),
         limit_test: int = typer.Option(None, help="Evaluate the fine-tuned run on the first N test images only."),

@@ -23,7 +23,7 @@ import numpy as np
 class DemoConfig:
     out: Path = Path("runs/demo")
     epochs_float: int = 25
-    epochs_qat: int = 4
+    epochs_qat: int = 3
     limit_train: int | None = None
     host_images: int | None = None  # None: the full test set
     board_images: int = 200

@@ -27,7 +27,7 @@ class SelectRun:
     stored: tuple[int, ...] = (8, 4, 2)  # stored widths the cost table measures
     flash: int | None = None
     ram: int | None = None
-    epochs_qat: int = 4
+    epochs_qat: int | None = None  # None: the source run's
     lr_qat: float | None = None
     limit_train: int | None = None
     limit_test: int | None = None
@@ -104,8 +104,8 @@ def run(cfg: SelectRun, log: Callable[[str], None] = print,
         paths_path.write_text(json.dumps(ilp.to_paths_json(problem, sol), indent=1) + "\n")
         log("      " + ilp.summary(problem, sol).replace("\n", "\n      "))
 
-    log(f"[4/7] multi-path fine-tuning with the chosen table ({cfg.epochs_qat} QAT epochs from the float model "
-        f"of {cfg.src})")
+    epochs = f"{cfg.epochs_qat}" if cfg.epochs_qat is not None else "the source run's"
+    log(f"[4/7] multi-path fine-tuning with the chosen table ({epochs} QAT epochs from the float model of {cfg.src})")
     run_dir = cfg.out / "train"
     if (run_dir / FINAL).is_file():
         log(f"      reusing the finished run {run_dir}")
@@ -113,7 +113,7 @@ def run(cfg: SelectRun, log: Callable[[str], None] = print,
         _, st = load_final(cfg.src)
         base = TrainConfig.from_dict(st["config"])
         tcfg = replace(base, out=str(run_dir), paths=str(paths_path), init_float=str(cfg.src),
-                       epochs_qat=cfg.epochs_qat,
+                       epochs_qat=cfg.epochs_qat if cfg.epochs_qat is not None else base.epochs_qat,
                        lr_qat=cfg.lr_qat if cfg.lr_qat is not None else base.lr_qat,
                        limit_train=cfg.limit_train, limit_test=cfg.limit_test, threads=cfg.threads,
                        dataset=cfg.dataset, data_dir=str(cfg.data_dir) if cfg.data_dir else base.data_dir)

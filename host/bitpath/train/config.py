@@ -27,11 +27,11 @@ class TrainConfig:
     out: str = "runs/default"
     seed: int = 0
     epochs_float: int = 25
-    epochs_qat: int = 4
+    epochs_qat: int = 3  # with every path in every step (random_paths 2 of the 4 default paths)
     batch_size: int = 256
     lr_float: float = 3e-3
     lr_qat: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.01  # AdamW, decoupled (docs/training.md: 1e-4 regularised almost nothing)
     weight_quant: str = "lsq"  # lsq | ratio
     act_quant: str = "lsq"  # lsq | pact
     weight_views: str = "round"  # round | floor: narrow views of the stored weight codes
@@ -39,7 +39,7 @@ class TrainConfig:
     loss_inv_scale: float = 0.0
     loss_bin_count: float = 0.0
     loss_deviation: float = 0.0
-    random_paths: int = 1  # random paths per step besides the widest and the narrowest
+    random_paths: int = 2  # random paths per step besides the widest and the narrowest
     distill_alpha: float = 0.5
     distill_temp: float = 2.0
     bn_batches: int = 50
