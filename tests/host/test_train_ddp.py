@@ -49,13 +49,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _env(**extra: str) -> dict[str, str]:
+    """This process' environment without any torchrun or BITPATH_DDP variables, one OpenMP thread, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in (*D.ENV_VARS, D.FORCE_VAR, "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE", "GROUP_RANK")}
+    return {**env, "OMP_NUM_THREADS": "1", **extra}
+
+
 def _torchrun(args: list[str], log_dir: Path, timeout: int = 240, world: int = WORLD,
               extra_env: dict[str, str] | None = None) -> dict[int, dict[str, str]]:
     """Run ``args`` under ``torch.distributed.run`` with ``world`` local processes; stdout/stderr per rank."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in (*D.ENV_VARS, D.FORCE_VAR, "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE", "GROUP_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    env.update(extra_env or {})
+    env = _env(**(extra_env or {}))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(world), "--master-addr",
            "127.0.0.1", "--master-port", str(_free_port()), "--redirects", "3", "--log-dir", str(log_dir), *args]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=HERE)
@@ -69,9 +73,9 @@ def _torchrun(args: list[str], log_dir: Path, timeout: int = 240, world: int = W
     return logs
 
 
-def _npz(path: Path, n_train: int, n_test: int) -> Path:
-    x, y = tiny_images(n_train)
-    xt, yt = tiny_images(n_test, seed=1)
+def _npz(path: Path, n_train: int, n_test: int, size: int = 12, test_seed: int = 1) -> Path:
+    x, y = tiny_images(n_train, size=size)
+    xt, yt = tiny_images(n_test, size=size, seed=test_seed)
     np.savez(path, x_train=x, y_train=y, x_test=xt, y_test=yt)
     return path
 
@@ -207,23 +211,18 @@ def test_dist_env_parsing():
     not torch.cuda.is_available(), reason="needs a GPU (NCCL)"))])
 def test_one_process_group_equals_plain_run(tmp_path, device):
     """`BITPATH_DDP=1 torchrun --nproc-per-node 1`: the DDP path (gloo on the CPU, NCCL on a GPU) with one
-    process ends with the weights of the plain single-process run, bit for bit.
+    process ends like the plain single-process run: the float stage bit for bit, QAT to float rounding.
 
     This is how a one-GPU machine runs the NCCL code path: NCCL refuses two processes on one GPU.
     """
-    x, y = tiny_images(80, size=28)
-    xt, yt = tiny_images(24, size=28, seed=5)
-    data = tmp_path / "d.npz"
-    np.savez(data, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    data = _npz(tmp_path / "d.npz", 80, 24, size=28, test_seed=5)
     args = ["-m", "bitpath", "train", "--dataset", "npz", "--data-dir", str(data), "--epochs-float", "1",
             "--epochs-qat", "1", "--batch-size", "16", "--bn-batches", "2", "--device", device, "--no-progress"]
     logs = _torchrun([*args, "--out", str(tmp_path / "ddp")], tmp_path / "logs", world=1,
                      extra_env={D.FORCE_VAR: "1"})
     lines = [ln for ln in logs[0]["stdout"].splitlines() if "trained weights sha256" in ln]
     assert len(lines) == 1 and lines[0].startswith("rank 0/1:"), logs[0]["stdout"]  # the process-group path ran
-    env = {k: v for k, v in os.environ.items() if k not in (*D.ENV_VARS, D.FORCE_VAR)}
-    env["OMP_NUM_THREADS"] = "1"
-    r = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "plain")], env=env, capture_output=True,
+    r = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "plain")], env=_env(), capture_output=True,
                        text=True, timeout=240, cwd=HERE)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained weights sha256" not in r.stdout  # no process group here
@@ -248,21 +247,16 @@ def test_one_process_group_equals_plain_run(tmp_path, device):
             assert ddp["metrics"][name] == m, name
 
 
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_cuda_training_is_repeatable(tmp_path):
     """Two CUDA runs with the same seed end with the same weights, bit for bit (deterministic algorithms)."""
-    x, y = tiny_images(80, size=28)
-    xt, yt = tiny_images(24, size=28, seed=5)
-    data = tmp_path / "d.npz"
-    np.savez(data, x_train=x, y_train=y, x_test=xt, y_test=yt)
-    env = {k: v for k, v in os.environ.items() if k not in (*D.ENV_VARS, D.FORCE_VAR)}
+    data = _npz(tmp_path / "d.npz", 80, 24, size=28, test_seed=5)
     digests = []
     for run in ("a", "b"):
         r = subprocess.run([sys.executable, "-m", "bitpath", "train", "--dataset", "npz", "--data-dir", str(data),
                             "--epochs-float", "2", "--epochs-qat", "1", "--batch-size", "16", "--bn-batches", "2",
                             "--device", "cuda", "--no-progress", "--out", str(tmp_path / run)],
-                           env=env, capture_output=True, text=True, timeout=240, cwd=HERE)
+                           env=_env(), capture_output=True, text=True, timeout=240, cwd=HERE)
         assert r.returncode == 0, r.stderr[-3000:]
         st = torch.load(tmp_path / run / FINAL, map_location="cpu", weights_only=False)
         digests.append(state_digest(st["float_model"], st["qnet"]))
@@ -271,10 +265,7 @@ def test_cuda_training_is_repeatable(tmp_path):
 
 def test_torchrun_cli_two_processes(tmp_path):
     """`python -m torch.distributed.run --nproc-per-node 2 -m bitpath train`: rank 0 writes, both ranks agree."""
-    x, y = tiny_images(96, size=28)
-    xt, yt = tiny_images(32, size=28, seed=5)
-    data = tmp_path / "d.npz"
-    np.savez(data, x_train=x, y_train=y, x_test=xt, y_test=yt)
+    data = _npz(tmp_path / "d.npz", 96, 32, size=28, test_seed=5)
     out = tmp_path / "run"
     logs = _torchrun(["-m", "bitpath", "train", "--out", str(out), "--dataset", "npz", "--data-dir", str(data),
                       "--epochs-float", "1", "--epochs-qat", "1", "--batch-size", "16", "--bn-batches", "2",

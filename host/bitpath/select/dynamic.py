@@ -463,13 +463,12 @@ def evaluate(ir: IR, x: np.ndarray, y: np.ndarray, work: Path, *, board_images: 
 
 
 def versus_curve(ours: list[tuple[float, float]], theirs: list[tuple[float, float]],
-                 chosen: tuple[float, float | None]) -> dict | None:
+                 chosen: tuple[float, float]) -> dict | None:
     """Our knob sweep against another curve at equal cost: at each of our settings, our accuracy minus
     the best of theirs at no more cost (settings cheaper than all of theirs are left out).
 
-    ``chosen`` is our operating point (cost, accuracy); its accuracy None means: read it from
-    ``ours`` at that cost. Differences are in percentage points; ``ahead``/``tied``/``behind`` count
-    settings with a difference above, at (within 1e-9) or below zero."""
+    ``chosen`` is our operating point (cost, accuracy). Differences are in percentage points;
+    ``ahead``/``tied``/``behind`` count settings with a difference above, at (within 1e-9) or below zero."""
     def best_at(curve, cost):
         acc = [a for c, a in curve if c <= cost + 1e-9]
         return max(acc) if acc else None
@@ -483,13 +482,11 @@ def versus_curve(ours: list[tuple[float, float]], theirs: list[tuple[float, floa
         return None
     d = np.asarray(diffs)
     cost, acc = chosen
-    if acc is None:
-        acc = best_at(ours, cost)
     b = best_at(theirs, cost)
     return {"compared": len(d), "ahead": int((d > 1e-9).sum()), "tied": int((np.abs(d) <= 1e-9).sum()),
             "behind": int((d < -1e-9).sum()), "mean_pp": float(d.mean()), "min_pp": float(d.min()),
             "max_pp": float(d.max()),
-            "at_chosen_pp": None if acc is None or b is None else 100.0 * (acc - b)}
+            "at_chosen_pp": None if b is None else 100.0 * (acc - b)}
 
 
 def _input_awareness(points: list, front: list, cascades: dict) -> dict | None:
