@@ -1339,7 +1339,7 @@ BP_CONV_IL(conv_il_w8v2r, 0, 6, 0, 1)
 #undef BP_CONV_ARGS
 #undef BP_CONV_PARAMS
 
-// ---- First layers: one unsigned 8-bit input channel, 3x3 window, stride 1 -----------------------
+// ---- First layers: one unsigned input channel (8, 4 or 2 bits), 3x3 window, stride 1 ------------
 //
 // Only 9 MACs feed each output here, so the 2-pixel x 2-channel patch path above spends most of its
 // time outside the dot product (patch building, loop control and requantization per 2x2 block). This
@@ -1370,6 +1370,9 @@ BP_CONV_IL(conv_il_w8v2r, 0, 6, 0, 1)
 // Sub-byte outputs: channel o lands at bit (o * b) % 8 of its byte. c1_band4 ORs its channels' fields
 // in a register; in the one-channel band the first channel of each byte stores the byte (clearing the
 // rest), the others OR into it (the channels run in increasing order).
+// Inputs of 4 or 2 bits: with one channel each pixel is a row of one byte holding the value in its
+// low bits (padding bits zero, bp_kernels.h), so they run here as uint8 values 0 .. 2^b - 1; only the
+// headroom bound changes (c1_eligible).
 // Other cases (signed input or output, other clamps, shifts that cannot be lifted, int32 outputs,
 // H < 3) take the general paths.
 
@@ -1395,11 +1398,14 @@ static inline uint32_t c1_pair(int32_t lo, int32_t hi) { return ((uint32_t)lo & 
 static int c1_eligible(const bp_window_t *win, const bp_quant_t *q, const bp_requant_t *rq, const bp_dims_t *in,
                        const bp_dims_t *f, const int32_t *bias) {
     if (in->c != 1 || f->h != 3 || f->w != 3 || win->stride_h != 1 || win->stride_w != 1 || in->h < 3 ||
-        q->in.bits != 8 || q->in.is_signed || q->out.bits == 32 || q->out.is_signed || q->act_min != 0 ||
+        q->in.is_signed || q->out.bits == 32 || q->out.is_signed || q->act_min != 0 ||
         q->act_max != (1 << q->out.bits) - 1) {
         return 0;
     }
-    const int64_t products = (int64_t)9 * 255 * ((int64_t)1 << (q->w_view - 1));
+    // One channel: every input pixel is one byte at any width (its value in the low bits, the padding
+    // bits above it zero by the layout contract), so 4-bit and 2-bit inputs run as uint8 of 0 .. 2^b - 1.
+    const int64_t xmax = ((int64_t)1 << q->in.bits) - 1;
+    const int64_t products = (int64_t)9 * xmax * ((int64_t)1 << (q->w_view - 1));
     for (int32_t o = 0; o < f->n; o++) {
         const int32_t j = bp_rq_lift(rq->shift[o], bias ? bias[o] : 0, products);
         if (j < 0 || j > 16 - q->w_view) {
