@@ -21,7 +21,9 @@
 // Weights stored at 2 bits and every view of 8-bit codes leave path 1 for out-of-line variants
 // (conv_packed_s2, conv_il_s2, conv_il_w8, conv_il_w8v4, conv_il_w8v2): constant tables per stored
 // byte, and two patches interleaved per group of 4 so that an asm loop reads them with one pointer
-// (the 4- and 2-bit views add one AND per weight word). Path 1 remains for 4-bit storage. The packed
+// (the 4- and 2-bit views add one AND per weight word). Path 1 remains for 4-bit storage, on the same
+// interleaved layout with groups of 8 (one weight word, two nibble planes) and an asm loop of its own
+// (conv_s4_v4, conv_s4_v2, conv_s4_v2r; dot_2x2_s4). The packed
 // 2-bit path interleaves its four byte patches the same way (IL4()), so one LDM reads a group of 4
 // values of all four pixels; its asm covers every whole group (7-group runs, then a TBB entry for the
 // rest), and with every shift >= 33 (or lifted to 33: acc << (33 - s) where |bias| + 6K leaves the
@@ -36,8 +38,8 @@
 // signed saturation at +127 is the saturation at the stored maximum. Each loop is written once: in C
 // with a constant rnd in an always_inline body, in asm with the QADD8 line as a macro argument (empty
 // for the floor views). The floor and rounded instances are separate noinline functions
-// (conv_il_w8v*r, conv_packed_w8v2r, conv_smlad_r; in them the W8R loop of dot_2x2_w8, BP_PK_W8R /
-// BP_PK_REQ_R / BP_P1_W8R), so the floor loops keep their code.
+// (conv_il_w8v*r, conv_packed_w8v2r, conv_s4_v2r; in them the W8R loop of dot_2x2_w8, BP_PK_W8R /
+// BP_PK_REQ_R / BP_P1_W8R, BP_S4R_LOOP of dot_2x2_s4), so the floor loops keep their code.
 #include <string.h>
 
 #include "bp_conv2d_internal.h"
@@ -129,8 +131,12 @@ static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
 }
 
 // im2col for weights stored at 4 bits: groups of 8 laid out x0 x4 x2 x6 x1 x5 x3 x7, the halves of the
-// weight word's two nibble planes (element m of a group goes to the 3-bit reversal of m). Kept apart
-// from im2col_s16_impl so the 8-bit paths' code stays exactly as tuned.
+// weight word's two nibble planes (element m of a group goes to the 3-bit reversal of m), interleaved
+// with the block's other pixel as IL() does for groups of 4 (the second pixel at col + 4): per group
+// of 8, | p0: (x0,x4) (x2,x6) | p1: same | p0: (x1,x5) (x3,x7) | p1: same |, so that the asm loop of
+// dot_2x2_s4 reads one nibble plane of both pixels with two LDRD from one pointer. The tail beyond
+// the last full group stays in natural order (at IL(1, i)). Kept apart from im2col_s16_impl so the
+// 8-bit paths' code stays exactly as tuned.
 static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
                           const uint8_t *img,
                           const bp_dims_t *in,
@@ -158,7 +164,9 @@ static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
                     // -> (x0,x4), (x2,x6), (x1,x5), (x3,x7): PKHBT/PKHTB
                     const uint32_t v[4] = {(e0 & 0xFFFFu) | (e1 << 16), (e0 >> 16) | (e1 & 0xFFFF0000u),
                                            (o0 & 0xFFFFu) | (o1 << 16), (o0 >> 16) | (o1 & 0xFFFF0000u)};
-                    memcpy(col + i + c, v, sizeof v);
+                    // i + c is a multiple of 8: the low plane's pair at IL(1, i + c), the high one's 8 on
+                    memcpy(col + 2 * (i + c), v, 2 * sizeof v[0]);
+                    memcpy(col + 2 * (i + c) + 8, v + 2, 2 * sizeof v[0]);
                 }
                 i += cin;
                 continue;
@@ -166,7 +174,7 @@ static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
             for (int32_t c = 0; c < cin; c++, i++) {
                 const int32_t m = i & 7;
                 const int32_t pos = i < k8 ? (i & ~7) | ((m & 1) << 2) | (m & 2) | ((m >> 2) & 1) : i;
-                col[pos] = px ? (int16_t)bp_read(px, c, bits, sgn) : 0;
+                col[IL(1, pos)] = px ? (int16_t)bp_read(px, c, bits, sgn) : 0;
             }
         }
     }
@@ -340,19 +348,88 @@ static __attribute__((noinline)) void im2col_u2_w16(uint8_t *col, const uint8_t 
     }
 }
 
-// Dot products of 2 patches x 2 weight rows stored at 4 bits (view = 8 - sh, sh in 4..6): per 8
-// values, one weight word becomes two nibble planes in the high half of each byte (x16: the same
-// scale as a 4-bit view of 8-bit codes), whose SXTB16 halves are (w0,w4), (w2,w6), (w1,w5), (w3,w7).
-// rnd (a constant): the rounded view (QADD8 of BP_VIEW_RC(sh) on each nibble plane before its mask;
-// the other nibble below the code, < 16, cannot change the rounded top bits or the saturation at
-// 7 x 16). Inlined into bp_conv2d (floor) and conv_smlad_r (rounded), each with its own code.
-static inline __attribute__((always_inline)) void dot_2x2_s4(int32_t out[2][2], const int16_t *const col[2],
-                                                             const uint8_t *const wrow[2], int32_t k, int32_t sh,
-                                                             const int rnd) {
-    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u, rc = BP_VIEW_RC(sh);
+// Dot products of 2 interleaved patches (im2col_s16_g8) x 2 weight rows stored at 4 bits (view =
+// 8 - sh, sh a constant: 4 or 6): per 8 values, one weight word becomes two nibble planes in the high
+// half of each byte (x16: the same scale as a 4-bit view of 8-bit codes), the low plane
+// (w << 4) & mask with SXTB16 halves (w0,w4), (w2,w6) and the high plane w & mask with (w1,w5),
+// (w3,w7); the mask (0xF0F0F0F0 or 0xC0C0C0C0, a Thumb-2 immediate) is the view. rnd (a constant,
+// sh = 6): the rounded view (QADD8 of BP_VIEW_RC(sh) on each nibble plane before its mask; the other
+// nibble below the code, < 16, cannot change the rounded top bits or the saturation at 7 x 16).
+// On ARMv7E-M whole groups of 8 run as one asm loop, the planes one after the other: the two LDRD of
+// a plane (both pixels), then per row LDR, the plane (LSL and AND, or AND), two SXTB16 and four
+// SMLAD. Only one plane of one row is live, so each row's weight word is loaded once per plane (the
+// second load post-increments): 40 instructions per 32 MACs, the W8 loop's 20 per 16 with a view.
+// The rounded loop keeps BP_VIEW_RC in the register of the loop's end, reads the end from the stack
+// and does two groups per iteration (an odd count enters at the second), like dot_2x2_w8's W8R.
+// |a| <= k * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
+static inline __attribute__((always_inline)) void dot_2x2_s4(int32_t out[2][2], const int16_t *col,
+                                                             const uint8_t *const wrow[2], int32_t k,
+                                                             const int sh, const int rnd) {
     const int32_t k8 = k & ~7;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    // |a| <= k * xmax * 128 <= INT32_MAX (checked by the caller) before the exact shift.
+#ifdef BP_HAVE_DSP
+    if (k8 > 0) {
+        const int16_t *cp = col;
+        const uint8_t *w0 = wrow[0], *w1 = wrow[1];
+        const int16_t *const end = col + 2 * k8;
+        uint32_t e, o, x0a, x0b, x1a, x1b;
+// one row of one plane: the weight word (ld: "]" for the low plane, "], #4" for the high one, which
+// moves to the next word), the plane into e (lo: the LSL of the low plane, or nothing; view: the
+// QADD8 of a rounded view, or nothing; then the mask), its SXTB16 halves and the four SMLAD
+#define BP_S4_ROW(wp, ld, lo, view, mask, acc0, acc1)                                                      \
+    "ldr %[e], [%[" wp "]" ld "\n\t" lo view "and %[e], %[e], #" mask "\n\t"                               \
+    "sxtb16 %[o], %[e], ror #8\n\t"                                                                        \
+    "sxtb16 %[e], %[e]\n\t"                                                                                \
+    "smlad %[" acc0 "], %[x0a], %[e], %[" acc0 "]\n\t"                                                     \
+    "smlad %[" acc0 "], %[x0b], %[o], %[" acc0 "]\n\t"                                                     \
+    "smlad %[" acc1 "], %[x1a], %[e], %[" acc1 "]\n\t"                                                     \
+    "smlad %[" acc1 "], %[x1b], %[o], %[" acc1 "]\n\t"
+// one plane of both pixels (the patch words, 16 bytes), then rows 0 and 1
+#define BP_S4_PLANE(ld, lo, view, mask)                                                                    \
+    "ldrd %[x1a], %[x1b], [%[cp], #8]\n\t"                                                                 \
+    "ldrd %[x0a], %[x0b], [%[cp]], #16\n\t" BP_S4_ROW("w0", ld, lo, view, mask, "a00", "a10")                \
+        BP_S4_ROW("w1", ld, lo, view, mask, "a01", "a11")
+// one group of 8 values: the low plane, then the high plane
+#define BP_S4_GROUP(view, mask)                                                                            \
+    BP_S4_PLANE("]", "lsl %[e], %[e], #4\n\t", view, mask) BP_S4_PLANE("], #4", "", view, mask)
+#define BP_S4_OUTS                                                                                         \
+    [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [cp] "+r"(cp), [w0] "+r"(w0),        \
+        [w1] "+r"(w1), [e] "=&r"(e), [o] "=&r"(o), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a),    \
+        [x1b] "=&r"(x1b)
+#define BP_S4_LOOP(mask)                                                                                   \
+    __asm__("1:\n\t" BP_S4_GROUP("", mask) "cmp %[cp], %[end]\n\t"                                        \
+            "bne 1b\n\t"                                                                                   \
+            : BP_S4_OUTS                                                                                   \
+            : [end] "r"(end)                                                                               \
+            : "cc", "memory")
+#define BP_S4R_LOOP(mask)                                                                                  \
+    __asm__("ldr %[e], %[end]\n\t"                                                                         \
+            "sub %[e], %[e], %[cp]\n\t"                                                                    \
+            "tst %[e], #32\n\t"                                                                            \
+            "bne 2f\n"                                                                                     \
+            "1:\n\t" BP_S4_GROUP("qadd8 %[e], %[e], %[rc]\n\t", mask) "2:\n\t"                             \
+                BP_S4_GROUP("qadd8 %[e], %[e], %[rc]\n\t", mask) "ldr %[e], %[end]\n\t"                      \
+                                                                 "cmp %[cp], %[e]\n\t"                      \
+                                                                 "bne 1b\n\t"                               \
+            : BP_S4_OUTS                                                                                   \
+            : [end] "m"(end), [rc] "r"(BP_VIEW_RC(sh))                                                      \
+            : "cc", "memory")
+        if (sh == 4) { // the full view: never rounded (rnd needs a view narrower than the storage)
+            BP_S4_LOOP("0xF0F0F0F0");
+        } else if (rnd) {
+            BP_S4R_LOOP("0xC0C0C0C0");
+        } else {
+            BP_S4_LOOP("0xC0C0C0C0");
+        }
+#undef BP_S4R_LOOP
+#undef BP_S4_LOOP
+#undef BP_S4_OUTS
+#undef BP_S4_GROUP
+#undef BP_S4_PLANE
+#undef BP_S4_ROW
+    }
+#else
+    const uint32_t mask4 = ((0xFFu << sh) & 0xFFu) * 0x01010101u, rc = BP_VIEW_RC(sh);
     for (int32_t i = 0; i < k8; i += 8) {
         const uint32_t w0 = bp_load32(wrow[0] + (i >> 1)), w1 = bp_load32(wrow[1] + (i >> 1));
         uint32_t l0 = w0 << 4, h0 = w0, l1 = w1 << 4, h1 = w1;
@@ -363,20 +440,25 @@ static inline __attribute__((always_inline)) void dot_2x2_s4(int32_t out[2][2], 
         const uint32_t p0[4] = {bp_sxtb16(l0), bp_sxtb16_ror8(l0), bp_sxtb16(h0), bp_sxtb16_ror8(h0)};
         const uint32_t p1[4] = {bp_sxtb16(l1), bp_sxtb16_ror8(l1), bp_sxtb16(h1), bp_sxtb16_ror8(h1)};
         for (int32_t t = 0; t < 4; t++) {
-            const uint32_t x0 = bp_load32(col[0] + i + 2 * t), x1 = bp_load32(col[1] + i + 2 * t);
+            // plane t >> 1 of the group: pixel 0's two words, then pixel 1's
+            const int16_t *x = col + 2 * i + 8 * (t >> 1) + 2 * (t & 1);
+            const uint32_t x0 = bp_load32(x), x1 = bp_load32(x + 4);
             a00 = bp_smlad(x0, p0[t], a00);
             a01 = bp_smlad(x0, p1[t], a01);
             a10 = bp_smlad(x1, p0[t], a10);
             a11 = bp_smlad(x1, p1[t], a11);
         }
     }
+#endif
+    // Masked codes are exact multiples of 2^sh: the shift is exact.
     a00 >>= sh, a01 >>= sh, a10 >>= sh, a11 >>= sh;
     for (int32_t i = k8; i < k; i++) {
         const int32_t v0 = bp_read_weight(wrow[0], i, 4, 8 - sh, rnd), v1 = bp_read_weight(wrow[1], i, 4, 8 - sh, rnd);
-        a00 += col[0][i] * v0;
-        a01 += col[0][i] * v1;
-        a10 += col[1][i] * v0;
-        a11 += col[1][i] * v1;
+        const int32_t x0 = col[IL(1, i)], x1 = col[IL(1, i) + 4];
+        a00 += x0 * v0;
+        a01 += x0 * v1;
+        a10 += x1 * v0;
+        a11 += x1 * v1;
     }
     out[0][0] = a00, out[0][1] = a01, out[1][0] = a10, out[1][1] = a11;
 }
@@ -1962,21 +2044,21 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
 }
 
 // Path 1, weights stored at 4 bits only (bp_conv2d sends every 8-bit storage case to the W8 / packed
-// loops above): 2-pixel x 2-channel blocks on int16 patches (im2col_s16_g8, dot_2x2_s4). rnd (a
-// constant): the rounded views, out of line in conv_smlad_r so that the floor loop inlined into
-// bp_conv2d keeps its code.
+// loops above): 2-pixel x 2-channel blocks on one interleaved int16 patch buffer (im2col_s16_g8: 2
+// patches of k4 int16, bp_conv2d_get_buffer_size), dot_2x2_s4. sh (a constant: 4 or 6) the view
+// 8 - sh, rnd (a constant) the rounded view; one out-of-line instance per pair (conv_s4_*).
 static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_context_t *ctx, const bp_window_t *win,
                                                                   const bp_quant_t *q, const bp_requant_t *rq,
                                                                   const bp_dims_t *input_dims, const uint8_t *input,
                                                                   const bp_dims_t *filter_dims, const uint8_t *filter,
                                                                   const int32_t *bias, const bp_dims_t *output_dims,
-                                                                  void *output, const int rnd) {
+                                                                  void *output, const int sh, const int rnd) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
-    const int32_t k = kh * kw * cin, k4 = (k + 3) & ~3;
+    const int32_t k = kh * kw * cin;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
     const int32_t out_row = q->out.bits == 32 ? 0 : bp_row_bytes(cout, q->out.bits);
     const int32_t oh = output_dims->h, ow = output_dims->w, npix = oh * ow;
-    int16_t *col16[2] = {(int16_t *)ctx->buf, (int16_t *)ctx->buf + k4};
+    int16_t *const col = (int16_t *)ctx->buf;
 
     for (int32_t n = 0; n < input_dims->n; n++) {
         const uint8_t *img = input + (int64_t)n * input_dims->h * input_dims->w * in_row;
@@ -1988,7 +2070,7 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
                 // A lone last pixel is computed twice into the same row: simpler than a 1x2 kernel.
                 const int32_t pp = p + (j < np ? j : 0);
                 row[j] = (int64_t)n * npix + pp;
-                im2col_s16_g8(col16[j], img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
+                im2col_s16_g8(col + 4 * j, img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
                 if (out_row > 0) {
                     orow[j] = (uint8_t *)output + row[j] * out_row;
                     bp_clear_row(orow[j], out_row);
@@ -1999,7 +2081,7 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
                 int32_t acc[2][2];
                 const int32_t w_row = (k + 1) >> 1;
                 const uint8_t *wrow[2] = {filter + (int64_t)o * w_row, filter + (int64_t)o1 * w_row};
-                dot_2x2_s4(acc, (const int16_t *const *)col16, wrow, k, 8 - q->w_view, rnd);
+                dot_2x2_s4(acc, col, wrow, k, sh, rnd);
                 for (int32_t j = 0; j < np; j++) {
                     const int32_t v0 = (bias ? bias[o] : 0) + acc[j][0];
                     if (q->out.bits == 4 && o1 != o) {
@@ -2020,13 +2102,22 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
     }
 }
 
-static __attribute__((noinline)) void conv_smlad_r(const bp_context_t *ctx, const bp_window_t *win,
-                                                   const bp_quant_t *q, const bp_requant_t *rq,
-                                                   const bp_dims_t *input_dims, const uint8_t *input,
-                                                   const bp_dims_t *filter_dims, const uint8_t *filter,
-                                                   const int32_t *bias, const bp_dims_t *output_dims, void *output) {
-    conv_smlad_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 1);
-}
+// The instances of conv_smlad_impl, each out of line with its constants (sh, rnd): conv_s4_v4, the
+// full view of 4-bit storage; conv_s4_v2 and conv_s4_v2r, its floor and rounded 2-bit views.
+#define BP_CONV_S4(name, sh, rnd)                                                                          \
+    static __attribute__((noinline)) void name(const bp_context_t *ctx, const bp_window_t *win,            \
+                                               const bp_quant_t *q, const bp_requant_t *rq,                \
+                                               const bp_dims_t *input_dims, const uint8_t *input,          \
+                                               const bp_dims_t *filter_dims, const uint8_t *filter,        \
+                                               const int32_t *bias, const bp_dims_t *output_dims,          \
+                                               void *output) {                                             \
+        conv_smlad_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, sh, \
+                        rnd);                                                                              \
+    }
+BP_CONV_S4(conv_s4_v4, 4, 0)
+BP_CONV_S4(conv_s4_v2, 6, 0)
+BP_CONV_S4(conv_s4_v2r, 6, 1)
+#undef BP_CONV_S4
 
 bp_status_t bp_conv2d(const bp_context_t *ctx,
                       const bp_window_t *win,
@@ -2088,10 +2179,8 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
                           output_dims, output);
         return BP_OK;
     }
-    if (rnd) {
-        conv_smlad_r(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
-    } else {
-        conv_smlad_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, 0);
-    }
+    // weights stored at 4 bits, view 4 or 2 (rnd only at view 2)
+    (q->w_view == 4 ? conv_s4_v4 : rnd ? conv_s4_v2r : conv_s4_v2)(ctx, win, q, rq, input_dims, input, filter_dims,
+                                                                     filter, bias, output_dims, output);
     return BP_OK;
 }
