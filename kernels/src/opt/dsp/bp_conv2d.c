@@ -23,7 +23,7 @@
 // byte, and two patches interleaved per group of 4 so that an asm loop reads them with one pointer
 // (the 4- and 2-bit views add one AND per weight word). Path 1 remains for 4-bit storage, on the same
 // interleaved layout with groups of 8 (one weight word, two nibble planes) and an asm loop of its own
-// (conv_s4_v4, conv_s4_v2, conv_s4_v2r; dot_2x2_s4). The packed
+// (conv_s4_v4, conv_s4_v4_u4, conv_s4_v2, conv_s4_v2r; dot_2x2_s4). The packed
 // 2-bit path interleaves its four byte patches the same way (IL4()), so one LDM reads a group of 4
 // values of all four pixels; its asm covers every whole group (7-group runs, then a TBB entry for the
 // rest), and with every shift >= 33 (or lifted to 33: acc << (33 - s) where |bias| + 6K leaves the
@@ -135,8 +135,9 @@ static inline __attribute__((always_inline)) void im2col_s16_impl(int16_t *col,
 // with the block's other pixel as IL() does for groups of 4 (the second pixel at col + 4): per group
 // of 8, | p0: (x0,x4) (x2,x6) | p1: same | p0: (x1,x5) (x3,x7) | p1: same |, so that the asm loop of
 // dot_2x2_s4 reads one nibble plane of both pixels with two LDRD from one pointer. The tail beyond
-// the last full group stays in natural order (at IL(1, i)). Kept apart from im2col_s16_impl so the
-// 8-bit paths' code stays exactly as tuned.
+// the last full group stays in natural order (at IL(1, i)). u4 (a constant): unsigned 4-bit inputs,
+// each group of 8 from one word. Kept apart from im2col_s16_impl so the 8-bit paths' code stays
+// exactly as tuned.
 static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
                           const uint8_t *img,
                           const bp_dims_t *in,
@@ -146,9 +147,11 @@ static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
                           int32_t kh,
                           int32_t kw,
                           int32_t oy,
-                          int32_t ox) {
+                          int32_t ox,
+                          const int u4) {
     const int32_t cin = in->c, k = kh * kw * cin, k8 = k & ~7;
-    const int32_t bits = q->in.bits, sgn = q->in.is_signed;
+    // u4 (a constant): the caller guarantees unsigned 4-bit inputs
+    const int32_t bits = u4 ? 4 : q->in.bits, sgn = u4 ? 0 : q->in.is_signed;
     int32_t i = 0;
     for (int32_t ky = 0; ky < kh; ky++) {
         for (int32_t kx = 0; kx < kw; kx++) {
@@ -156,14 +159,24 @@ static inline __attribute__((always_inline)) void im2col_s16_g8(int16_t *col,
                                                 ox * win->stride_w - win->pad_left + kx);
             if ((cin & 7) == 0 && (bits == 8 || !sgn)) {
                 for (int32_t c = 0; c < cin; c += 8) {
-                    uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0; // (x0,x2) (x1,x3) (x4,x6) (x5,x7)
-                    if (px) {
-                        bp_unpack4_s16(px, c, bits, sgn, &e0, &o0);
-                        bp_unpack4_s16(px, c + 4, bits, sgn, &e1, &o1);
+                    uint32_t v[4]; // (x0,x4), (x2,x6), (x1,x5), (x3,x7)
+                    if (px && u4) {
+                        // 8 unsigned nibbles, one word | x7 x6 x5 x4 x3 x2 x1 x0 |: x_m and x_m+4 are
+                        // 16 bits apart, so each pair is one shift and one mask
+                        uint32_t t;
+                        memcpy(&t, px + (c >> 1), sizeof t);
+                        v[0] = t & 0x000F000Fu, v[1] = (t >> 8) & 0x000F000Fu;
+                        v[2] = (t >> 4) & 0x000F000Fu, v[3] = (t >> 12) & 0x000F000Fu;
+                    } else {
+                        uint32_t e0 = 0, o0 = 0, e1 = 0, o1 = 0; // (x0,x2) (x1,x3) (x4,x6) (x5,x7)
+                        if (px) {
+                            bp_unpack4_s16(px, c, bits, sgn, &e0, &o0);
+                            bp_unpack4_s16(px, c + 4, bits, sgn, &e1, &o1);
+                        }
+                        // -> (x0,x4), (x2,x6), (x1,x5), (x3,x7): PKHBT/PKHTB
+                        v[0] = (e0 & 0xFFFFu) | (e1 << 16), v[1] = (e0 >> 16) | (e1 & 0xFFFF0000u);
+                        v[2] = (o0 & 0xFFFFu) | (o1 << 16), v[3] = (o0 >> 16) | (o1 & 0xFFFF0000u);
                     }
-                    // -> (x0,x4), (x2,x6), (x1,x5), (x3,x7): PKHBT/PKHTB
-                    const uint32_t v[4] = {(e0 & 0xFFFFu) | (e1 << 16), (e0 >> 16) | (e1 & 0xFFFF0000u),
-                                           (o0 & 0xFFFFu) | (o1 << 16), (o0 >> 16) | (o1 & 0xFFFF0000u)};
                     // i + c is a multiple of 8: the low plane's pair at IL(1, i + c), the high one's 8 on
                     memcpy(col + 2 * (i + c), v, 2 * sizeof v[0]);
                     memcpy(col + 2 * (i + c) + 8, v + 2, 2 * sizeof v[0]);
@@ -2046,13 +2059,15 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
 // Path 1, weights stored at 4 bits only (bp_conv2d sends every 8-bit storage case to the W8 / packed
 // loops above): 2-pixel x 2-channel blocks on one interleaved int16 patch buffer (im2col_s16_g8: 2
 // patches of k4 int16, bp_conv2d_get_buffer_size), dot_2x2_s4. sh (a constant: 4 or 6) the view
-// 8 - sh, rnd (a constant) the rounded view; one out-of-line instance per pair (conv_s4_*).
+// 8 - sh, rnd (a constant) the rounded view, u4 (a constant) unsigned 4-bit inputs; one out-of-line
+// instance per combination used (conv_s4_*).
 static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_context_t *ctx, const bp_window_t *win,
                                                                   const bp_quant_t *q, const bp_requant_t *rq,
                                                                   const bp_dims_t *input_dims, const uint8_t *input,
                                                                   const bp_dims_t *filter_dims, const uint8_t *filter,
                                                                   const int32_t *bias, const bp_dims_t *output_dims,
-                                                                  void *output, const int sh, const int rnd) {
+                                                                  void *output, const int sh, const int u4,
+                                                                  const int rnd) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
@@ -2070,7 +2085,7 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
                 // A lone last pixel is computed twice into the same row: simpler than a 1x2 kernel.
                 const int32_t pp = p + (j < np ? j : 0);
                 row[j] = (int64_t)n * npix + pp;
-                im2col_s16_g8(col + 4 * j, img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow);
+                im2col_s16_g8(col + 4 * j, img, input_dims, in_row, win, q, kh, kw, pp / ow, pp % ow, u4);
                 if (out_row > 0) {
                     orow[j] = (uint8_t *)output + row[j] * out_row;
                     bp_clear_row(orow[j], out_row);
@@ -2102,9 +2117,10 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
     }
 }
 
-// The instances of conv_smlad_impl, each out of line with its constants (sh, rnd): conv_s4_v4, the
-// full view of 4-bit storage; conv_s4_v2 and conv_s4_v2r, its floor and rounded 2-bit views.
-#define BP_CONV_S4(name, sh, rnd)                                                                          \
+// The instances of conv_smlad_impl, each out of line with its constants (sh, u4, rnd): conv_s4_v4, the
+// full view of 4-bit storage (_u4: for unsigned 4-bit inputs, the patch is built from one word per 8
+// values); conv_s4_v2 and conv_s4_v2r, its floor and rounded 2-bit views.
+#define BP_CONV_S4(name, sh, u4, rnd)                                                                          \
     static __attribute__((noinline)) void name(const bp_context_t *ctx, const bp_window_t *win,            \
                                                const bp_quant_t *q, const bp_requant_t *rq,                \
                                                const bp_dims_t *input_dims, const uint8_t *input,          \
@@ -2112,11 +2128,12 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
                                                const int32_t *bias, const bp_dims_t *output_dims,          \
                                                void *output) {                                             \
         conv_smlad_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, sh, \
-                        rnd);                                                                              \
+                        u4, rnd);                                                                          \
     }
-BP_CONV_S4(conv_s4_v4, 4, 0)
-BP_CONV_S4(conv_s4_v2, 6, 0)
-BP_CONV_S4(conv_s4_v2r, 6, 1)
+BP_CONV_S4(conv_s4_v4, 4, 0, 0)
+BP_CONV_S4(conv_s4_v4_u4, 4, 1, 0)
+BP_CONV_S4(conv_s4_v2, 6, 0, 0)
+BP_CONV_S4(conv_s4_v2r, 6, 0, 1)
 #undef BP_CONV_S4
 
 bp_status_t bp_conv2d(const bp_context_t *ctx,
@@ -2180,7 +2197,8 @@ bp_status_t bp_conv2d(const bp_context_t *ctx,
         return BP_OK;
     }
     // weights stored at 4 bits, view 4 or 2 (rnd only at view 2)
-    (q->w_view == 4 ? conv_s4_v4 : rnd ? conv_s4_v2r : conv_s4_v2)(ctx, win, q, rq, input_dims, input, filter_dims,
-                                                                     filter, bias, output_dims, output);
+    const int u4 = q->in.bits == 4 && !q->in.is_signed;
+    (q->w_view == 4 ? (u4 ? conv_s4_v4_u4 : conv_s4_v4) : rnd ? conv_s4_v2r : conv_s4_v2)(
+        ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output);
     return BP_OK;
 }
