@@ -27,7 +27,7 @@ def _inputs(rng: np.random.Generator, in_bits: int, h: int, w: int) -> list[np.n
 @pytest.mark.parametrize("in_bits", [4, 2])
 @pytest.mark.parametrize(("stored", "view", "rnd"), [(8, 8, False), (8, 4, False), (8, 2, True), (4, 4, False),
                                                      (2, 2, False)])
-@pytest.mark.parametrize("out_bits", [8, 4, 2])
+@pytest.mark.parametrize("out_bits", [8, 2])
 def test_first_layer_subbyte_input(in_bits: int, stored: int, view: int, rnd: bool, out_bits: int) -> None:
     rng = np.random.default_rng(in_bits * 1000 + stored * 100 + view * 10 + out_bits)
     q = LayerQuant(ActFormat(in_bits), ActFormat(out_bits), stored, view, w_round=rnd)
@@ -38,7 +38,7 @@ def test_first_layer_subbyte_input(in_bits: int, stored: int, view: int, rnd: bo
                 win.out_size(h, w, 3, 3)
             except ValueError:
                 continue
-            for cout in (3, 6, 16):
+            for cout in (3, 16):  # the one-channel band, 4 groups of 4
                 m, s = _c1_requant(rng, cout, out_bits, "fast")
                 bias = rng.integers(-300, 300, cout)
                 for x in _inputs(rng, in_bits, h, w):
