@@ -751,3 +751,113 @@ def lift_layers_raw(group: str, board: bool = False):
 def test_lifted_shifts(group: str) -> None:
     for op, args in lift_layers(group):
         compare(op, *args)
+
+
+# Depthwise with unsigned 4/2-bit inputs: each group of four channels unpacks the input rows it needs
+# into a stack ring of bytes (2*KH rows of IW pixels, 4 bytes each, at most DW_RING bytes) and runs the
+# unsigned 8-bit row runs on it (the 3x3 asm block, the border pixels); layers whose ring would not fit
+# keep unpacking per tap. Full-range unsigned 8/4/2-bit outputs store through USAT. Cases: KH 1..7 and
+# KW != KH, strides 1..3 (stride_h > KH skips input rows), padding 0..2 (output rows and columns wholly
+# in the padding), widths at the ring's limit and one past it, C % 4 tails, odd C at 4 bits (pixels at odd
+# byte addresses), every output kind, all-max inputs against all-min and all-max weights.
+DW_RING = 1024  # BP_DW_RING in kernels/src/opt/dsp/bp_depthwise_conv2d.c
+DW_RING_KERNELS = ((1, 1), (1, 3), (2, 2), (3, 3), (3, 5), (4, 2), (5, 3), (6, 1), (7, 7))
+DW_RING_WINDOWS = (Window(), Window(1, 1, 1, 1, 1, 1), Window(2, 2, 1, 0, 1, 0), Window(1, 2, 2, 2, 2, 2),
+                   Window(3, 1, 0, 2, 2, 0), Window(2, 3, 2, 1, 0, 2))
+# (out format, clamp): USAT at 8, 4 and 2 bits, a narrower clamp, signed outputs, int32 (no fast path)
+DW_RING_OUTS = ((ActFormat(8), None), (ActFormat(4), None), (ActFormat(2), None), (ActFormat(8), (3, 200)),
+                (ActFormat(4, True), (-7, 6)), (ActFormat(2, True), None), (ActFormat(32, True), None))
+DW_RING_STORES = ((8, 8, False), (8, 4, True), (4, 2, False), (2, 2, False), (8, 2, False))
+
+
+def dw_ring_widths(kh: int) -> tuple[int, ...]:
+    """Input widths for kernel height kh: narrow ones, the widest whose ring fits, one past it."""
+    widest = DW_RING // (8 * kh)
+    return (1, 5, 6, widest, widest + 1)
+
+
+def dw_ring_layers(in_bits: int, outs: tuple, board: bool = False):
+    """Depthwise cases of unsigned ``in_bits`` inputs, as args tuples; ``outs``: (format, clamp) pairs,
+    one layer each in turn. ``board``: two widths per kernel and window (a narrow one, and the widest
+    that fits the ring or one past it) and one of the two all-max cases."""
+    seed = in_bits * 1000 + sum(o.bits * 2 + o.signed + 7 * (cl is not None) for o, cl in outs) + board
+    rng = np.random.default_rng(seed)
+    q_in = ActFormat(in_bits)
+    cs = (4, 8, 12, 5, 7, 13, 6)
+    k = 0
+    for (kh, kw), win in itertools.product(DW_RING_KERNELS, DW_RING_WINDOWS):
+        widths = dw_ring_widths(kh)
+        if board:
+            widths = (widths[k % 3], widths[3 + k % 2])
+        for w in widths:
+            h = int(rng.integers(1, 8)) if w < 40 else int(rng.integers(kh, kh + 3))
+            try:
+                win.out_size(h, w, kh, kw)
+            except ValueError:
+                continue
+            c = cs[k % len(cs)]
+            stored, view, rnd = DW_RING_STORES[k % len(DW_RING_STORES)]
+            out, clamp = outs[k % len(outs)]
+            k += 1
+            q = LayerQuant(q_in, out, stored, view, *(clamp or ()), w_round=rnd)
+            wlo, whi = ActFormat(stored, True).range
+            m, s = _dw_requant(rng, c, "fast")
+            bias = rng.integers(-300, 300, c)
+            x = rng.integers(0, 2**in_bits, (h, w, c))
+            args = (x, rng.integers(wlo, whi + 1, (kh, kw, c)), bias, m, s, q, win)
+            # outputs spread over the clamp range (_spread: its one-value case assumes s <= 33)
+            spread = out.bits != 32 and np.prod(win.out_size(h, w, kh, kw)) > 1
+            yield _spread("depthwise_conv2d", args, rng) if spread else args
+            xe = np.full((h, w, c), 2**in_bits - 1)
+            for wfill in (wlo, whi) if not board else ((wlo, whi)[k % 2],):
+                args = (xe, np.full((kh, kw, c), wfill), bias, m, s, q, win)
+                yield _spread("depthwise_conv2d", args, rng) if spread else args
+
+
+@pytest.mark.parametrize("in_bits", [4, 2])
+@pytest.mark.parametrize(("out", "clamp"), DW_RING_OUTS)
+def test_depthwise_subbyte_ring(in_bits: int, out: ActFormat, clamp) -> None:
+    for args in dw_ring_layers(in_bits, ((out, clamp),)):
+        compare("depthwise_conv2d", *args)
+
+
+def depthwise_batch(x: np.ndarray, w, bias, m, s, q: LayerQuant, win: Window, variant: str) -> np.ndarray:
+    """bp_depthwise_conv2d on a batch x of shape (N, H, W, C) in one call (the cffi wrapper takes N = 1)."""
+    from bitpath.ckernels import _Call
+    from bitpath.ref.packing import pack, unpack
+
+    n, h, wd, c = x.shape
+    kh, kw, _ = np.shape(w)
+    oh, ow = win.out_size(h, wd, kh, kw)
+    call = _Call(variant)
+    obytes = (c * q.out.bits + 7) // 8
+    out = np.zeros((n * oh * ow, obytes), np.uint8)
+    st = call.mod.lib.bp_depthwise_conv2d(
+        call.window(win), call.quant(q), call.requant(np.asarray(m, np.int32), np.asarray(s, np.int32)),
+        call.dims(n, h, wd, c), call.ptr(pack(x.reshape(-1, c), q.inp.bits, q.inp.signed), "uint8_t *"),
+        call.dims(1, kh, kw, c), call.ptr(pack(np.reshape(w, (kh * kw, c)), q.w_stored, True), "uint8_t *"),
+        call.ptr(np.asarray(bias, np.int32), "int32_t *"), call.dims(n, oh, ow, c), call.ptr(out, "void *"))
+    assert st == 0
+    return unpack(out, q.out.bits, q.out.signed, c).reshape(n, oh, ow, c)
+
+
+def dw_batch_layers(board: bool = False):
+    """Batches of 3 images (the ring restarts on each image), 4/2-bit inputs, every kind of output."""
+    rng = np.random.default_rng(31 + board)
+    for in_bits, (out, clamp), ((kh, kw), win) in itertools.product(
+            (4, 2), DW_RING_OUTS[:5] if not board else DW_RING_OUTS[:3],
+            (((3, 3), Window.same(3)), ((3, 2), Window(2, 1, 1, 0, 0, 1)), ((5, 5), Window(1, 1, 2, 2, 2, 2)))):
+        c = 8 if kh == 3 else 7
+        q = LayerQuant(ActFormat(in_bits), out, 8, 8, *(clamp or ()))
+        m, s = _dw_requant(rng, c, "fast")
+        x = rng.integers(0, 2**in_bits, (3, 6, 7, c))
+        x[1] = 2**in_bits - 1
+        yield x, rng.integers(-128, 128, (kh, kw, c)), rng.integers(-300, 300, c), m, np.minimum(s + 3, 62), q, win
+
+
+def test_depthwise_subbyte_ring_batches() -> None:
+    for x, w, bias, m, s, q, win in dw_batch_layers():
+        want = np.stack([ops.depthwise_conv2d(xi, w, bias, m, s, q, win) for xi in x])
+        for variant in ("ref", "dsp"):
+            got = depthwise_batch(x, w, bias, m, s, q, win, variant)
+            np.testing.assert_array_equal(got, want, err_msg=f"batch, C variant {variant!r}")

@@ -18,10 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kernel_check import COUNTS
 from test_dsp_paths import (
+    DW_RING_OUTS,
     EDGE8_FILLS,
     FC_S2_INPUTS,
     FC_VIEW_CASES,
     PACKED_OUTS,
+    dw_batch_layers,
+    dw_ring_layers,
     edge_codes,
     fc_s2_layers,
     fc_view_layers,
@@ -31,6 +34,7 @@ from test_dsp_paths import (
 
 from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
+from bitpath.ref.packing import pack
 from bitpath.ref.requant import AccumulatorOverflow
 
 pytestmark = pytest.mark.emulator
@@ -216,6 +220,36 @@ def test_depthwise_packed_paths_on_board(board: Board, in_bits: int, out_bits: i
         bias = rng.integers(-300, 300, c)
         for x in (rng.integers(xlo, xhi + 1, (7, 6, c)), np.full((7, 6, c), xhi)):
             _check(board, "depthwise_conv2d", x, rng.integers(-128, 128, (3, 3, c)), bias, mult, shift, q, win)
+
+
+# Unsigned 4/2-bit inputs through the ring of unpacked rows (its asm unpacking loop, the 3x3 asm block
+# and the row runs on it), USAT #8/#4/#2 stores, and layers one pixel too wide for the ring: the
+# kernels, windows and outputs of test_dsp_paths.test_depthwise_subbyte_ring, two widths each (int32
+# outputs, which never take the ring, left out: the widest would not fit the firmware's buffer).
+@pytest.mark.parametrize("in_bits", [4, 2])
+def test_depthwise_subbyte_ring_on_board(board: Board, in_bits: int) -> None:
+    for args in dw_ring_layers(in_bits, DW_RING_OUTS[:-1], board=True):
+        _check(board, "depthwise_conv2d", *args)
+
+
+def _depthwise_batch_on_board(board: Board, x, w, bias, mult, shift, q: LayerQuant, win: Window) -> np.ndarray:
+    """One bp_depthwise_conv2d call on a batch x of shape (N, H, W, C) (Board.depthwise_conv2d sends N = 1)."""
+    n, h, wd, c = x.shape
+    kh, kw, _ = w.shape
+    oh, ow = win.out_size(h, wd, kh, kw)
+    hdr = {0: 1, 1: n, 2: h, 3: wd, 4: c, 5: 1, 6: kh, 7: kw, 8: c, 9: n, 10: oh, 11: ow, 12: c,
+           **board._win_words(win), **board._quant_words(q)}
+    blobs = [pack(x.reshape(-1, c), q.inp.bits, q.inp.signed).tobytes(),
+             pack(w.reshape(kh * kw, c), q.w_stored, True).tobytes(), b""]
+    raw = board._call(hdr, blobs, board._requant(q, bias, mult, shift, c), board._out_bytes(n * oh * ow, c, q.out))
+    return board._out(raw, n * oh * ow, c, q.out).reshape(n, oh, ow, c)
+
+
+def test_depthwise_subbyte_ring_batches_on_board(board: Board) -> None:
+    # N = 3 images in one call: the ring starts again on each image.
+    for x, w, bias, m, s, q, win in dw_batch_layers(board=True):
+        want = np.stack([ops.depthwise_conv2d(xi, w, bias, m, s, q, win) for xi in x])
+        np.testing.assert_array_equal(_depthwise_batch_on_board(board, x, w, bias, m, s, q, win), want)
 
 
 @pytest.mark.parametrize(("ib", "signed"), [(8, False), (8, True), (4, False), (4, True), (2, False), (2, True)])

@@ -7,20 +7,30 @@
 // channels outside and pixels inside. Once per group, the nested weight views of every tap are read
 // and packed as int16 pairs for channels (0,2) and (1,3), and the group's bias and requantization
 // constants are set aside. Per tap a pixel then costs one input load, two (S|U)XTB16 (bytes 0,2 and,
-// rotated by 8, 1,3; masks for nibbles and crumbs, bp_unpack4_s16) and four SMLABB/SMLATT (each
-// channel accumulates separately: SMLAD would add channel 0 to channel 2), with the bias as the
-// accumulators' start. Each output row is cut into row runs of pixels with the same valid taps: the
-// border pixels one by one, and all the pixels whose window lies inside the input columns in one run.
-// Whole 3x3 windows of 8-bit input run as one asm block.
+// rotated by 8, 1,3) and four SMLABB/SMLATT (each channel accumulates separately: SMLAD would add
+// channel 0 to channel 2), with the bias as the accumulators' start. Each output row is cut into row
+// runs of pixels with the same valid taps: the border pixels one by one, and all the pixels whose
+// window lies inside the input columns in one run. Whole 3x3 windows of 8-bit input run as one asm
+// block.
+//
+// Unsigned 4/2-bit inputs: each group unpacks the input rows it needs, each row once, into a ring of
+// bytes on the stack (2*KH rows of IW pixels, 4 bytes each, at most BP_DW_RING bytes; dw_rows), and
+// the row runs read that as unsigned 8-bit input, the 3x3 asm block included. The unpacking costs
+// about 7.5 instructions per input pixel and group. Layers whose ring would not fit unpack at every
+// tap (bp_unpack4_s16, masks for nibbles and crumbs) in C row runs, about twice the 8-bit cost.
 //
 // Requantization when every shift s is >= 33 (scales below 1/4): with the 64-bit product p = acc*M
 // and hi = p >> 32, bp_requant's ((p >> (s-1)) + 1) >> 1 is ((hi >> (s-33)) + 1) >> 1
 // = (hi + 2^(s-33)) >> (s-32) (floor(floor(y)/2) = floor(y/2)), that is one SMMLA (hi + round) and one
-// ASR, then USAT #8 when the clamp is the full 0..255 (else a compare each side). |hi| <= 2^30 and the
-// rounding term <= 2^29, so nothing overflows. The four values of a group fill whole output bytes at
-// 8, 4 and 2 bits. A shift s < 33 is lifted to 33: the channel's weight views and bias times 2^(33-s)
-// at setup, where the headroom and int16 allow it (bp_rq_lift). Other shifts, int32 outputs, signed
-// sub-byte inputs and the last C % 4 channels use the portable arithmetic (bp_emit).
+// ASR, then USAT #8, #4 or #2 when the clamp is the whole unsigned range of the output (else a compare
+// each side). |hi| <= 2^30 and the rounding term <= 2^29, so nothing overflows. The four values of a
+// group fill whole output bytes at 8, 4 and 2 bits. A shift s < 33 is lifted to 33: the channel's
+// weight views and bias times 2^(33-s) at setup, where the headroom and int16 allow it (bp_rq_lift).
+// Other shifts, int32 outputs, signed sub-byte inputs and the last C % 4 channels use the portable
+// arithmetic (bp_emit).
+//
+// Stack: bp_depthwise_conv2d's frame holds the group's packed weights (dw_grp_t, 456 bytes) and the
+// ring (BP_DW_RING); docs/kernels.md gives the measured total.
 #include <stddef.h>
 #include <string.h>
 
@@ -29,6 +39,9 @@
 #include "bp_support.h"
 
 #define BP_DW_TAPS 49 // up to 7x7: 392 bytes of packed weights on the stack
+// The ring of unpacked 4/2-bit input rows (dw_rows): 2*KH rows of IW pixels, 4 bytes each, on the
+// stack. Layers with IW > BP_DW_RING / (8*KH) (42 pixels at KH = 3) keep the per-tap unpacking.
+#define BP_DW_RING 1024
 
 typedef struct {
     uint32_t e; // views of channels 0 (bits 15..0) and 2 (bits 31..16), int16 each
@@ -84,11 +97,12 @@ static inline __attribute__((always_inline)) void dw_unpack(const uint8_t *p, in
         a3 = bp_smlatt(xo_, (w).o, a3);                                                                    \
     } while (0)
 
-// One output value from the fast constants: USAT #8, or the clamp [lo, hi].
+// One output value from the fast constants: USAT #usat (8, 4 or 2: the clamp is the full unsigned
+// range of the output), or the clamp [lo, hi] (usat 0).
 static inline __attribute__((always_inline)) int32_t dw_rq(int32_t acc, const dw_rq_t *p, int32_t lo, int32_t hi,
                                                            int usat) {
     const int32_t v = bp_smmla(acc, p->mult, p->rnd) >> p->sh;
-    return usat ? bp_usat8(v) : (v < lo ? lo : (v > hi ? hi : v));
+    return usat == 8 ? bp_usat8(v) : usat == 4 ? bp_usat4(v) : usat == 2 ? bp_usat2(v) : (v < lo ? lo : (v > hi ? hi : v));
 }
 
 // Requantize four accumulators with the fast constants and store them as whole bytes at op.
@@ -97,9 +111,14 @@ static inline __attribute__((always_inline)) void dw_store4(uint8_t *op, int32_t
                                                             int32_t lo, int32_t hi, int usat) {
     const int32_t v0 = dw_rq(a0, &g->rq[0], lo, hi, usat), v1 = dw_rq(a1, &g->rq[1], lo, hi, usat);
     const int32_t v2 = dw_rq(a2, &g->rq[2], lo, hi, usat), v3 = dw_rq(a3, &g->rq[3], lo, hi, usat);
-    if (usat) { // 0..255 each: one word (three ORR and an unaligned STR)
+    if (usat == 8) { // 0..255 each: one word (three ORR and an unaligned STR)
         const uint32_t word = (uint32_t)v0 | ((uint32_t)v1 << 8) | ((uint32_t)v2 << 16) | ((uint32_t)v3 << 24);
         memcpy(op, &word, sizeof word);
+    } else if (usat == 4) { // 0..15 each: one halfword (three ORR and an unaligned STRH)
+        const uint16_t half = (uint16_t)((uint32_t)v0 | ((uint32_t)v1 << 4) | ((uint32_t)v2 << 8) | ((uint32_t)v3 << 12));
+        memcpy(op, &half, sizeof half);
+    } else if (usat == 2) { // 0..3 each: one byte
+        op[0] = (uint8_t)((uint32_t)v0 | ((uint32_t)v1 << 2) | ((uint32_t)v2 << 4) | ((uint32_t)v3 << 6));
     } else if (obits == 8) {
         op[0] = (uint8_t)v0, op[1] = (uint8_t)v1, op[2] = (uint8_t)v2, op[3] = (uint8_t)v3;
     } else if (obits == 4) {
@@ -198,20 +217,31 @@ static inline __attribute__((always_inline)) void dw_run(uint8_t *op, const uint
     }
 }
 
-// The specialisations: unsigned 8-bit input into full-range uint8 (USAT) or any other output, whole
-// 3x3 windows or any valid taps, and any valid taps for the other input formats.
+// The specialisations: unsigned 8-bit input (the image, or the ring of unpacked 4/2-bit input) into
+// full-range unsigned 8, 4 or 2-bit outputs (USAT) or any other output, whole 3x3 windows or any
+// valid taps; any valid taps for the other input formats.
 #define BP_DW_RUN_ARGS                                                                                     \
     uint8_t *op, const uint8_t *xp, int32_t count, const dw_taps_t *w, int32_t rows, int32_t cols,       \
         const dw_grp_t *g, const dw_geo_t *geo
 #define BP_DW_RUN_FN(name, fmt, usat, full)                                                                \
     static void name(BP_DW_RUN_ARGS) { dw_run(op, xp, count, w, rows, cols, g, geo, fmt, usat, full); }
-BP_DW_RUN_FN(dw_run_u8_usat_3x3, DW_IN_U8, 1, 1)
+BP_DW_RUN_FN(dw_run_u8_usat8_3x3, DW_IN_U8, 8, 1)
+BP_DW_RUN_FN(dw_run_u8_usat4_3x3, DW_IN_U8, 4, 1)
+BP_DW_RUN_FN(dw_run_u8_usat2_3x3, DW_IN_U8, 2, 1)
 BP_DW_RUN_FN(dw_run_u8_3x3, DW_IN_U8, 0, 1)
-BP_DW_RUN_FN(dw_run_u8_usat, DW_IN_U8, 1, 0)
+BP_DW_RUN_FN(dw_run_u8_usat8, DW_IN_U8, 8, 0)
+BP_DW_RUN_FN(dw_run_u8_usat4, DW_IN_U8, 4, 0)
+BP_DW_RUN_FN(dw_run_u8_usat2, DW_IN_U8, 2, 0)
 BP_DW_RUN_FN(dw_run_u8, DW_IN_U8, 0, 0)
 BP_DW_RUN_FN(dw_run_s8, DW_IN_S8, 0, 0)
 BP_DW_RUN_FN(dw_run_u4, DW_IN_U4, 0, 0)
 BP_DW_RUN_FN(dw_run_u2, DW_IN_U2, 0, 0)
+typedef void (*dw_run_fn)(BP_DW_RUN_ARGS);
+// Unsigned 8-bit input: [usat 8, 4, 2, none][3x3 block, any taps].
+static const dw_run_fn DW_RUNS_U8[4][2] = {{dw_run_u8_usat8_3x3, dw_run_u8_usat8},
+                                           {dw_run_u8_usat4_3x3, dw_run_u8_usat4},
+                                           {dw_run_u8_usat2_3x3, dw_run_u8_usat2},
+                                           {dw_run_u8_3x3, dw_run_u8}};
 
 // Everything the slow pixels need.
 typedef struct {
@@ -223,6 +253,8 @@ typedef struct {
     int32_t ih, iw, kh, kw, c_n, oh, ow, n;
     int32_t in_row, out_row;
     int fast; // every shift >= 33 and packed outputs: the fast constants
+    int ring; // fast, unsigned 4/2-bit input and the ring fits: dw_rows on unpacked bytes
+    dw_run_fn run, run3x3; // fast: the row runs of dw_rows (run3x3: whole 3x3 windows, or NULL)
 } dw_ctx_t;
 
 // Four channels of one output pixel over the valid taps [ky0,ky1) x [kx0,kx1) (possibly none).
@@ -268,49 +300,168 @@ static void dw_pixel(const dw_ctx_t *k, int32_t c, int32_t oy, int32_t ox, const
     }
 }
 
+// The four unsigned 4 or 2-bit values at src (channels c..c+3 of one pixel) as the bytes
+// | x3 | x2 | x1 | x0 |. 4-bit, halfword h = | x3 | x2 | x1 | x0 | (nibbles): t = (h | h << 8) &
+// 0x00FF00FF puts x1x0 and x3x2 in bytes 0 and 2, then (t | t << 4) & 0x0F0F0F0F moves x1 and x3 up
+// into bytes 1 and 3. 2-bit, byte b: t = (b | b << 12) & 0x000F000F puts x1x0 and x3x2 in bits 0..3
+// and 16..19, then (t | t << 6) & 0x03030303. Four instructions after the load.
+static inline __attribute__((always_inline)) uint32_t dw_spread(const uint8_t *src, int fmt) {
+    if (fmt == DW_IN_U4) {
+        uint16_t h;
+        memcpy(&h, src, sizeof h);
+        const uint32_t t = ((uint32_t)h | ((uint32_t)h << 8)) & 0x00FF00FFu;
+        return (t | (t << 4)) & 0x0F0F0F0Fu;
+    }
+    const uint32_t b = *src, t = (b | (b << 12)) & 0x000F000Fu;
+    return (t | (t << 6)) & 0x03030303u;
+}
+
+// Unpack one input row of the group (pixel 0 at x, pixels in_row bytes apart) into iw words at d and
+// the same at d2 (dw_rows).
+static inline __attribute__((always_inline)) void dw_ring_row(uint32_t *d, uint32_t *d2, const uint8_t *x,
+                                                              int32_t iw, ptrdiff_t in_row, int fmt) {
+    uint32_t *const end = d + iw;
+    if (iw & 1) {
+        const uint32_t u = dw_spread(x, fmt);
+        *d++ = u, *d2++ = u;
+        x += in_row;
+    }
+#ifdef BP_HAVE_DSP
+    // two pixels per step: 15 instructions (GCC makes 18 of the C loop below)
+    if (d != end) {
+        uint32_t u, v;
+        if (fmt == DW_IN_U4) {
+            __asm__ volatile("1:\n\t"
+                    "ldrh %[u], [%[x]]\n\t"
+                    "ldrh %[v], [%[x], %[ir]]\n\t"
+                    "add %[x], %[x], %[ir], lsl #1\n\t"
+                    "orr %[u], %[u], %[u], lsl #8\n\t"
+                    "orr %[v], %[v], %[v], lsl #8\n\t"
+                    "and %[u], %[u], #0x00FF00FF\n\t"
+                    "and %[v], %[v], #0x00FF00FF\n\t"
+                    "orr %[u], %[u], %[u], lsl #4\n\t"
+                    "orr %[v], %[v], %[v], lsl #4\n\t"
+                    "and %[u], %[u], #0x0F0F0F0F\n\t"
+                    "and %[v], %[v], #0x0F0F0F0F\n\t"
+                    "strd %[u], %[v], [%[d2]], #8\n\t"
+                    "strd %[u], %[v], [%[d]], #8\n\t"
+                    "cmp %[d], %[e]\n\t"
+                    "bne 1b"
+                    : [u] "=&r"(u), [v] "=&r"(v), [x] "+r"(x), [d] "+r"(d), [d2] "+r"(d2)
+                    : [ir] "r"(in_row), [e] "r"(end)
+                    : "cc", "memory");
+        } else {
+            __asm__ volatile("1:\n\t"
+                    "ldrb %[u], [%[x]]\n\t"
+                    "ldrb %[v], [%[x], %[ir]]\n\t"
+                    "add %[x], %[x], %[ir], lsl #1\n\t"
+                    "orr %[u], %[u], %[u], lsl #12\n\t"
+                    "orr %[v], %[v], %[v], lsl #12\n\t"
+                    "and %[u], %[u], #0x000F000F\n\t"
+                    "and %[v], %[v], #0x000F000F\n\t"
+                    "orr %[u], %[u], %[u], lsl #6\n\t"
+                    "orr %[v], %[v], %[v], lsl #6\n\t"
+                    "and %[u], %[u], #0x03030303\n\t"
+                    "and %[v], %[v], #0x03030303\n\t"
+                    "strd %[u], %[v], [%[d2]], #8\n\t"
+                    "strd %[u], %[v], [%[d]], #8\n\t"
+                    "cmp %[d], %[e]\n\t"
+                    "bne 1b"
+                    : [u] "=&r"(u), [v] "=&r"(v), [x] "+r"(x), [d] "+r"(d), [d2] "+r"(d2)
+                    : [ir] "r"(in_row), [e] "r"(end)
+                    : "cc", "memory");
+        }
+    }
+#else
+    for (; d != end; x += 2 * in_row, d += 2, d2 += 2) { // two pixels per step
+        const uint32_t u = dw_spread(x, fmt), v = dw_spread(x + in_row, fmt);
+        d[0] = u, d[1] = v;
+        d2[0] = u, d2[1] = v;
+    }
+#endif
+}
+
+// The ring of dw_rows and the next input row to unpack into it.
+typedef struct {
+    uint8_t *ring;      // 2*kh slots of iw words
+    const uint8_t *img; // the image's row 0, channel c
+    const uint8_t *src; // row `next` in the image
+    ptrdiff_t slot;     // its slot's offset in the ring (slot next % kh)
+    ptrdiff_t in_row, img_rs, rs, half; // bytes per input pixel, per image row, per slot, per kh slots
+    int32_t next, kh, iw, fmt;
+} dw_ring_t;
+
+// Unpack the input rows before hi not unpacked yet, lo the first, and return row lo in the ring:
+// rows lo..hi-1 (hi - lo <= kh, the last ones unpacked) lie in consecutive slots from there.
+static const uint8_t *__attribute__((noinline)) dw_ring_rows(dw_ring_t *r, int32_t lo, int32_t hi) {
+    if (r->next < lo) { // rows skipped (stride_h > kh)
+        r->next = lo;
+        r->src = r->img + (ptrdiff_t)lo * r->img_rs;
+        r->slot = (ptrdiff_t)(lo % r->kh) * r->rs;
+    }
+    ptrdiff_t slot = r->slot;
+    const uint8_t *src = r->src;
+    for (; r->next < hi; r->next++, src += r->img_rs) {
+        uint32_t *d = (uint32_t *)(r->ring + slot), *d2 = (uint32_t *)(r->ring + slot + r->half);
+        if (r->fmt == DW_IN_U4) {
+            dw_ring_row(d, d2, src, r->iw, r->in_row, DW_IN_U4);
+        } else {
+            dw_ring_row(d, d2, src, r->iw, r->in_row, DW_IN_U2);
+        }
+        slot += r->rs;
+        slot = slot == r->half ? 0 : slot;
+    }
+    r->slot = slot, r->src = src;
+    // rows lo..hi-1 end just before `slot`; where they wrap, their copies in slots kh..2kh-1 follow
+    // each other
+    const ptrdiff_t first = slot - (ptrdiff_t)(hi - lo) * r->rs;
+    return r->ring + (first < 0 ? first + r->half : first);
+}
+
 // Channels c..c+3 of every output pixel of image k->n. With the fast constants each output row is
 // cut into row runs: the border pixels one by one (their own valid taps), and the pixels whose window
 // lies inside the input columns in one run.
-static void dw_group(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int fmt) {
+//
+// ring (unsigned 4/2-bit input only, 2*kh*iw*4 bytes): the rows run on unpacked bytes instead of the
+// packed image. Input row r is unpacked once, when the first output row that needs it comes, into
+// ring slots r % kh and r % kh + kh (iw*4 bytes each), so that any kh consecutive input rows lie in
+// consecutive slots; then everything runs as unsigned 8-bit input (the 3x3 asm block included) with
+// 4 bytes per pixel. Only the kernel rows of the current output row are read, and they are the last
+// rows unpacked, at most kh of them: none of their slots has been overwritten.
+static inline __attribute__((always_inline)) void dw_rows(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int fmt,
+                                                          uint8_t *ring) {
     const bp_window_t *win = k->win;
-    if (!k->fast) {
-        for (int32_t oy = 0; oy < k->oh; oy++) {
-            for (int32_t ox = 0; ox < k->ow; ox++) {
-                dw_pixel(k, c, oy, ox, g, fmt);
-            }
-        }
-        return;
-    }
     const bp_quant_t *q = k->q;
-    const int32_t sw = win->stride_w, pl = win->pad_left, kw = k->kw, iw = k->iw;
-    const dw_geo_t geo = {k->in_row, (ptrdiff_t)iw * k->in_row, (ptrdiff_t)sw * k->in_row, k->out_row,
-                          kw,        q->out.bits,                q->act_min,                 q->act_max};
+    const int32_t sw = win->stride_w, pl = win->pad_left, kh = k->kh, kw = k->kw, iw = k->iw;
+    const ptrdiff_t px = ring ? 4 : k->in_row;
+    const dw_geo_t geo = {px, (ptrdiff_t)iw * px, (ptrdiff_t)sw * px, k->out_row, kw, q->out.bits, q->act_min,
+                          q->act_max};
     // Output columns whose window lies inside the input: x0 = ox*sw - pl in [0, iw - kw].
     int32_t ox_lo = (pl + sw - 1) / sw, ox_hi = iw + pl >= kw ? (iw + pl - kw) / sw + 1 : 0;
     ox_hi = ox_hi > k->ow ? k->ow : ox_hi;
     ox_lo = ox_lo > ox_hi ? ox_hi : ox_lo;
-    const int usat = q->out.bits == 8 && !q->out.is_signed && q->act_min == 0 && q->act_max == 255;
-    void (*run)(BP_DW_RUN_ARGS) = fmt == DW_IN_U8 ? (usat ? dw_run_u8_usat : dw_run_u8)
-                                  : fmt == DW_IN_S8 ? dw_run_s8
-                                  : fmt == DW_IN_U4 ? dw_run_u4
-                                                    : dw_run_u2;
-    void (*run3x3)(BP_DW_RUN_ARGS) = NULL;
-    if (k->kh == 3 && kw == 3 && fmt == DW_IN_U8) {
-        run3x3 = usat ? dw_run_u8_usat_3x3 : dw_run_u8_3x3;
-    }
+    const dw_run_fn run = k->run, run3x3 = k->run3x3;
     const int32_t cb = (int32_t)(((uint32_t)c * (uint32_t)q->in.bits) >> 3);
     const int32_t ob = (int32_t)(((uint32_t)c * (uint32_t)q->out.bits) >> 3);
+    const uint8_t *base = k->img + cb; // input row 0
+    dw_ring_t rg = {ring, base, base, 0, k->in_row, (ptrdiff_t)iw * k->in_row, geo.rs, (ptrdiff_t)kh * geo.rs,
+                    0, kh, iw, fmt};
     uint8_t *orow = (uint8_t *)k->output + (ptrdiff_t)k->n * k->oh * k->ow * k->out_row + ob;
     for (int32_t oy = 0; oy < k->oh; oy++, orow += (ptrdiff_t)k->ow * k->out_row) {
         const int32_t y0 = oy * win->stride_h - win->pad_top;
-        const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = (y0 + k->kh > k->ih) ? k->ih - y0 : k->kh;
+        const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = (y0 + kh > k->ih) ? k->ih - y0 : kh;
         if (ky1 <= ky0) { // the window lies wholly in the padding: bias only
             for (int32_t ox = 0; ox < k->ow; ox++) {
                 dw_pixel(k, c, oy, ox, g, fmt);
             }
             continue;
         }
-        const uint8_t *xrow = k->img + (ptrdiff_t)(y0 + ky0) * geo.rs + cb; // first valid kernel row
+        const uint8_t *xrow; // first valid kernel row
+        if (ring) {
+            xrow = dw_ring_rows(&rg, y0 + ky0, y0 + ky1);
+        } else {
+            xrow = base + (ptrdiff_t)(y0 + ky0) * geo.rs;
+        }
         const dw_taps_t *wrow = g->w + ky0 * kw;
         for (int32_t ox = 0; ox < k->ow;) {
             const int32_t x0 = ox * sw - pl;
@@ -325,7 +476,7 @@ static void dw_group(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int fmt) {
                 continue;
             }
             const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = (x0 + kw > iw) ? iw - x0 : kw;
-            if (kx1 <= kx0) {
+            if (kx1 <= kx0) { // the window lies wholly in the padding: bias only
                 dw_pixel(k, c, oy, ox, g, fmt);
             } else {
                 run(orow + (ptrdiff_t)ox * geo.opx, xrow + (ptrdiff_t)(x0 + kx0) * geo.px, 1, wrow + kx0, ky1 - ky0,
@@ -333,6 +484,20 @@ static void dw_group(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int fmt) {
             }
             ox++;
         }
+    }
+}
+
+static void dw_group(const dw_ctx_t *k, int32_t c, const dw_grp_t *g, int fmt, uint32_t *ring) {
+    if (!k->fast) {
+        for (int32_t oy = 0; oy < k->oh; oy++) {
+            for (int32_t ox = 0; ox < k->ow; ox++) {
+                dw_pixel(k, c, oy, ox, g, fmt);
+            }
+        }
+    } else if (k->ring) {
+        dw_rows(k, c, g, fmt, (uint8_t *)ring);
+    } else {
+        dw_rows(k, c, g, fmt, NULL);
     }
 }
 
@@ -374,7 +539,17 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
     }
     const int32_t tap_row = bp_row_bytes(c_n, q->w_stored);
     dw_grp_t g;
-    dw_ctx_t k = {win, q, rq, output, input, ih, iw, kh, kw, c_n, oh, ow, 0, in_row, out_row, fast};
+    uint32_t ring[BP_DW_RING / 4]; // dw_rows' ring (k.ring); words: STRD needs aligned slots
+    dw_ctx_t k = {win, q, rq, output, input, ih, iw, kh, kw, c_n, oh, ow, 0, in_row, out_row, fast, 0, NULL, NULL};
+    if (fast) { // the row runs: USAT where the clamp is the whole unsigned range of 8, 4 or 2-bit outputs
+        const int32_t ob = q->out.bits;
+        const int usat = !q->out.is_signed && q->act_min == 0 && q->act_max == (1 << ob) - 1;
+        const int ui = !usat ? 3 : ob == 8 ? 0 : ob == 4 ? 1 : 2;
+        k.ring = (fmt == DW_IN_U4 || fmt == DW_IN_U2) && iw <= BP_DW_RING / (8 * kh);
+        const int ufmt = k.ring ? DW_IN_U8 : fmt; // the format the runs read
+        k.run = ufmt == DW_IN_U8 ? DW_RUNS_U8[ui][1] : ufmt == DW_IN_S8 ? dw_run_s8 : ufmt == DW_IN_U4 ? dw_run_u4 : dw_run_u2;
+        k.run3x3 = kh == 3 && kw == 3 && ufmt == DW_IN_U8 ? DW_RUNS_U8[ui][0] : NULL;
+    }
 
     for (int32_t c = 0; c < c4; c += 4) {
         int32_t lift[4] = {1, 1, 1, 1}; // 2^j of the lifted shifts (fast only)
@@ -401,7 +576,7 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
         for (int32_t n = 0; n < input_dims->n; n++) {
             k.n = n;
             k.img = input + (ptrdiff_t)n * ih * iw * in_row;
-            dw_group(&k, c, &g, fmt);
+            dw_group(&k, c, &g, fmt, ring);
         }
     }
     // The last C % 4 channels (or all of them), one at a time as in the portable kernel.
