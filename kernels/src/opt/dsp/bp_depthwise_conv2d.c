@@ -15,8 +15,8 @@
 //
 // Unsigned 4/2-bit inputs: each group unpacks the input rows it needs, each row once, into a ring of
 // bytes on the stack (2*KH rows of IW pixels, 4 bytes each, at most BP_DW_RING bytes; dw_rows), and
-// the row runs read that as unsigned 8-bit input, the 3x3 asm block included. The unpacking costs
-// about 7.5 instructions per input pixel and group. Layers whose ring would not fit unpack at every
+// the row runs read that as unsigned 8-bit input, the 3x3 asm block included. The unpacking loop
+// costs 7.5 instructions per input pixel and group. Layers whose ring would not fit unpack at every
 // tap (bp_unpack4_s16, masks for nibbles and crumbs) in C row runs, about twice the 8-bit cost.
 //
 // Requantization when every shift s is >= 33 (scales below 1/4): with the 64-bit product p = acc*M
