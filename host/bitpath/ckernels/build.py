@@ -84,16 +84,26 @@ def sources(kdir: Path, variant: str = "ref") -> list[Path]:
     return sorted(files.values(), key=lambda p: p.name)
 
 
-def source_hash(kdir: Path, variant: str = "ref") -> str:
-    """Hash of everything that goes into the extension: sources, headers, cdef, flags, Python ABI."""
+def _snapshot(kdir: Path, variant: str) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The headers and C files of a variant, each read once: (name -> bytes) for include/ and src."""
+    headers = {p.name: p.read_bytes() for p in sorted((kdir / "include").glob("*.h"))}
+    return headers, {p.name: p.read_bytes() for p in sources(kdir, variant)}
+
+
+def _hash(variant: str, headers: dict[str, bytes], srcs: dict[str, bytes]) -> str:
     h = hashlib.sha256(variant.encode())
-    for p in sorted((kdir / "include").glob("*.h")) + sources(kdir, variant):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
+    for name, data in [*headers.items(), *srcs.items()]:
+        h.update(name.encode())
+        h.update(data)
     h.update(CDEF.encode())
     h.update(" ".join(CFLAGS).encode())
     h.update((sysconfig.get_config_var("EXT_SUFFIX") or "").encode())
     return h.hexdigest()[:16]
+
+
+def source_hash(kdir: Path, variant: str = "ref") -> str:
+    """Hash of everything that goes into the extension: sources, headers, cdef, flags, Python ABI."""
+    return _hash(variant, *_snapshot(kdir, variant))
 
 
 def cache_dir() -> Path:
@@ -108,26 +118,33 @@ def build(variant: str = "ref", verbose: bool = False) -> Path:
     from cffi import FFI  # imported here: only building needs the compiler side of cffi
 
     kdir = kernels_dir()
-    srcs = sources(kdir, variant)
-    out = cache_dir() / source_hash(kdir, variant)
+    # One read of every file: the module is compiled from these bytes (copied below), so its cache
+    # name always matches what it was built from, even if a source changes during the build.
+    headers, srcs = _snapshot(kdir, variant)
+    out = cache_dir() / _hash(variant, headers, srcs)
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     module = f"{MODULE}_{variant}"
     target = out / f"{module}{suffix}"
     if target.is_file():
         return target
     out.mkdir(parents=True, exist_ok=True)
-    ffi = FFI()
-    ffi.cdef(CDEF)
-    ffi.set_source(
-        module,
-        '#include "bp_kernels.h"\n',
-        sources=[str(p) for p in srcs],
-        include_dirs=[str(kdir / "include")],
-        extra_compile_args=CFLAGS,
-    )
     # Build in a private folder and move the result into place atomically, so concurrent
     # first uses (pytest workers, two shells) never see a half-written module.
     with tempfile.TemporaryDirectory(dir=out) as tmp:
+        snap = Path(tmp) / "kernels"
+        for sub, files in (("include", headers), ("src", srcs)):
+            (snap / sub).mkdir(parents=True)
+            for name, data in files.items():
+                (snap / sub / name).write_bytes(data)
+        ffi = FFI()
+        ffi.cdef(CDEF)
+        ffi.set_source(
+            module,
+            '#include "bp_kernels.h"\n',
+            sources=[str(snap / "src" / name) for name in srcs],
+            include_dirs=[str(snap / "include")],
+            extra_compile_args=CFLAGS,
+        )
         built = Path(ffi.compile(tmpdir=tmp, verbose=verbose))
         staged = out / f".{module}.{os.getpid()}{suffix}"
         shutil.copyfile(built, staged)
