@@ -383,6 +383,17 @@ C1_WINDOWS = [Window.same(3), Window(), Window(1, 1, 2, 2, 2, 2), Window(1, 1, 0
 C1_SIZES = [(3, 3), (3, 4), (4, 5), (5, 8), (7, 9), (6, 2), (9, 28), (4, 6)]
 
 
+def c1_geometries():
+    """(window, h, w) for every C1_WINDOWS x C1_SIZES pair that has an output."""
+    for win in C1_WINDOWS:
+        for h, w in C1_SIZES:
+            try:
+                win.out_size(h, w, 3, 3)
+            except ValueError:
+                continue
+            yield win, h, w
+
+
 def _c1_requant(rng: np.random.Generator, cout: int, out_bits: int, k: str) -> tuple[np.ndarray, np.ndarray]:
     m = rng.integers(2**30, 2**31, cout) * rng.choice(np.array([1, 1, -1]), cout)
     m[: cout // 3] = rng.choice(np.array([-(2**31), 2**31 - 1, -1, 0, 1]), cout // 3)
@@ -400,22 +411,17 @@ def _c1_requant(rng: np.random.Generator, cout: int, out_bits: int, k: str) -> t
 def test_conv_first_layer_path(view: int, out_bits: int, cout: int) -> None:
     rng = np.random.default_rng(view * 100 + out_bits * 10 + cout)
     q = LayerQuant(ActFormat(8), ActFormat(out_bits), 8, view)
-    for win in C1_WINDOWS:
-        for h, w in C1_SIZES:
-            try:
-                win.out_size(h, w, 3, 3)
-            except ValueError:
-                continue
-            m, s = _c1_requant(rng, cout, out_bits, "fast")
-            bias = rng.integers(-3000, 3000, cout)
-            x = rng.integers(0, 256, (h, w, 1))
-            compare("conv2d", x, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, win)
-            for xv, wv in ((255, -128), (255, 127), (255, -113), (0, 127)):
-                compare("conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), bias, m, s, q, win)
-                compare("conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), -bias, m, s, q, win)
-            # one channel per sign: the rows alternate 0 / 255 (each kernel row weighted differently)
-            xs = np.where(np.arange(h)[:, None, None] % 2 == 0, 255, 0) * np.ones((h, w, 1), np.int64)
-            compare("conv2d", xs, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, win)
+    for win, h, w in c1_geometries():
+        m, s = _c1_requant(rng, cout, out_bits, "fast")
+        bias = rng.integers(-3000, 3000, cout)
+        x = rng.integers(0, 256, (h, w, 1))
+        compare("conv2d", x, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, win)
+        for xv, wv in ((255, -128), (255, 127), (255, -113), (0, 127)):
+            compare("conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), bias, m, s, q, win)
+            compare("conv2d", np.full((h, w, 1), xv), np.full((cout, 3, 3, 1), wv), -bias, m, s, q, win)
+        # one channel per sign: the rows alternate 0 / 255 (each kernel row weighted differently)
+        xs = np.where(np.arange(h)[:, None, None] % 2 == 0, 255, 0) * np.ones((h, w, 1), np.int64)
+        compare("conv2d", xs, rng.integers(-128, 128, (cout, 3, 3, 1)), bias, m, s, q, win)
 
 
 @pytest.mark.parametrize("view", [8, 2])

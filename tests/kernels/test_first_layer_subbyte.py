@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 from kernel_check import compare
-from test_dsp_paths import C1_SIZES, C1_WINDOWS, FOLD_MODES, INT32_MAX, _c1_requant, _lift_requant, _spread
+from test_dsp_paths import FOLD_MODES, INT32_MAX, _c1_requant, _lift_requant, _spread, c1_geometries
 from test_on_board import _C1_CASES, _check, _values, board  # noqa: F401  (board: the fixture)
 
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
@@ -32,20 +32,15 @@ def test_first_layer_subbyte_input(in_bits: int, stored: int, view: int, rnd: bo
     rng = np.random.default_rng(in_bits * 1000 + stored * 100 + view * 10 + out_bits)
     q = LayerQuant(ActFormat(in_bits), ActFormat(out_bits), stored, view, w_round=rnd)
     wlo, whi = ActFormat(stored, True).range
-    for win in C1_WINDOWS:
-        for h, w in C1_SIZES:
-            try:
-                win.out_size(h, w, 3, 3)
-            except ValueError:
-                continue
-            for cout in (3, 16):  # the one-channel band, 4 groups of 4
-                m, s = _c1_requant(rng, cout, out_bits, "fast")
-                bias = rng.integers(-300, 300, cout)
-                for x in _inputs(rng, in_bits, h, w):
-                    compare("conv2d", x, rng.integers(wlo, whi + 1, (cout, 3, 3, 1)), bias, m, s, q, win)
-                for wv in (wlo, whi):
-                    compare("conv2d", np.full((h, w, 1), 2**in_bits - 1), np.full((cout, 3, 3, 1), wv), -bias, m, s,
-                            q, win)
+    for win, h, w in c1_geometries():
+        for cout in (3, 16):  # the one-channel band, 4 groups of 4
+            m, s = _c1_requant(rng, cout, out_bits, "fast")
+            bias = rng.integers(-300, 300, cout)
+            for x in _inputs(rng, in_bits, h, w):
+                compare("conv2d", x, rng.integers(wlo, whi + 1, (cout, 3, 3, 1)), bias, m, s, q, win)
+            for wv in (wlo, whi):
+                compare("conv2d", np.full((h, w, 1), 2**in_bits - 1), np.full((cout, 3, 3, 1), wv), -bias, m, s, q,
+                        win)
 
 
 def _lifted_layers(in_bits: int, on_board: bool = False):

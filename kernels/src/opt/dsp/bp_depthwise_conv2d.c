@@ -330,47 +330,31 @@ static inline __attribute__((always_inline)) void dw_ring_row(uint32_t *d, uint3
     // two pixels per step: 15 instructions (GCC makes 18 of the C loop below)
     if (d != end) {
         uint32_t u, v;
+        // load, shift and mask of the first step, shift and mask of the second (dw_spread)
+#define BP_DW_SPREAD_LOOP(ld, s1, m1, s2, m2)                                                              \
+    __asm__ volatile("1:\n\t" ld " %[u], [%[x]]\n\t" ld " %[v], [%[x], %[ir]]\n\t"                          \
+                     "add %[x], %[x], %[ir], lsl #1\n\t"                                                    \
+                     "orr %[u], %[u], %[u], lsl #" s1 "\n\t"                                                \
+                     "orr %[v], %[v], %[v], lsl #" s1 "\n\t"                                                \
+                     "and %[u], %[u], #" m1 "\n\t"                                                          \
+                     "and %[v], %[v], #" m1 "\n\t"                                                          \
+                     "orr %[u], %[u], %[u], lsl #" s2 "\n\t"                                                \
+                     "orr %[v], %[v], %[v], lsl #" s2 "\n\t"                                                \
+                     "and %[u], %[u], #" m2 "\n\t"                                                          \
+                     "and %[v], %[v], #" m2 "\n\t"                                                          \
+                     "strd %[u], %[v], [%[d2]], #8\n\t"                                                     \
+                     "strd %[u], %[v], [%[d]], #8\n\t"                                                      \
+                     "cmp %[d], %[e]\n\t"                                                                   \
+                     "bne 1b"                                                                              \
+                     : [u] "=&r"(u), [v] "=&r"(v), [x] "+r"(x), [d] "+r"(d), [d2] "+r"(d2)                 \
+                     : [ir] "r"(in_row), [e] "r"(end)                                                      \
+                     : "cc", "memory")
         if (fmt == DW_IN_U4) {
-            __asm__ volatile("1:\n\t"
-                    "ldrh %[u], [%[x]]\n\t"
-                    "ldrh %[v], [%[x], %[ir]]\n\t"
-                    "add %[x], %[x], %[ir], lsl #1\n\t"
-                    "orr %[u], %[u], %[u], lsl #8\n\t"
-                    "orr %[v], %[v], %[v], lsl #8\n\t"
-                    "and %[u], %[u], #0x00FF00FF\n\t"
-                    "and %[v], %[v], #0x00FF00FF\n\t"
-                    "orr %[u], %[u], %[u], lsl #4\n\t"
-                    "orr %[v], %[v], %[v], lsl #4\n\t"
-                    "and %[u], %[u], #0x0F0F0F0F\n\t"
-                    "and %[v], %[v], #0x0F0F0F0F\n\t"
-                    "strd %[u], %[v], [%[d2]], #8\n\t"
-                    "strd %[u], %[v], [%[d]], #8\n\t"
-                    "cmp %[d], %[e]\n\t"
-                    "bne 1b"
-                    : [u] "=&r"(u), [v] "=&r"(v), [x] "+r"(x), [d] "+r"(d), [d2] "+r"(d2)
-                    : [ir] "r"(in_row), [e] "r"(end)
-                    : "cc", "memory");
+            BP_DW_SPREAD_LOOP("ldrh", "8", "0x00FF00FF", "4", "0x0F0F0F0F");
         } else {
-            __asm__ volatile("1:\n\t"
-                    "ldrb %[u], [%[x]]\n\t"
-                    "ldrb %[v], [%[x], %[ir]]\n\t"
-                    "add %[x], %[x], %[ir], lsl #1\n\t"
-                    "orr %[u], %[u], %[u], lsl #12\n\t"
-                    "orr %[v], %[v], %[v], lsl #12\n\t"
-                    "and %[u], %[u], #0x000F000F\n\t"
-                    "and %[v], %[v], #0x000F000F\n\t"
-                    "orr %[u], %[u], %[u], lsl #6\n\t"
-                    "orr %[v], %[v], %[v], lsl #6\n\t"
-                    "and %[u], %[u], #0x03030303\n\t"
-                    "and %[v], %[v], #0x03030303\n\t"
-                    "strd %[u], %[v], [%[d2]], #8\n\t"
-                    "strd %[u], %[v], [%[d]], #8\n\t"
-                    "cmp %[d], %[e]\n\t"
-                    "bne 1b"
-                    : [u] "=&r"(u), [v] "=&r"(v), [x] "+r"(x), [d] "+r"(d), [d2] "+r"(d2)
-                    : [ir] "r"(in_row), [e] "r"(end)
-                    : "cc", "memory");
+            BP_DW_SPREAD_LOOP("ldrb", "12", "0x000F000F", "6", "0x03030303");
         }
+#undef BP_DW_SPREAD_LOOP
     }
 #else
     for (; d != end; x += 2 * in_row, d += 2, d2 += 2) { // two pixels per step
