@@ -1162,6 +1162,141 @@ static __attribute__((noinline)) void fc_packed_layer(const bp_quant_t *q, const
     }
 }
 
+// Weights stored at 4 bits, floor views (4, or 2: view = 8 - sh), 8-bit inputs (signed or not) or
+// unsigned 4-bit inputs (bits, sgn: constants), four consecutive rows w_row bytes apart from w. No
+// SXTB16 on the weights: each halfword of a weight word holds four codes (nibbles c0..c3 from bit 0,
+// c4..c7 in the other halfword), and AND with mask = 0xF000F000 (view 2: 0xC000C000) of w << 12, w << 8,
+// w << 4 and w gives the int16 pairs (c0,c4), (c1,c5), (c2,c6), (c3,c7) of the view's codes x 2^(sh+8)
+// (the code's sign bit is the halfword's). They meet the input pairs (x0,x4), (x1,x5), (x2,x6), (x3,x7)
+// (8-bit inputs: PKHBT/PKHTB of the two input words, then SXTB16/UXTB16 and its ror #8; 4-bit inputs:
+// the word's nibbles, shifted and masked with 0x000F000F).
+// The products carry a factor 2^(sh+8) >= 4096, so the sums are kept modulo 2^32 (SMLAD wraps) and
+// read once per chunk of at most `chunk` groups of 8: with |view code << (sh-4)| <= 8, a chunk's sum S
+// of x * (code << (sh-4)) has |S| <= 64 * xmax * chunk < 2^19, so the int32 accumulator is exactly
+// S * 4096 and S = acc >> 12 (then >> (sh-4): the masked codes are multiples of 2^(sh-4)).
+// On ARMv7E-M a chunk is one asm loop, each group of 8 in two halves (one input pair set in two
+// registers, each row's word loaded once per half: 14 registers): per half, the input pairs (5
+// instructions for 8-bit inputs: LDR, LDR, PKH, two extends; 4-5 for 4-bit inputs) and per row LDR,
+// AND, SMLAD, AND, SMLAD. 50 instructions per 32 MACs (8-bit inputs), two groups per iteration.
+static inline __attribute__((always_inline)) void dot_4rows_s4(int32_t out[4], const uint8_t *x, const uint8_t *w,
+                                                               int32_t w_row, int32_t k, const int bits,
+                                                               const int sgn, int32_t sh) {
+    const uint32_t mask = ((0xFFu << sh) & 0xFFu) * 0x01000100u;
+    const int32_t groups = k >> 3;
+    const int32_t xmax = sgn ? 128 : (1 << bits) - 1, chunk = ((1 << 19) - 1) / (64 * xmax);
+    const uint8_t *const w1 = w + w_row, *const w2 = w1 + w_row, *const w3 = w2 + w_row;
+    int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int32_t g = 0; g < groups;) {
+        const int32_t n = groups - g < chunk ? groups - g : chunk;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#ifdef BP_HAVE_DSP
+        {
+            const int32_t gx = bits == 8 ? 8 : 4; // input bytes per group of 8
+            const uint8_t *xp = x + (ptrdiff_t)g * gx, *wp = w + 4 * (ptrdiff_t)g;
+            const uint8_t *const end = xp + (ptrdiff_t)n * gx;
+            const ptrdiff_t wr = w_row, wr3 = 3 * (ptrdiff_t)w_row;
+            uint32_t xa, xb, ww, wt;
+// one row's half: its word at addr, the pairs of nibbles l (shift sl) and h (shift sh) into acc
+#define BP_FC4_ROW(addr, acc, sl, sh)                                                                      \
+    "ldr %[ww], " addr "\n\t"                                                                              \
+    "and %[wt], %[mask], %[ww], lsl #" sl "\n\t"                                                            \
+    "smlad %[" acc "], %[xa], %[wt], %[" acc "]\n\t"                                                        \
+    "and %[ww], %[mask], %[ww]" sh "\n\t"                                                                  \
+    "smlad %[" acc "], %[xb], %[ww], %[" acc "]\n\t"
+#define BP_FC4_HALF(sl, sh, last)                                                                          \
+    BP_FC4_ROW("[%[wp], %[wr]]", "a1", sl, sh) BP_FC4_ROW("[%[wp], %[wr], lsl #1]", "a2", sl, sh)             \
+        BP_FC4_ROW("[%[wp], %[wr3]]", "a3", sl, sh) BP_FC4_ROW(last, "a0", sl, sh)
+// 8-bit inputs: half 1 (x0,x4), (x1,x5) from P = | x0 x1 x4 x5 |, half 2 (x2,x6), (x3,x7) from
+// Q = | x2 x3 x6 x7 |
+#define BP_FC4_IN8(ext)                                                                                    \
+    "ldr %[xa], [%[xp]]\n\tldr %[xb], [%[xp], #4]\n\tpkhbt %[xa], %[xa], %[xb], lsl #16\n\t"                  \
+    ext " %[xb], %[xa], ror #8\n\t" ext " %[xa], %[xa]\n\t" BP_FC4_HALF("12", ", lsl #8", "[%[wp]]")        \
+    "ldr %[xa], [%[xp]], #4\n\tldr %[xb], [%[xp]], #4\n\tpkhtb %[xa], %[xb], %[xa], asr #16\n\t"              \
+    ext " %[xb], %[xa], ror #8\n\t" ext " %[xa], %[xa]\n\t" BP_FC4_HALF("4", "", "[%[wp]], #4")
+// unsigned 4-bit inputs: the word | x1x0 | x3x2 | x5x4 | x7x6 |, (x_m, x_m+4) = (word >> 4m) & 0x000F000F
+#define BP_FC4_IN4                                                                                         \
+    "ldr %[xb], [%[xp]]\n\tand %[xa], %[xb], #0x000F000F\n\tlsr %[xb], %[xb], #4\n\t"                         \
+    "and %[xb], %[xb], #0x000F000F\n\t" BP_FC4_HALF("12", ", lsl #8", "[%[wp]]")                             \
+    "ldr %[xb], [%[xp]], #4\n\tlsr %[xa], %[xb], #8\n\tand %[xa], %[xa], #0x000F000F\n\t"                     \
+    "lsr %[xb], %[xb], #12\n\tand %[xb], %[xb], #0x000F000F\n\t" BP_FC4_HALF("4", "", "[%[wp]], #4")
+// two groups per iteration; an odd group count (odd: the input bytes of one group) enters at the second
+#define BP_FC4_LOOP(group, odd)                                                                            \
+    "sub %[xa], %[end], %[xp]\n\t"                                                                         \
+    "tst %[xa], #" odd "\n\t"                                                                              \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" group "2:\n\t" group "cmp %[xp], %[end]\n\t"                                                   \
+    "bne 1b\n\t"
+#define BP_FC4_OPERANDS                                                                                    \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),              \
+      [xa] "=&r"(xa), [xb] "=&r"(xb), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
+    : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end), [mask] "r"(mask)                                       \
+    : "cc", "memory"
+            if (bits == 8 && sgn) {
+                __asm__(BP_FC4_LOOP(BP_FC4_IN8("sxtb16"), "8") BP_FC4_OPERANDS);
+            } else if (bits == 8) {
+                __asm__(BP_FC4_LOOP(BP_FC4_IN8("uxtb16"), "8") BP_FC4_OPERANDS);
+            } else {
+                __asm__(BP_FC4_LOOP(BP_FC4_IN4, "4") BP_FC4_OPERANDS);
+            }
+#undef BP_FC4_OPERANDS
+#undef BP_FC4_LOOP
+#undef BP_FC4_IN4
+#undef BP_FC4_IN8
+#undef BP_FC4_HALF
+#undef BP_FC4_ROW
+        }
+#else
+        // the same lanes and the same wrapping sums, in C
+        for (int32_t i = 8 * g; i < 8 * (g + n); i += 8) {
+            uint32_t p0, p1, p2, p3; // (x0,x4), (x1,x5), (x2,x6), (x3,x7)
+            if (bits == 8) {
+                const uint32_t A = bp_load32(x + i), B = bp_load32(x + i + 4);
+                const uint32_t P = (A & 0xFFFFu) | (B << 16), Q = (B & 0xFFFF0000u) | (A >> 16);
+                p0 = sgn ? bp_sxtb16(P) : bp_uxtb16(P), p1 = sgn ? bp_sxtb16_ror8(P) : bp_uxtb16_ror8(P);
+                p2 = sgn ? bp_sxtb16(Q) : bp_uxtb16(Q), p3 = sgn ? bp_sxtb16_ror8(Q) : bp_uxtb16_ror8(Q);
+            } else {
+                const uint32_t X = bp_load32(x + (i >> 1));
+                p0 = X & 0x000F000Fu, p1 = (X >> 4) & 0x000F000Fu, p2 = (X >> 8) & 0x000F000Fu;
+                p3 = (X >> 12) & 0x000F000Fu;
+            }
+            const uint8_t *const rows[4] = {w, w1, w2, w3};
+            int32_t *const acc[4] = {&a0, &a1, &a2, &a3};
+            for (int32_t r = 0; r < 4; r++) {
+                const uint32_t v = bp_load32(rows[r] + (i >> 1));
+                int32_t a = *acc[r];
+                a = bp_smlad(p0, (v << 12) & mask, a);
+                a = bp_smlad(p1, (v << 8) & mask, a);
+                a = bp_smlad(p2, (v << 4) & mask, a);
+                *acc[r] = bp_smlad(p3, v & mask, a);
+            }
+        }
+#endif
+        // |S| < 2^19: the accumulators are exactly S * 4096 (sh - 4 more: multiples of the view step)
+        s0 += a0 >> (sh + 8), s1 += a1 >> (sh + 8), s2 += a2 >> (sh + 8), s3 += a3 >> (sh + 8);
+        g += n;
+    }
+    for (int32_t i = 8 * groups; i < k; i++) {
+        const int32_t xv = bp_read(x, i, bits, sgn);
+        s0 += xv * bp_read_weight(w, i, 4, 8 - sh, 0), s1 += xv * bp_read_weight(w1, i, 4, 8 - sh, 0);
+        s2 += xv * bp_read_weight(w2, i, 4, 8 - sh, 0), s3 += xv * bp_read_weight(w3, i, 4, 8 - sh, 0);
+    }
+    out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
+}
+
+// Four consecutive rows of 4-bit storage (dot_4rows_s4), specialised by input width and signedness:
+// 8-bit inputs (signed or not) and unsigned 4-bit inputs. Not inlined: the asm's 14 registers stay out
+// of fc_other's register allocation.
+static __attribute__((noinline)) void fc_dot_s4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
+                                                const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
+    if (bits == 8 && sgn) {
+        dot_4rows_s4(out, x, w, w_row, k, 8, 1, sh);
+    } else if (bits == 8) {
+        dot_4rows_s4(out, x, w, w_row, k, 8, 0, sh);
+    } else {
+        dot_4rows_s4(out, x, w, w_row, k, 4, 0, sh);
+    }
+}
+
 // Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
 // planes) or the portable loop. Out of line, so that its register allocation does not depend on
 // the W8A8 path.
@@ -1179,6 +1314,8 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
     // Rounded narrow views (rnd): the same loops with QADD8 before the mask.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
                      (int64_t)in_features * xmax * 128 <= INT32_MAX;
+    // weights stored at 4 bits, floor views, 8-bit or unsigned 4-bit inputs: dot_4rows_s4
+    const int fast4 = fast && q->w_stored == 4 && !rnd && (q->in.bits == 8 || q->in.bits == 4);
     // weights stored at 2 bits: the same inputs, exact products of at most 2 * xmax
     const int fast_s2 = q->w_stored == 2 && (q->in.bits == 8 || !q->in.is_signed) &&
                         (int64_t)in_features * xmax * 2 <= INT32_MAX;
@@ -1204,6 +1341,15 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
             }
             if (packed2) {
                 fc_packed2(acc, x, wrow, in_features, xsum, q->w_stored == 2 ? PK_S2 : rnd ? PK_W8R : PK_W8);
+            } else if (fast4 && (n == 4 || out_features >= 4)) {
+                // four rows of 4-bit storage; the 1-3 rows after the last block take the block that ends
+                // at the last row (its first 4 - n rows recomputed)
+                int32_t t[4];
+                fc_dot_s4(t, x, q->in.bits, q->in.is_signed, filter + (ptrdiff_t)(o + n - 4) * w_row, w_row,
+                          in_features, 8 - q->w_view);
+                for (int32_t j = 0; j < n; j++) {
+                    acc[j] = t[4 - n + j];
+                }
             } else if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
                 (rnd ? fc_dot_view_r : fc_dot_view)(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features,
                                                     8 - q->w_view);
