@@ -4,8 +4,9 @@ at the last row), against the numpy reference bit for bit. Host: the DSP variant
 portable one) through cffi; board: the real asm on the emulated Cortex-M4.
 
 Covered: K % 8 = 0..7 below and above one group, K at and around the chunk sizes (32 groups of 8 for
-unsigned 8-bit inputs, 63 for signed ones, 546 for unsigned 4-bit inputs) and large K (up to the fast
-path's limit K * xmax * 128 <= INT32_MAX), out_features 1..9 (blocks and their 1-3 row remainders),
+unsigned 8-bit inputs, 63 for signed ones, 546 for unsigned 4-bit inputs) and large K (around
+K * xmax * 128 = INT32_MAX, the limit of the other fast paths; the chunked sums have none),
+out_features 1..9 (blocks, their 1-3 row remainders, and fewer than four rows: the C loop),
 batches > 1 (input rows not word aligned), every code, all-max / all-min codes (7 and -8; nibble 8 is
 the sign edge, in every nibble position), the rounding edges of the 2-bit view, 8-bit inputs signed and
 unsigned, 4-bit inputs unsigned (the asm) and signed, unsigned 2-bit inputs (C), the full 4-bit view
@@ -113,7 +114,7 @@ def test_fc_4bit_storage_int32_sums() -> None:
 
 @pytest.mark.parametrize(("ib", "signed"), [(8, False), (8, True), (4, False)])
 def test_fc_4bit_storage_large_k(ib: int, signed: bool) -> None:
-    # the fast path's largest K (K * xmax * 128 <= INT32_MAX) and the one after it (the portable loop),
+    # K around K * xmax * 128 = INT32_MAX (the other fast paths' limit; the chunked sums have none),
     # all-min codes with the extreme inputs: the largest sums, in every chunk
     xmax = 128 if signed else 2**ib - 1
     kmax = (2**31 - 1) // (xmax * 128)

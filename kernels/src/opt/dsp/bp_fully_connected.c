@@ -1297,6 +1297,43 @@ static __attribute__((noinline)) void fc_dot_s4(int32_t out[4], const uint8_t *x
     }
 }
 
+// Weights stored at 4 bits, floor views, 8-bit inputs (signed or not) or unsigned 4-bit inputs, at
+// least four rows: blocks of four rows through fc_dot_s4, the 1-3 rows after the last block through the
+// block that ends at the last row (its first 4 - n rows recomputed). The chunked sums are exact for any
+// K that bp_check_acc accepts.
+static __attribute__((noinline)) void fc_s4_layer(const bp_quant_t *q, const bp_requant_t *rq, int32_t batches,
+                                                  int32_t k, int32_t nout, const uint8_t *input,
+                                                  const uint8_t *filter, const int32_t *bias, void *output) {
+    const int32_t in_row = bp_row_bytes(k, q->in.bits), w_row = bp_row_bytes(k, 4);
+    const int32_t obits = q->out.bits, out_row = obits == 32 ? 0 : bp_row_bytes(nout, obits);
+    const int32_t lo = q->act_min, hi = q->act_max, sh = 8 - q->w_view;
+    for (int32_t b = 0; b < batches; b++) {
+        const uint8_t *const x = input + (ptrdiff_t)b * in_row;
+        uint8_t *const orow = (uint8_t *)output + (ptrdiff_t)b * out_row;
+        if (out_row > 0 && obits != 8) { // sub-byte values are ORed into their bytes (bp_write)
+            bp_clear_row(orow, out_row);
+        }
+        for (int32_t o = 0, n; o < nout; o += n) {
+            n = nout - o < 4 ? nout - o : 4;
+            int32_t t[4];
+            fc_dot_s4(t, x, q->in.bits, q->in.is_signed, filter + (ptrdiff_t)(o + n - 4) * w_row, w_row, k, sh);
+            for (int32_t j = 0; j < n; j++) {
+                const int32_t acc = (bias ? bias[o + j] : 0) + t[4 - n + j]; // |acc| <= INT32_MAX (bp_check_acc)
+                if (out_row == 0) { // int32 logits
+                    ((int32_t *)output)[(ptrdiff_t)b * nout + o + j] = acc;
+                    continue;
+                }
+                const int32_t v = fc_requant(acc, rq->multiplier[o + j], rq->shift[o + j], lo, hi);
+                if (obits == 8) {
+                    orow[o + j] = (uint8_t)v;
+                } else {
+                    bp_write(orow, o + j, obits, v);
+                }
+            }
+        }
+    }
+}
+
 // Every other combination: four rows at a time through dot_1x4 (SMLAD on masked 8-bit codes or 4-bit
 // planes) or the portable loop. Out of line, so that its register allocation does not depend on
 // the W8A8 path.
@@ -1314,8 +1351,6 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
     // Rounded narrow views (rnd): the same loops with QADD8 before the mask.
     const int fast = (q->w_stored == 8 || q->w_stored == 4) && (q->in.bits == 8 || !q->in.is_signed) &&
                      (int64_t)in_features * xmax * 128 <= INT32_MAX;
-    // weights stored at 4 bits, floor views, 8-bit or unsigned 4-bit inputs: dot_4rows_s4
-    const int fast4 = fast && q->w_stored == 4 && !rnd && (q->in.bits == 8 || q->in.bits == 4);
     // weights stored at 2 bits: the same inputs, exact products of at most 2 * xmax
     const int fast_s2 = q->w_stored == 2 && (q->in.bits == 8 || !q->in.is_signed) &&
                         (int64_t)in_features * xmax * 2 <= INT32_MAX;
@@ -1341,15 +1376,6 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
             }
             if (packed2) {
                 fc_packed2(acc, x, wrow, in_features, xsum, q->w_stored == 2 ? PK_S2 : rnd ? PK_W8R : PK_W8);
-            } else if (fast4 && (n == 4 || out_features >= 4)) {
-                // four rows of 4-bit storage; the 1-3 rows after the last block take the block that ends
-                // at the last row (its first 4 - n rows recomputed)
-                int32_t t[4];
-                fc_dot_s4(t, x, q->in.bits, q->in.is_signed, filter + (ptrdiff_t)(o + n - 4) * w_row, w_row,
-                          in_features, 8 - q->w_view);
-                for (int32_t j = 0; j < n; j++) {
-                    acc[j] = t[4 - n + j];
-                }
             } else if (fast && q->w_stored == 8 && n == 4) { // four real rows of 8-bit codes: the asm loop
                 (rnd ? fc_dot_view_r : fc_dot_view)(acc, x, q->in.bits, q->in.is_signed, w0, w_row, in_features,
                                                     8 - q->w_view);
@@ -1419,6 +1445,11 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
         fcp_layer_ok(q, rq, in_features, out_features, bias)) { // the packed path's blocks in asm
         fc_packed_layer(q, rq, batches, in_features, out_features, input, filter, bias, output,
                         q->w_stored == 2 ? PK_S2 : q->w_round ? PK_W8R : PK_W8);
+        return BP_OK;
+    }
+    if (q->w_stored == 4 && !(q->w_round && q->w_view < 4) && out_features >= 4 &&
+        (q->in.bits == 8 || (q->in.bits == 4 && !q->in.is_signed))) { // 4-bit storage, floor views
+        fc_s4_layer(q, rq, batches, in_features, out_features, input, filter, bias, output);
         return BP_OK;
     }
     if (q->w_round && q->w_view < q->w_stored) {
