@@ -30,10 +30,10 @@ typedef struct {
     int32_t in_bits, w_stored, w_view, out_bits; // out_bits 32: int32 outputs (logits), no requantization
     int32_t out_signed, act_max;                 // int32 outputs are signed and take no clamp
     int32_t only;    // ONLY_FC: on the fully connected shapes only; ONLY_C1: on the one-channel conv only;
-                     // ONLY_CONV: on the conv shapes only
+                     // NO_DW: on the conv and fully connected shapes (not depthwise)
     int32_t w_round; // rounded nested view (bp_quant_t.w_round)
 } combo_t;
-enum { ONLY_FC = 1, ONLY_C1 = 2, ONLY_CONV = 3 };
+enum { ONLY_FC = 1, ONLY_C1 = 2, NO_DW = 3 };
 
 static const shape_t SHAPES[] = {
     {OP_CONV, 28, 28, 1, 16},  {OP_CONV, 14, 14, 16, 32}, {OP_CONV, 7, 7, 32, 64}, {OP_CONV, 32, 32, 16, 16},
@@ -45,7 +45,7 @@ static const shape_t SHAPES[] = {
 // int32 outputs, as the logits layer of our models runs on the w8a8 and w4a4 paths; -r: the rounded
 // view, w_round = 1, of the floor combo with the same name without -r; -o4/-o2: 8-bit inputs to 4-
 // and 2-bit outputs, as the first layer of our w4a4 and w2a2 paths runs, on the one-channel shape;
-// w4a4-s4, w2a8-s4(-r): 4-bit storage at full and 2-bit views, on the conv shapes only)
+// w4a4-s4, w2a8-s4(-r): 4-bit storage at full and 2-bit views, on the conv and FC shapes)
 static const combo_t COMBOS[] = {
     {"w8a8", 8, 8, 8, 8, 0, 255, 0, 0},       {"w4a8-s4", 8, 4, 4, 8, 0, 255, 0, 0},
     {"w4a8-v8", 8, 8, 4, 8, 0, 255, 0, 0},    {"w4a4", 4, 8, 4, 4, 0, 15, 0, 0},
@@ -56,8 +56,8 @@ static const combo_t COMBOS[] = {
     {"w2a8-r", 8, 8, 2, 8, 0, 255, 0, 1},     {"w2a2-r", 2, 8, 2, 2, 0, 3, 0, 1},
     {"w4a4-o32-r", 4, 8, 4, 32, 1, 0, ONLY_FC, 1},
     {"w8a8-o4", 8, 8, 8, 4, 0, 15, ONLY_C1, 0}, {"w8a8-o2", 8, 8, 8, 2, 0, 3, ONLY_C1, 0},
-    {"w4a4-s4", 4, 4, 4, 4, 0, 15, ONLY_CONV, 0},  {"w2a8-s4", 8, 4, 2, 8, 0, 255, ONLY_CONV, 0},
-    {"w2a8-s4-r", 8, 4, 2, 8, 0, 255, ONLY_CONV, 1},
+    {"w4a4-s4", 4, 4, 4, 4, 0, 15, NO_DW, 0},      {"w2a8-s4", 8, 4, 2, 8, 0, 255, NO_DW, 0},
+    {"w2a8-s4-r", 8, 4, 2, 8, 0, 255, NO_DW, 1},
 };
 
 // Max pool cases: the default CNN's three pools (2x2, stride 2) at every activation width, and a 3x3
@@ -215,7 +215,7 @@ int main(void) {
 #endif
             const combo_t *c = &COMBOS[ci];
             if ((c->only == ONLY_FC && s->op != OP_FC) || (c->only == ONLY_C1 && (s->op != OP_CONV || s->cin != 1)) ||
-                (c->only == ONLY_CONV && s->op != OP_CONV)) {
+                (c->only == NO_DW && s->op == OP_DW)) {
                 continue;
             }
             const uint32_t macs = (uint32_t)(s->op == OP_FC ? s->cin * s->cout

@@ -29,15 +29,15 @@ COMBOS = {"w8a8", "w4a8-s4", "w4a8-v8", "w4a4", "w2a8", "w2a2", "w2a8-s2", "w2a2
 ROUNDED = {"w4a8-v8-r", "w4a4-r", "w2a8-r", "w2a2-r"}  # the rounded views (w_round) of the floor combos
 FC_ONLY = {"w8a8-o32", "w4a4-o32", "w4a4-o32-r"}  # int32 outputs, as a model's logits layer runs
 FIRST_ONLY = {"w8a8-o4", "w8a8-o2"}  # 8-bit inputs to 4- and 2-bit outputs, on the one-channel conv only
-CONV_ONLY = {"w4a4-s4", "w2a8-s4", "w2a8-s4-r"}  # weights stored at 4 bits, full and 2-bit views, on the convs
+NO_DW = {"w4a4-s4", "w2a8-s4", "w2a8-s4-r"}  # weights stored at 4 bits, full and 2-bit views: conv and FC
 
 
 def _only(op: str, shape: str) -> set[str]:
     """The combos that run on this shape only: int32 outputs on FC, 4/2-bit outputs on the first layer,
-    4-bit storage (beyond w4a8-s4) on every conv."""
+    4-bit storage (beyond w4a8-s4) on every conv and FC shape."""
     if op == "fc":
-        return FC_ONLY
-    return (FIRST_ONLY if shape == "28x28x1->16" else set()) | (CONV_ONLY if op == "conv" else set())
+        return FC_ONLY | NO_DW
+    return (FIRST_ONLY if shape == "28x28x1->16" else set()) | (NO_DW if op == "conv" else set())
 
 
 @pytest.mark.emulator
@@ -52,8 +52,8 @@ def test_kbench_reports_every_case() -> None:
         assert row.macs == {**SHAPES, **POOLS}[op, shape]
         assert row.count is not None and row.count > row.macs // 8  # ran, and was timed
     rounded = [key for key in got if kbench.floor_combo(key[2])]
-    n_conv = sum(op == "conv" for op, _ in SHAPES)
-    assert len(rounded) == len(SHAPES) * len(ROUNDED) + 3 + n_conv  # every rounded row has its floor row
+    n_no_dw = sum(op in ("conv", "fc") for op, _ in SHAPES)
+    assert len(rounded) == len(SHAPES) * len(ROUNDED) + 3 + n_no_dw  # every rounded row has its floor row
     for op, shape, combo in rounded:
         assert (op, shape, kbench.floor_combo(combo)) in got
     table = kbench.markdown([res])
