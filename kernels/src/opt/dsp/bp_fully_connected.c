@@ -1180,8 +1180,8 @@ static __attribute__((noinline)) void fc_packed_layer(const bp_quant_t *q, const
 // AND, SMLAD, AND, SMLAD. 50 instructions per 32 MACs (8-bit inputs), two groups per iteration.
 static inline __attribute__((always_inline)) void dot_4rows_s4(int32_t out[4], const uint8_t *x, const uint8_t *w,
                                                                int32_t w_row, int32_t k, const int bits,
-                                                               const int sgn, int32_t sh) {
-    const uint32_t mask = ((0xFFu << sh) & 0xFFu) * 0x01000100u;
+                                                               const int sgn, int32_t sh, const int rnd) {
+    const uint32_t mask = ((0xFFu << sh) & 0xFFu) * 0x01000100u, rc = BP_VIEW_RC(6);
     const int32_t groups = k >> 3;
     const int32_t xmax = sgn ? 128 : (1 << bits) - 1, chunk = ((1 << 19) - 1) / (64 * xmax);
     const uint8_t *const w1 = w + w_row, *const w2 = w1 + w_row, *const w3 = w2 + w_row;
@@ -1203,22 +1203,22 @@ static inline __attribute__((always_inline)) void dot_4rows_s4(int32_t out[4], c
     "smlad %[" acc "], %[xa], %[wt], %[" acc "]\n\t"                                                        \
     "and %[ww], %[mask], %[ww]" sh "\n\t"                                                                  \
     "smlad %[" acc "], %[xb], %[ww], %[" acc "]\n\t"
-#define BP_FC4_HALF(sl, sh, last)                                                                          \
-    BP_FC4_ROW("[%[wp], %[wr]]", "a1", sl, sh) BP_FC4_ROW("[%[wp], %[wr], lsl #1]", "a2", sl, sh)             \
-        BP_FC4_ROW("[%[wp], %[wr3]]", "a3", sl, sh) BP_FC4_ROW(last, "a0", sl, sh)
+#define BP_FC4_HALF(ROW, sl, sh, last)                                                                     \
+    ROW("[%[wp], %[wr]]", "a1", sl, sh) ROW("[%[wp], %[wr], lsl #1]", "a2", sl, sh)                           \
+        ROW("[%[wp], %[wr3]]", "a3", sl, sh) ROW(last, "a0", sl, sh)
 // 8-bit inputs: half 1 (x0,x4), (x1,x5) from P = | x0 x1 x4 x5 |, half 2 (x2,x6), (x3,x7) from
 // Q = | x2 x3 x6 x7 |
-#define BP_FC4_IN8(ext)                                                                                    \
+#define BP_FC4_IN8(ext, ROW)                                                                               \
     "ldr %[xa], [%[xp]]\n\tldr %[xb], [%[xp], #4]\n\tpkhbt %[xa], %[xa], %[xb], lsl #16\n\t"                  \
-    ext " %[xb], %[xa], ror #8\n\t" ext " %[xa], %[xa]\n\t" BP_FC4_HALF("12", ", lsl #8", "[%[wp]]")        \
+    ext " %[xb], %[xa], ror #8\n\t" ext " %[xa], %[xa]\n\t" BP_FC4_HALF(ROW, "12", ", lsl #8", "[%[wp]]")        \
     "ldr %[xa], [%[xp]], #4\n\tldr %[xb], [%[xp]], #4\n\tpkhtb %[xa], %[xb], %[xa], asr #16\n\t"              \
-    ext " %[xb], %[xa], ror #8\n\t" ext " %[xa], %[xa]\n\t" BP_FC4_HALF("4", "", "[%[wp]], #4")
+    ext " %[xb], %[xa], ror #8\n\t" ext " %[xa], %[xa]\n\t" BP_FC4_HALF(ROW, "4", "", "[%[wp]], #4")
 // unsigned 4-bit inputs: the word | x1x0 | x3x2 | x5x4 | x7x6 |, (x_m, x_m+4) = (word >> 4m) & 0x000F000F
-#define BP_FC4_IN4                                                                                         \
+#define BP_FC4_IN4(ROW)                                                                                    \
     "ldr %[xb], [%[xp]]\n\tand %[xa], %[xb], #0x000F000F\n\tlsr %[xb], %[xb], #4\n\t"                         \
-    "and %[xb], %[xb], #0x000F000F\n\t" BP_FC4_HALF("12", ", lsl #8", "[%[wp]]")                             \
+    "and %[xb], %[xb], #0x000F000F\n\t" BP_FC4_HALF(ROW, "12", ", lsl #8", "[%[wp]]")                             \
     "ldr %[xb], [%[xp]], #4\n\tlsr %[xa], %[xb], #8\n\tand %[xa], %[xa], #0x000F000F\n\t"                     \
-    "lsr %[xb], %[xb], #12\n\tand %[xb], %[xb], #0x000F000F\n\t" BP_FC4_HALF("4", "", "[%[wp]], #4")
+    "lsr %[xb], %[xb], #12\n\tand %[xb], %[xb], #0x000F000F\n\t" BP_FC4_HALF(ROW, "4", "", "[%[wp]], #4")
 // two groups per iteration; an odd group count (odd: the input bytes of one group) enters at the second
 #define BP_FC4_LOOP(group, odd)                                                                            \
     "sub %[xa], %[end], %[xp]\n\t"                                                                         \
@@ -1231,13 +1231,51 @@ static inline __attribute__((always_inline)) void dot_4rows_s4(int32_t out[4], c
       [xa] "=&r"(xa), [xb] "=&r"(xb), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
     : [wr] "r"(wr), [wr3] "r"(wr3), [end] "r"(end), [mask] "r"(mask)                                       \
     : "cc", "memory"
-            if (bits == 8 && sgn) {
-                __asm__(BP_FC4_LOOP(BP_FC4_IN8("sxtb16"), "8") BP_FC4_OPERANDS);
+// the rounded 2-bit view (rnd): the planes w << 4 (c0, c2, c4, c6 at the byte tops) and w (c1, c3, c5,
+// c7) each get QADD8 of rc = 0x20202020 (the nibble below a code, < 16, changes neither the rounded
+// top bits nor the saturation at 7 x 16), then the mask (lsl #8 for the pairs of bytes 0 and 2). rc
+// takes end's register: end is read from memory (the loop's compares).
+#define BP_FC4R_ROW(addr, acc, sl, sh)                                                                     \
+    "ldr %[ww], " addr "\n\t"                                                                              \
+    "lsl %[wt], %[ww], #4\n\t"                                                                             \
+    "qadd8 %[wt], %[wt], %[rc]\n\t"                                                                        \
+    "and %[wt], %[mask], %[wt]" sh "\n\t"                                                                  \
+    "smlad %[" acc "], %[xa], %[wt], %[" acc "]\n\t"                                                        \
+    "qadd8 %[ww], %[ww], %[rc]\n\t"                                                                        \
+    "and %[ww], %[mask], %[ww]" sh "\n\t"                                                                  \
+    "smlad %[" acc "], %[xb], %[ww], %[" acc "]\n\t"
+#define BP_FC4R_LOOP(group, odd)                                                                           \
+    "ldr %[xa], %[endm]\n\t"                                                                               \
+    "sub %[xa], %[xa], %[xp]\n\t"                                                                          \
+    "tst %[xa], #" odd "\n\t"                                                                              \
+    "bne 2f\n\t"                                                                                           \
+    "1:\n\t" group "2:\n\t" group "ldr %[xa], %[endm]\n\t"                                                  \
+    "cmp %[xp], %[xa]\n\t"                                                                                 \
+    "bne 1b\n\t"
+#define BP_FC4R_OPERANDS                                                                                   \
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [xp] "+r"(xp), [wp] "+r"(wp),              \
+      [xa] "=&r"(xa), [xb] "=&r"(xb), [ww] "=&r"(ww), [wt] "=&r"(wt)                                       \
+    : [wr] "r"(wr), [wr3] "r"(wr3), [endm] "m"(endv), [mask] "r"(mask), [rc] "r"(rc)                       \
+    : "cc", "memory"
+            if (rnd) {
+                const uint8_t *endv = end;
+                if (bits == 8 && sgn) {
+                    __asm__(BP_FC4R_LOOP(BP_FC4_IN8("sxtb16", BP_FC4R_ROW), "8") BP_FC4R_OPERANDS);
+                } else if (bits == 8) {
+                    __asm__(BP_FC4R_LOOP(BP_FC4_IN8("uxtb16", BP_FC4R_ROW), "8") BP_FC4R_OPERANDS);
+                } else {
+                    __asm__(BP_FC4R_LOOP(BP_FC4_IN4(BP_FC4R_ROW), "4") BP_FC4R_OPERANDS);
+                }
+            } else if (bits == 8 && sgn) {
+                __asm__(BP_FC4_LOOP(BP_FC4_IN8("sxtb16", BP_FC4_ROW), "8") BP_FC4_OPERANDS);
             } else if (bits == 8) {
-                __asm__(BP_FC4_LOOP(BP_FC4_IN8("uxtb16"), "8") BP_FC4_OPERANDS);
+                __asm__(BP_FC4_LOOP(BP_FC4_IN8("uxtb16", BP_FC4_ROW), "8") BP_FC4_OPERANDS);
             } else {
-                __asm__(BP_FC4_LOOP(BP_FC4_IN4, "4") BP_FC4_OPERANDS);
+                __asm__(BP_FC4_LOOP(BP_FC4_IN4(BP_FC4_ROW), "4") BP_FC4_OPERANDS);
             }
+#undef BP_FC4R_OPERANDS
+#undef BP_FC4R_LOOP
+#undef BP_FC4R_ROW
 #undef BP_FC4_OPERANDS
 #undef BP_FC4_LOOP
 #undef BP_FC4_IN4
@@ -1263,11 +1301,12 @@ static inline __attribute__((always_inline)) void dot_4rows_s4(int32_t out[4], c
             int32_t *const acc[4] = {&a0, &a1, &a2, &a3};
             for (int32_t r = 0; r < 4; r++) {
                 const uint32_t v = bp_load32(rows[r] + (i >> 1));
+                const uint32_t lo = rnd ? bp_qadd8(v << 4, rc) : v << 4, hi = rnd ? bp_qadd8(v, rc) : v;
                 int32_t a = *acc[r];
-                a = bp_smlad(p0, (v << 12) & mask, a);
-                a = bp_smlad(p1, (v << 8) & mask, a);
-                a = bp_smlad(p2, (v << 4) & mask, a);
-                *acc[r] = bp_smlad(p3, v & mask, a);
+                a = bp_smlad(p0, (lo << 8) & mask, a);
+                a = bp_smlad(p1, (hi << 8) & mask, a);
+                a = bp_smlad(p2, lo & mask, a);
+                *acc[r] = bp_smlad(p3, hi & mask, a);
             }
         }
 #endif
@@ -1277,25 +1316,29 @@ static inline __attribute__((always_inline)) void dot_4rows_s4(int32_t out[4], c
     }
     for (int32_t i = 8 * groups; i < k; i++) {
         const int32_t xv = bp_read(x, i, bits, sgn);
-        s0 += xv * bp_read_weight(w, i, 4, 8 - sh, 0), s1 += xv * bp_read_weight(w1, i, 4, 8 - sh, 0);
-        s2 += xv * bp_read_weight(w2, i, 4, 8 - sh, 0), s3 += xv * bp_read_weight(w3, i, 4, 8 - sh, 0);
+        s0 += xv * bp_read_weight(w, i, 4, 8 - sh, rnd), s1 += xv * bp_read_weight(w1, i, 4, 8 - sh, rnd);
+        s2 += xv * bp_read_weight(w2, i, 4, 8 - sh, rnd), s3 += xv * bp_read_weight(w3, i, 4, 8 - sh, rnd);
     }
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
 
 // Four consecutive rows of 4-bit storage (dot_4rows_s4), specialised by input width and signedness:
-// 8-bit inputs (signed or not) and unsigned 4-bit inputs. Not inlined: the asm's 14 registers stay out
-// of fc_other's register allocation.
-static __attribute__((noinline)) void fc_dot_s4(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,
-                                                const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {
-    if (bits == 8 && sgn) {
-        dot_4rows_s4(out, x, w, w_row, k, 8, 1, sh);
-    } else if (bits == 8) {
-        dot_4rows_s4(out, x, w, w_row, k, 8, 0, sh);
-    } else {
-        dot_4rows_s4(out, x, w, w_row, k, 4, 0, sh);
+// 8-bit inputs (signed or not) and unsigned 4-bit inputs; the floor (fc_dot_s4) and rounded (fc_dot_s4_r,
+// the 2-bit view) instances. Not inlined: the asm's 14 registers stay out of the caller's allocation.
+#define BP_FC_DOT_S4(name, rnd)                                                                            \
+    static __attribute__((noinline)) void name(int32_t out[4], const uint8_t *x, int32_t bits, int32_t sgn,  \
+                                               const uint8_t *w, int32_t w_row, int32_t k, int32_t sh) {   \
+        if (bits == 8 && sgn) {                                                                            \
+            dot_4rows_s4(out, x, w, w_row, k, 8, 1, sh, rnd);                                              \
+        } else if (bits == 8) {                                                                            \
+            dot_4rows_s4(out, x, w, w_row, k, 8, 0, sh, rnd);                                              \
+        } else {                                                                                           \
+            dot_4rows_s4(out, x, w, w_row, k, 4, 0, sh, rnd);                                              \
+        }                                                                                                  \
     }
-}
+BP_FC_DOT_S4(fc_dot_s4, 0)
+BP_FC_DOT_S4(fc_dot_s4_r, 1)
+#undef BP_FC_DOT_S4
 
 // Weights stored at 4 bits, floor views, 8-bit inputs (signed or not) or unsigned 4-bit inputs, at
 // least four rows: blocks of four rows through fc_dot_s4, the 1-3 rows after the last block through the
@@ -1307,6 +1350,7 @@ static __attribute__((noinline)) void fc_s4_layer(const bp_quant_t *q, const bp_
     const int32_t in_row = bp_row_bytes(k, q->in.bits), w_row = bp_row_bytes(k, 4);
     const int32_t obits = q->out.bits, out_row = obits == 32 ? 0 : bp_row_bytes(nout, obits);
     const int32_t lo = q->act_min, hi = q->act_max, sh = 8 - q->w_view;
+    const int rnd = q->w_round && q->w_view < 4; // the rounded 2-bit view
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *const x = input + (ptrdiff_t)b * in_row;
         uint8_t *const orow = (uint8_t *)output + (ptrdiff_t)b * out_row;
@@ -1316,7 +1360,8 @@ static __attribute__((noinline)) void fc_s4_layer(const bp_quant_t *q, const bp_
         for (int32_t o = 0, n; o < nout; o += n) {
             n = nout - o < 4 ? nout - o : 4;
             int32_t t[4];
-            fc_dot_s4(t, x, q->in.bits, q->in.is_signed, filter + (ptrdiff_t)(o + n - 4) * w_row, w_row, k, sh);
+            (rnd ? fc_dot_s4_r : fc_dot_s4)(t, x, q->in.bits, q->in.is_signed, filter + (ptrdiff_t)(o + n - 4) * w_row,
+                                            w_row, k, sh);
             for (int32_t j = 0; j < n; j++) {
                 const int32_t acc = (bias ? bias[o + j] : 0) + t[4 - n + j]; // |acc| <= INT32_MAX (bp_check_acc)
                 if (out_row == 0) { // int32 logits
@@ -1447,8 +1492,8 @@ bp_status_t bp_fully_connected(const bp_quant_t *q,
                         q->w_stored == 2 ? PK_S2 : q->w_round ? PK_W8R : PK_W8);
         return BP_OK;
     }
-    if (q->w_stored == 4 && !(q->w_round && q->w_view < 4) && out_features >= 4 &&
-        (q->in.bits == 8 || (q->in.bits == 4 && !q->in.is_signed))) { // 4-bit storage, floor views
+    if (q->w_stored == 4 && out_features >= 4 &&
+        (q->in.bits == 8 || (q->in.bits == 4 && !q->in.is_signed))) { // 4-bit storage, any view
         fc_s4_layer(q, rq, batches, in_features, out_features, input, filter, bias, output);
         return BP_OK;
     }
