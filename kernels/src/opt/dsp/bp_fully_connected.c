@@ -8,7 +8,10 @@
 // with SXTB16 into (w0,w2) and (w1,w3), so SMLAD pairs them with no repacking and no scratch. A
 // b-bit view is the code with its low 8-b bits cleared (one AND per word); the exact sum is the
 // masked sum shifted right by 8-b. Blocks of four rows of 8-bit codes run this as an asm loop
-// (dot_4rows_view), the 1-3 rows after them and 4-bit storage as C (dot_1x4). Weights stored at 2
+// (dot_4rows_view), the 1-3 rows after them as C (dot_1x4). Weights stored at 4 bits with 8-bit or
+// unsigned 4-bit inputs and at least four rows take their own layer (fc_s4_layer: the asm loop
+// dot_4rows_s4, codes masked in place as int16 lanes x 4096, sums read per chunk); other 4-bit storage
+// cases take dot_1x4's nibble-plane C loop. Weights stored at 2
 // bits take the same loop with the pairs (w0,w2), (w1,w3) of each stored byte from a table
 // (bp_s2_pairs, shared with conv2d); with 8-bit inputs, blocks of four rows run it as the W8A8 asm
 // loop (dot_4rows_s2), with unsigned 4/2-bit inputs as a similar asm loop (dot_4rows_s2_sub). Other
