@@ -16,15 +16,10 @@ import itertools
 import numpy as np
 import pytest
 from kernel_check import compare
+from s4_cases import INPUTS, OUTS, VIEWS, inputs4, weights4
 from test_on_board import _check, _requant, board  # noqa: F401  (board: the fixture)
 
 from bitpath.ref.formats import ActFormat, LayerQuant, Window
-
-VIEWS = [(4, False), (2, False), (2, True)]  # (w_view, w_round) of 4-bit storage
-INPUTS = [(8, False), (8, True), (4, False), (4, True), (2, False)]
-OUTS = [8, 4, 2, 32]
-# codes around the 2-bit view's rounding edges (c = 2 mod 4), the saturating 6 and 7, and -8
-EDGE4 = np.array([-8, -7, -6, -5, -3, -2, -1, 0, 1, 2, 3, 5, 6, 7])
 
 # (cin, cout, (h, w), k, window): 1x1 convs with K = Cin = 1..17 (every K % 8, below and above one
 # group), 3x3 patches with the vector im2col (Cin % 8 == 0) and the scalar one, odd pixel counts
@@ -49,25 +44,6 @@ GEOMETRIES = (
 BOARD_GEOMETRIES = tuple(GEOMETRIES[i] for i in (0, 6, 7, 8, 15, 16, 18, 21, 23, 25, 26))
 
 
-def _weights(rng: np.random.Generator, shape: tuple, mode: str) -> np.ndarray:
-    if mode == "min":
-        return np.full(shape, -8)
-    if mode == "max":
-        return np.full(shape, 7)
-    if mode == "alt":  # -8 and 7 alternating: the sign edge in both nibble planes of each byte
-        return np.where(np.arange(int(np.prod(shape))).reshape(shape) % 2 == 0, -8, 7)
-    if mode == "edges":
-        return rng.choice(EDGE4, shape)
-    return rng.integers(-8, 8, shape)
-
-
-def _inputs(rng: np.random.Generator, shape: tuple, q: LayerQuant, mode: str) -> np.ndarray:
-    lo, hi = q.inp.range
-    if mode == "hi":
-        return np.full(shape, hi)
-    if mode == "lo":
-        return np.full(shape, lo)
-    return rng.integers(lo, hi + 1, shape)
 
 
 def _layers(view: int, rnd: bool, ib: int, signed: bool, outs: tuple, geometries, seed: int):
@@ -81,7 +57,7 @@ def _layers(view: int, rnd: bool, ib: int, signed: bool, outs: tuple, geometries
         out = ActFormat(32, True) if ob == 32 else ActFormat(ob, bool(signed and ob == 8))
         q = LayerQuant(ActFormat(ib, signed), out, 4, view, w_round=rnd)
         bias, mult, shift = _requant(rng, cout, k * k * cin, q)
-        yield (_inputs(rng, (h, w, cin), q, xmode), _weights(rng, (cout, k, k, cin), wmode), bias, mult, shift, q,
+        yield (inputs4(rng, (h, w, cin), q, xmode), weights4(rng, (cout, k, k, cin), wmode), bias, mult, shift, q,
                win)
 
 
@@ -101,7 +77,7 @@ def test_conv_4bit_storage_int32_sums() -> None:
         q = LayerQuant(ActFormat(ib, signed), ActFormat(32, True), 4, view, w_round=rnd)
         z = np.zeros(cout, np.int64)
         for wmode in ("random", "alt"):
-            compare("conv2d", _inputs(rng, (h, w, cin), q, "random"), _weights(rng, (cout, k, k, cin), wmode), z, z,
+            compare("conv2d", inputs4(rng, (h, w, cin), q, "random"), weights4(rng, (cout, k, k, cin), wmode), z, z,
                     z, q, win)
 
 

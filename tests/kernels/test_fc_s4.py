@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from board_kernels import OPS
 from kernel_check import COUNTS, VARIANTS, compare
+from s4_cases import INPUTS, OUTS, VIEWS, inputs4, weights4
 from test_on_board import _check, _requant, _values, board  # noqa: F401  (board: the fixture)
 
 from bitpath import ckernels
@@ -27,11 +28,6 @@ from bitpath.ref import ops
 from bitpath.ref.formats import ActFormat, LayerQuant
 from bitpath.ref.packing import pack
 
-VIEWS = [(4, False), (2, False), (2, True)]  # (w_view, w_round) of 4-bit storage
-INPUTS = [(8, False), (8, True), (4, False), (4, True), (2, False)]
-OUTS = [8, 4, 2, 32]
-# codes around the 2-bit view's rounding edges (c = 2 mod 4), the saturating 6 and 7, and -8
-EDGE4 = np.array([-8, -7, -6, -5, -3, -2, -1, 0, 1, 2, 3, 5, 6, 7])
 # (K, out_features): every K % 8 below and above one group, the chunk edges, large K
 GEOMETRIES = (
     *((k, 1 + k % 9) for k in range(1, 25)),
@@ -54,25 +50,6 @@ MODES = (("random", "random"), ("edges", "random"), ("min", "hi"), ("min", "lo")
          ("alt", "hi"), ("alt", "lo"))
 
 
-def _weights(rng: np.random.Generator, shape: tuple, mode: str) -> np.ndarray:
-    if mode == "min":
-        return np.full(shape, -8)
-    if mode == "max":
-        return np.full(shape, 7)
-    if mode == "alt":  # -8 and 7 alternating: the sign edge in both nibbles of each byte
-        return np.where(np.arange(int(np.prod(shape))).reshape(shape) % 2 == 0, -8, 7)
-    if mode == "edges":
-        return rng.choice(EDGE4, shape)
-    return rng.integers(-8, 8, shape)
-
-
-def _inputs(rng: np.random.Generator, shape: tuple, q: LayerQuant, mode: str) -> np.ndarray:
-    lo, hi = q.inp.range
-    if mode == "hi":
-        return np.full(shape, hi)
-    if mode == "lo":
-        return np.full(shape, lo)
-    return rng.integers(lo, hi + 1, shape)
 
 
 def _quant(view: int, rnd: bool, ib: int, signed: bool, ob: int) -> LayerQuant:
@@ -90,7 +67,7 @@ def _layers(view: int, rnd: bool, ib: int, signed: bool, outs: tuple, geometries
         if i % 3 == 0 and q.out.bits != 32:  # shifts below 33 (lifted where the value allows) and at 33
             shift = rng.choice(np.array([12, 20, 31, 32, 33]), cout)
         xshape = (batches, k) if batches else (k,)
-        yield _inputs(rng, xshape, q, xmode), _weights(rng, (cout, k), wmode), bias, mult, shift, q
+        yield inputs4(rng, xshape, q, xmode), weights4(rng, (cout, k), wmode), bias, mult, shift, q
 
 
 @pytest.mark.parametrize("ob", OUTS)
@@ -109,7 +86,7 @@ def test_fc_4bit_storage_int32_sums() -> None:
         q = _quant(view, rnd, ib, signed, 32)
         z = np.zeros(cout, np.int64)
         for wmode, xmode in MODES:
-            compare("fully_connected", _inputs(rng, (k,), q, xmode), _weights(rng, (cout, k), wmode), z, z, z, q)
+            compare("fully_connected", inputs4(rng, (k,), q, xmode), weights4(rng, (cout, k), wmode), z, z, z, q)
 
 
 @pytest.mark.parametrize(("ib", "signed"), [(8, False), (8, True), (4, False)])
@@ -187,8 +164,8 @@ def test_fc_4bit_storage_batches_on_board(board, ib: int, signed: bool) -> None:
             np.testing.assert_array_equal(got, want, err_msg="batched fully_connected on the board")
 
 
-def test_values_helper_is_shared() -> None:
-    # _values (test_on_board's mode mix) also drives a few random cases here
+def test_fc_4bit_storage_mixed_values() -> None:
+    # test_on_board._values mode mix (all-max, all-min, both extremes, random) on inputs and codes
     rng = np.random.default_rng(3)
     for ib, signed in INPUTS:
         q = _quant(4, False, ib, signed, 8)
