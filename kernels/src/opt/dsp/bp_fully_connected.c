@@ -572,6 +572,30 @@ static inline int32_t fc_requant(int32_t acc, int32_t m, int32_t s, int32_t lo, 
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+// Outputs o .. o + n - 1 of batch b from their sums acc[0 .. n-1] plus the bias: int32 logits (out_row
+// 0), or requantized (fc_requant) into the packed output row orow, whose sub-byte bytes the caller
+// cleared (bp_write ORs). |bias + acc| <= INT32_MAX (bp_check_acc).
+static inline __attribute__((always_inline)) void fc_emit(const bp_quant_t *q, const bp_requant_t *rq,
+                                                          const int32_t *bias, const int32_t *acc, int32_t o,
+                                                          int32_t n, int32_t out_row, void *output, int32_t b,
+                                                          int32_t nout, uint8_t *orow) {
+    if (out_row == 0) { // int32 logits
+        for (int32_t j = 0; j < n; j++) {
+            ((int32_t *)output)[(ptrdiff_t)b * nout + o + j] = (bias ? bias[o + j] : 0) + acc[j];
+        }
+        return;
+    }
+    const int32_t lo = q->act_min, hi = q->act_max, obits = q->out.bits;
+    for (int32_t j = 0; j < n; j++) {
+        const int32_t v = fc_requant((bias ? bias[o + j] : 0) + acc[j], rq->multiplier[o + j], rq->shift[o + j], lo, hi);
+        if (obits == 8) {
+            orow[o + j] = (uint8_t)v;
+        } else {
+            bp_write(orow, o + j, obits, v);
+        }
+    }
+}
+
 enum { FC_CLAMP_ANY = 0, FC_CLAMP_U8 = 1, FC_CLAMP_S8 = 2 };
 
 // Requantize and store n <= 5 8-bit outputs at op (bias may be NULL). Specialised by the clamp so the
@@ -1352,7 +1376,7 @@ static __attribute__((noinline)) void fc_s4_layer(const bp_quant_t *q, const bp_
                                                   const uint8_t *filter, const int32_t *bias, void *output) {
     const int32_t in_row = bp_row_bytes(k, q->in.bits), w_row = bp_row_bytes(k, 4);
     const int32_t obits = q->out.bits, out_row = obits == 32 ? 0 : bp_row_bytes(nout, obits);
-    const int32_t lo = q->act_min, hi = q->act_max, sh = 8 - q->w_view;
+    const int32_t sh = 8 - q->w_view;
     const int rnd = q->w_round && q->w_view < 4; // the rounded 2-bit view
     for (int32_t b = 0; b < batches; b++) {
         const uint8_t *const x = input + (ptrdiff_t)b * in_row;
@@ -1365,19 +1389,7 @@ static __attribute__((noinline)) void fc_s4_layer(const bp_quant_t *q, const bp_
             int32_t t[4];
             (rnd ? fc_dot_s4_r : fc_dot_s4)(t, x, q->in.bits, q->in.is_signed, filter + (ptrdiff_t)(o + n - 4) * w_row,
                                             w_row, k, sh);
-            for (int32_t j = 0; j < n; j++) {
-                const int32_t acc = (bias ? bias[o + j] : 0) + t[4 - n + j]; // |acc| <= INT32_MAX (bp_check_acc)
-                if (out_row == 0) { // int32 logits
-                    ((int32_t *)output)[(ptrdiff_t)b * nout + o + j] = acc;
-                    continue;
-                }
-                const int32_t v = fc_requant(acc, rq->multiplier[o + j], rq->shift[o + j], lo, hi);
-                if (obits == 8) {
-                    orow[o + j] = (uint8_t)v;
-                } else {
-                    bp_write(orow, o + j, obits, v);
-                }
-            }
+            fc_emit(q, rq, bias, t + 4 - n, o, n, out_row, output, b, nout, orow); // rows o.. are the block's last n
         }
     }
 }
@@ -1437,23 +1449,7 @@ static inline __attribute__((always_inline)) void fc_other_impl(const bp_quant_t
                     acc[j] = bp_dot_row(x, &q->in, wrow[j], in_features, q->w_stored, q->w_view, q->w_round);
                 }
             }
-            // |bias + acc| <= INT32_MAX (bp_check_acc).
-            if (out_row == 0) { // int32 logits
-                for (int32_t j = 0; j < n; j++) {
-                    ((int32_t *)output)[(ptrdiff_t)b * out_features + o + j] = (bias ? bias[o + j] : 0) + acc[j];
-                }
-                continue;
-            }
-            const int32_t lo = q->act_min, hi = q->act_max, obits = q->out.bits;
-            for (int32_t j = 0; j < n; j++) {
-                const int32_t v = fc_requant((bias ? bias[o + j] : 0) + acc[j], rq->multiplier[o + j],
-                                             rq->shift[o + j], lo, hi);
-                if (obits == 8) {
-                    orow[o + j] = (uint8_t)v;
-                } else {
-                    bp_write(orow, o + j, obits, v);
-                }
-            }
+            fc_emit(q, rq, bias, acc, o, n, out_row, output, b, out_features, orow);
         }
     }
 }
