@@ -2061,13 +2061,13 @@ static __attribute__((noinline)) void conv_c1(const bp_window_t *win, const bp_q
 // patches of k4 int16, bp_conv2d_get_buffer_size), dot_2x2_s4. sh (a constant: 4 or 6) the view
 // 8 - sh, rnd (a constant) the rounded view, u4 (a constant) unsigned 4-bit inputs; one out-of-line
 // instance per combination used (conv_s4_*).
-static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_context_t *ctx, const bp_window_t *win,
-                                                                  const bp_quant_t *q, const bp_requant_t *rq,
-                                                                  const bp_dims_t *input_dims, const uint8_t *input,
-                                                                  const bp_dims_t *filter_dims, const uint8_t *filter,
-                                                                  const int32_t *bias, const bp_dims_t *output_dims,
-                                                                  void *output, const int sh, const int u4,
-                                                                  const int rnd) {
+static inline __attribute__((always_inline)) void conv_s4_impl(const bp_context_t *ctx, const bp_window_t *win,
+                                                               const bp_quant_t *q, const bp_requant_t *rq,
+                                                               const bp_dims_t *input_dims, const uint8_t *input,
+                                                               const bp_dims_t *filter_dims, const uint8_t *filter,
+                                                               const int32_t *bias, const bp_dims_t *output_dims,
+                                                               void *output, const int sh, const int u4,
+                                                               const int rnd) {
     const int32_t cin = input_dims->c, cout = filter_dims->n, kh = filter_dims->h, kw = filter_dims->w;
     const int32_t k = kh * kw * cin;
     const int32_t in_row = bp_row_bytes(cin, q->in.bits);
@@ -2117,7 +2117,7 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
     }
 }
 
-// The instances of conv_smlad_impl, each out of line with its constants (sh, u4, rnd): conv_s4_v4, the
+// The instances of conv_s4_impl, each out of line with its constants (sh, u4, rnd): conv_s4_v4, the
 // full view of 4-bit storage (_u4: for unsigned 4-bit inputs, the patch is built from one word per 8
 // values); conv_s4_v2 and conv_s4_v2r, its floor and rounded 2-bit views.
 #define BP_CONV_S4(name, sh, u4, rnd)                                                                          \
@@ -2127,7 +2127,7 @@ static inline __attribute__((always_inline)) void conv_smlad_impl(const bp_conte
                                                const bp_dims_t *filter_dims, const uint8_t *filter,        \
                                                const int32_t *bias, const bp_dims_t *output_dims,          \
                                                void *output) {                                             \
-        conv_smlad_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, sh, \
+        conv_s4_impl(ctx, win, q, rq, input_dims, input, filter_dims, filter, bias, output_dims, output, sh, \
                         u4, rnd);                                                                          \
     }
 BP_CONV_S4(conv_s4_v4, 4, 0, 0)

@@ -102,7 +102,10 @@ static inline __attribute__((always_inline)) void dw_unpack(const uint8_t *p, in
 static inline __attribute__((always_inline)) int32_t dw_rq(int32_t acc, const dw_rq_t *p, int32_t lo, int32_t hi,
                                                            int usat) {
     const int32_t v = bp_smmla(acc, p->mult, p->rnd) >> p->sh;
-    return usat == 8 ? bp_usat8(v) : usat == 4 ? bp_usat4(v) : usat == 2 ? bp_usat2(v) : (v < lo ? lo : (v > hi ? hi : v));
+    return usat == 8   ? bp_usat8(v)
+           : usat == 4 ? bp_usat4(v)
+           : usat == 2 ? bp_usat2(v)
+                       : (v < lo ? lo : (v > hi ? hi : v));
 }
 
 // Requantize four accumulators with the fast constants and store them as whole bytes at op.
@@ -115,7 +118,8 @@ static inline __attribute__((always_inline)) void dw_store4(uint8_t *op, int32_t
         const uint32_t word = (uint32_t)v0 | ((uint32_t)v1 << 8) | ((uint32_t)v2 << 16) | ((uint32_t)v3 << 24);
         memcpy(op, &word, sizeof word);
     } else if (usat == 4) { // 0..15 each: one halfword (three ORR and an unaligned STRH)
-        const uint16_t half = (uint16_t)((uint32_t)v0 | ((uint32_t)v1 << 4) | ((uint32_t)v2 << 8) | ((uint32_t)v3 << 12));
+        const uint16_t half =
+            (uint16_t)((uint32_t)v0 | ((uint32_t)v1 << 4) | ((uint32_t)v2 << 8) | ((uint32_t)v3 << 12));
         memcpy(op, &half, sizeof half);
     } else if (usat == 2) { // 0..3 each: one byte
         op[0] = (uint8_t)((uint32_t)v0 | ((uint32_t)v1 << 2) | ((uint32_t)v2 << 4) | ((uint32_t)v3 << 6));
@@ -531,7 +535,10 @@ bp_status_t bp_depthwise_conv2d(const bp_window_t *win,
         const int ui = !usat ? 3 : ob == 8 ? 0 : ob == 4 ? 1 : 2;
         k.ring = (fmt == DW_IN_U4 || fmt == DW_IN_U2) && iw <= BP_DW_RING / (8 * kh);
         const int ufmt = k.ring ? DW_IN_U8 : fmt; // the format the runs read
-        k.run = ufmt == DW_IN_U8 ? DW_RUNS_U8[ui][1] : ufmt == DW_IN_S8 ? dw_run_s8 : ufmt == DW_IN_U4 ? dw_run_u4 : dw_run_u2;
+        k.run = ufmt == DW_IN_U8   ? DW_RUNS_U8[ui][1]
+                : ufmt == DW_IN_S8 ? dw_run_s8
+                : ufmt == DW_IN_U4 ? dw_run_u4
+                                   : dw_run_u2;
         k.run3x3 = kh == 3 && kw == 3 && ufmt == DW_IN_U8 ? DW_RUNS_U8[ui][0] : NULL;
     }
 
